@@ -1,0 +1,5 @@
+"""`python -m ndpsim` is the `ndpsim` command."""
+
+from ndpsim.cli import main
+
+main()

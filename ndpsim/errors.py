@@ -1,0 +1,18 @@
+"""Error types. A `UserError` is the user's to fix (bad model, config or flag): the CLI
+prints its message on one line and exits with code 2. Anything else is our bug (exit 1)."""
+
+
+class UserError(Exception):
+    """Bad input from the user: a model, a config file, a flag. CLI exit code 2."""
+
+
+class ModelError(UserError):
+    """The ONNX model cannot be read, is malformed, or is outside what ndpsim supports."""
+
+
+class UnsupportedOpError(ModelError):
+    """An op, attribute value or dtype the simulator does not implement (named in the message)."""
+
+
+class ConfigError(UserError):
+    """An invalid hardware description, option or sweep specification (names the field)."""

@@ -1,0 +1,60 @@
+"""The import pipeline: each stage is one named function, refusing early and cheaply
+(declared sizes are checked before any data of that size exists)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from ndpsim.frontend.attributes import check_attributes
+from ndpsim.frontend.convert import to_graph
+from ndpsim.frontend.infer import check_and_infer
+from ndpsim.frontend.reader import ModelSource, load_external_data, read_model
+from ndpsim.frontend.validate import (
+    apply_input_shapes,
+    check_declarations,
+    check_header,
+    check_ops,
+    sort_nodes,
+)
+from ndpsim.ir.graph import Graph
+
+DEFAULT_MAX_TENSOR_ELEMENTS = 2**28
+
+
+def load_graph(
+    source: ModelSource,
+    *,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    max_tensor_elements: int = DEFAULT_MAX_TENSOR_ELEMENTS,
+    require_supported: bool = True,
+) -> Graph:
+    """`load_model`, with the final supported-op check optional (see `to_graph`)."""
+    if max_tensor_elements < 1:
+        raise ValueError("max_tensor_elements must be positive")
+    limit = max_tensor_elements
+    model, folder = read_model(source)  # bounded read + protobuf decode
+    opset = check_header(model)  # IR version, opset range, known domains
+    check_ops(model, opset, require_supported)  # ops that can neither run nor fold, by name
+    for node in model.graph.node:
+        check_attributes(node, opset)  # names and types against the schema
+    check_declarations(model, limit)  # dtypes, dims, sizes from declarations only
+    apply_input_shapes(model, input_shapes, limit)  # overrides, then inputs must be static
+    sort_nodes(model)  # missing values, duplicates, cycles; topological order
+    load_external_data(model, folder, limit)  # confined to the model's folder, bounded
+    inferred = check_and_infer(model)  # onnx checker + strict shape inference
+    return to_graph(inferred, opset, limit, require_supported=require_supported)
+
+
+def load_model(
+    source: ModelSource,
+    *,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    max_tensor_elements: int = DEFAULT_MAX_TENSOR_ELEMENTS,
+) -> Graph:
+    """Read an ONNX model (path, bytes or ModelProto) into a checked, folded `Graph`.
+
+    `input_shapes` fixes the dims of dynamic inputs (name -> dims). Any problem with the
+    model raises a `ModelError` (an `UnsupportedOpError` for ops, attributes or dtypes the
+    simulator lacks) with a one-line message naming it; no tensor over
+    `max_tensor_elements` elements is ever allocated."""
+    return load_graph(source, input_shapes=input_shapes, max_tensor_elements=max_tensor_elements)

@@ -1,0 +1,110 @@
+"""Activation SRAM: liveness of every buffer and a first-fit allocation in SRAM bytes.
+A buffer that does not fit when it is produced lives in external memory (spilled): its
+producer writes it out and each consumer reads it back, and that traffic is counted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ALIAS_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"})
+
+
+@dataclass
+class MemoryPlan:
+    on_chip: dict[str, bool]  # root buffer -> fits in SRAM
+    sram_offset: dict[str, int]  # root buffer -> byte offset in SRAM (on-chip ones)
+    live_bytes_at: list[int]  # live activation bytes while node i runs
+    peak_bytes: int
+
+
+def plan_memory(order: list[tuple[str, list[str], list[str]]], nbytes: dict[str, int],
+                root: dict[str, str], pinned: list[str], outputs: list[str],
+                sram_bytes: int) -> MemoryPlan:
+    """`order`: per node (name, input values, output values), in execution order.
+    `root` maps an alias value to the buffer it shares; `pinned` buffers (graph inputs,
+    constants) are live from the start; graph `outputs` stay live to the end."""
+    last_use: dict[str, int] = {}
+    first_def: dict[str, int] = {r: -1 for r in pinned}
+    for i, (_, ins, outs) in enumerate(order):
+        for v in ins:
+            last_use[root.get(v, v)] = i
+        for v in outs:
+            first_def.setdefault(root.get(v, v), i)
+    for v in outputs:
+        last_use[root.get(v, v)] = len(order)
+    free: list[tuple[int, int]] = [(0, sram_bytes)]  # sorted (offset, size) holes
+    on_chip: dict[str, bool] = {}
+    offset: dict[str, int] = {}
+    live: dict[str, int] = {}
+    live_at: list[int] = []
+
+    def alloc(buf: str) -> None:
+        size = max(1, nbytes[buf])
+        for j, (off, hole) in enumerate(free):
+            if hole >= size:
+                free[j] = (off + size, hole - size)
+                offset[buf], on_chip[buf] = off, True
+                return
+        on_chip[buf] = False
+
+    def release(buf: str) -> None:
+        if on_chip.get(buf):
+            free.append((offset[buf], max(1, nbytes[buf])))
+            free.sort()
+            merged: list[tuple[int, int]] = []
+            for off, size in free:
+                if merged and merged[-1][0] + merged[-1][1] == off:
+                    merged[-1] = (merged[-1][0], merged[-1][1] + size)
+                elif size > 0:
+                    merged.append((off, size))
+            free[:] = merged
+
+    for buf in pinned:
+        alloc(buf)
+        live[buf] = nbytes[buf]
+    for i, (_, _, outs) in enumerate(order):
+        for buf in [b for b in live if last_use.get(b, -1) < i and b not in pinned]:
+            release(buf)
+            del live[buf]
+        for v in outs:
+            buf = root.get(v, v)
+            if buf not in live:
+                alloc(buf)
+                live[buf] = nbytes[buf]
+        live_at.append(sum(live.values()))
+    return MemoryPlan(on_chip, offset, live_at, max(live_at, default=sum(live.values())))
+
+
+@dataclass
+class WeightPlan:
+    macro_of_tile: list[list[int]]  # per MAC layer, the macro of each tile (flat order)
+    resident: list[bool]  # per MAC layer
+    stream_slots: int  # weight sets reserved for streaming (0 when everything is resident)
+
+
+def place_weights(tiles_per_layer: list[int], total_macros: int, weight_sets: int) -> WeightPlan:
+    """Weight-stationary placement. Tiles of a layer go to consecutive macros (so they run in
+    parallel), each tile taking one weight set. If the model does not fit, up to two sets per
+    macro are kept for streaming and layers that do not fit whole are streamed through them."""
+    total = total_macros * weight_sets
+    need = sum(tiles_per_layer)
+    reserve = 0 if need <= total else min(2, weight_sets)
+    capacity = [weight_sets - reserve] * total_macros
+    cursor = 0
+    macro_of_tile: list[list[int]] = []
+    resident: list[bool] = []
+    for n in tiles_per_layer:
+        if sum(capacity) >= n and (reserve == 0 or n <= sum(capacity)):
+            macros = []
+            for _ in range(n):
+                while capacity[cursor] == 0:
+                    cursor = (cursor + 1) % total_macros
+                capacity[cursor] -= 1
+                macros.append(cursor)
+                cursor = (cursor + 1) % total_macros
+            macro_of_tile.append(macros)
+            resident.append(True)
+        else:
+            macro_of_tile.append([i % total_macros for i in range(n)])
+            resident.append(False)
+    return WeightPlan(macro_of_tile, resident, reserve * total_macros)

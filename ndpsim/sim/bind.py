@@ -1,0 +1,160 @@
+"""Fill a Program's parameters: weights, biases, requantization scales, zero points and
+constants — either as floats (the float datapath: calibration, op-level checks) or as
+integers for a QuantPlan (the integer datapath the machine runs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ndpsim.isa import DESC_FIELDS, Act
+from ndpsim.lower.program import Program
+from ndpsim.lower.tiling import bias_vector, geometry, weight_matrix
+
+
+@dataclass(frozen=True)
+class QParams:
+    """Affine quantization of one tensor: real = scale * (q - zero_point), q in [qmin, qmax]."""
+
+    scale: float
+    zero_point: int
+    qmin: int
+    qmax: int
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        q = np.rint(np.asarray(x, np.float64) / self.scale) + self.zero_point
+        return np.clip(q, self.qmin, self.qmax).astype(np.int64)
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        return (np.asarray(q, np.float64) - self.zero_point) * self.scale
+
+
+@dataclass
+class QuantPlan:
+    tensors: dict[str, QParams]  # every value the program stores (aliases share their source)
+    weight_bits: int
+
+
+@dataclass
+class Params:
+    desc: np.ndarray
+    fparams: np.ndarray  # float32
+    weights: np.ndarray  # int32 (integer datapath) or float32
+    mem: np.ndarray  # initial arena: constants written; int32 or float32
+    float_mode: bool
+
+
+def _set(desc: np.ndarray, row: int, kind: str, **values: int) -> None:
+    cols = DESC_FIELDS[kind]
+    for k, v in values.items():
+        desc[row, cols[k]] = v
+
+
+def _act_params(program: Program, kind: str, row: int, node_attrs, fparams, sy: float) -> None:
+    act = node_attrs.get("fused_act")
+    d = program.desc[row]
+    code = int(d[DESC_FIELDS[kind]["act"]])
+    if code == Act.NONE:
+        return
+    p0, p1 = int(d[DESC_FIELDS[kind]["act_p0"]]), int(d[DESC_FIELDS[kind]["act_p1"]])
+    if code == Act.CLIP:
+        fparams[p0], fparams[p1] = act[1] / sy, act[2] / sy
+    elif code == Act.LEAKY_RELU:
+        fparams[p0] = act[1]
+
+
+def _quantize_weights(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-output-channel symmetric quantization: returns (integer weights, scale per row)."""
+    qmax = (1 << (bits - 1)) - 1 if bits > 1 else 1
+    amax = np.abs(w).max(axis=1)
+    scale = np.where(amax > 0, amax / qmax, 1.0)
+    return np.clip(np.rint(w / scale[:, None]), -qmax, qmax).astype(np.int64), scale
+
+
+def bind(program: Program, plan: QuantPlan | None) -> Params:
+    """Parameters for the float datapath (`plan` None) or the integer one."""
+    g = program.graph
+    nodes = {n.name: n for n in g.nodes}
+    float_mode = plan is None
+    ftype = np.float32 if float_mode else np.int32
+    desc = program.desc.copy()
+    fparams = np.zeros(program.fparam_size, dtype=np.float32)
+    weights = np.zeros(program.weight_size, dtype=ftype)
+    mem = np.zeros(program.mem_size, dtype=ftype)
+
+    def q(name: str) -> QParams:
+        return QParams(1.0, 0, 0, 0) if float_mode else plan.tensors[name]
+
+    for bd in program.bindings:
+        if bd.kind in ("const", "pad_value"):
+            if bd.kind == "const":
+                values = np.asarray(g.constants[bd.output], np.float64).reshape(-1)
+                qp = q(bd.output)
+            else:
+                node = nodes[bd.node]
+                values = np.array([_pad_value(g, node)])
+                qp = q(bd.output)
+            p = program.placements[bd.inputs[0]]
+            mem[p.addr:p.addr + values.size] = values if float_mode else qp.quantize(values)
+            continue
+        node = nodes[bd.node]
+        y = q(bd.output)
+        if bd.kind == "conv":
+            geom = geometry(g, node)
+            w = weight_matrix(g, node, geom)
+            bias = bias_vector(g, node, geom)
+            x = q(bd.inputs[0])
+            s = bd.slots
+            n = w.size
+            if float_mode:
+                weights[s["w_base"]:s["w_base"] + n] = w.reshape(-1)
+                if bias is not None:
+                    weights[s["bias_base"]:s["bias_base"] + geom.cout] = bias
+                fparams[s["scale_base"]:s["scale_base"] + geom.cout] = 1.0
+            else:
+                wq, sw = _quantize_weights(w, plan.weight_bits)
+                weights[s["w_base"]:s["w_base"] + n] = wq.reshape(-1)
+                if bias is not None:
+                    bq = np.clip(np.rint(bias / (x.scale * sw)), -(2**31), 2**31 - 1)
+                    weights[s["bias_base"]:s["bias_base"] + geom.cout] = bq
+                fparams[s["scale_base"]:s["scale_base"] + geom.cout] = x.scale * sw / y.scale
+            _set(desc, bd.desc, "conv", in_zp=x.zero_point, out_zp=y.zero_point, qmin=y.qmin,
+                 qmax=y.qmax)
+            _act_params(program, "conv", bd.desc, node.attrs, fparams, y.scale)
+        elif bd.kind == "eltwise":
+            a, b = q(bd.inputs[0]), q(bd.inputs[1])
+            if node.op_type == "Mul":
+                fparams[bd.slots["ra"]] = a.scale * b.scale / y.scale
+            else:
+                fparams[bd.slots["ra"]] = a.scale / y.scale
+                fparams[bd.slots["rb"]] = b.scale / y.scale
+            _set(desc, bd.desc, "eltwise", za=a.zero_point, zb=b.zero_point, zy=y.zero_point,
+                 qmin=y.qmin, qmax=y.qmax)
+            _act_params(program, "eltwise", bd.desc, node.attrs, fparams, y.scale)
+        elif bd.kind in ("pool", "copy"):
+            x = q(bd.inputs[0])
+            fparams[bd.slots["r"]] = x.scale / y.scale
+            zx = "zx"
+            _set(desc, bd.desc, bd.kind, **{zx: x.zero_point}, zy=y.zero_point, qmin=y.qmin,
+                 qmax=y.qmax)
+            attrs = node.attrs
+            if bd.kind == "copy" and node.op_type in ("Relu", "Clip", "LeakyRelu"):
+                from ndpsim.lower.passes import _activation_of
+
+                attrs = {"fused_act": _activation_of(g, node)}
+            _act_params(program, bd.kind, bd.desc, attrs, fparams, y.scale)
+        elif bd.kind == "softmax":
+            x = q(bd.inputs[0])
+            fparams[bd.slots["sx"]] = x.scale
+            fparams[bd.slots["sy"]] = y.scale
+            _set(desc, bd.desc, "softmax", zx=x.zero_point, zy=y.zero_point, qmin=y.qmin,
+                 qmax=y.qmax)
+    return Params(desc, fparams, weights, mem, float_mode)
+
+
+def _pad_value(g, node) -> float:
+    if g.opset >= 11:
+        name = node.inputs[2] if len(node.inputs) > 2 else ""
+        return float(np.asarray(g.constants[name]).reshape(-1)[0]) if name else 0.0
+    return float(node.attrs.get("value", 0.0) or 0.0)

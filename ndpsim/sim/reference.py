@@ -1,0 +1,282 @@
+"""The reference interpreter: the ISA's semantics in plain Python, one element at a time.
+
+This file is the specification. ndpsim/sim/core.py (numba) must produce the same outputs
+and the same counters bit for bit (tests/test_differential.py). Float arithmetic is done in
+numpy float32 scalars where the hardware computes in float32, in the same order as the core.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ndpsim.isa import DESC_FIELDS, N_COUNTERS, Act, Counter, EltwiseKind, Opcode, PoolKind
+from ndpsim.sim.core import Timing
+
+_F32 = np.float32
+CV, EW, PL, SM, CP = (DESC_FIELDS[k] for k in ("conv", "eltwise", "pool", "softmax", "copy"))
+_VECTOR_OPS = {Opcode.REQUANT, Opcode.ELTWISE, Opcode.POOL, Opcode.COPY, Opcode.SOFTMAX}
+
+
+def _activate(f, act: int, p0: int, p1: int, fparams: np.ndarray):
+    if act == Act.RELU and f < 0:
+        f = f * _F32(0.0)
+    elif act == Act.CLIP:
+        if f < fparams[p0]:
+            f = fparams[p0]
+        if f > fparams[p1]:
+            f = fparams[p1]
+    elif act == Act.LEAKY_RELU and f < 0:
+        f = f * fparams[p0]
+    return f
+
+
+def _store(mem, addr: int, f, zp: int, qmin: int, qmax: int, float_mode: bool) -> None:
+    if float_mode:
+        mem[addr] = f
+    else:
+        mem[addr] = min(max(int(np.rint(f)) + zp, qmin), qmax)
+
+
+def _mvm(d, tile, p0, n, mem, weights, acc, float_mode):
+    cin, cout, groups = int(d[CV["cin"]]), int(d[CV["cout"]]), int(d[CV["groups"]])
+    kh, kw, ow = int(d[CV["kh"]]), int(d[CV["kw"]]), int(d[CV["ow"]])
+    cin_g, cout_g, khw = cin // groups, cout // groups, kh * kw
+    g0, g1, k0, k1, c0, c1 = (int(v) for v in tile)
+    npix = int(d[CV["oh"]]) * ow
+    for p in range(p0, p0 + n):
+        oy, ox = divmod(p, ow)
+        for g in range(g0, g1):
+            xs = []
+            for k in range(k0, k1):
+                ci, r = divmod(k, khw)
+                ky, kx = divmod(r, kw)
+                iy = oy * d[CV["stride_h"]] - d[CV["pad_top"]] + ky * d[CV["dil_h"]]
+                ix = ox * d[CV["stride_w"]] - d[CV["pad_left"]] + kx * d[CV["dil_w"]]
+                if 0 <= iy < d[CV["h"]] and 0 <= ix < d[CV["w"]]:
+                    a = d[CV["in_base"]] + (g * cin_g + ci) * d[CV["in_sc"]]
+                    a += iy * d[CV["in_sy"]] + ix * d[CV["in_sx"]]
+                    x = mem[a] - d[CV["in_zp"]]
+                    xs.append(_F32(x) if float_mode else int(x))
+                else:
+                    xs.append(0 if not float_mode else _F32(0.0))
+            for co in range(c0, c1):
+                oc = g * cout_g + co
+                wb = int(d[CV["w_base"]]) + oc * cin_g * khw + k0
+                if float_mode:
+                    s = _F32(0.0)
+                    for j, x in enumerate(xs):
+                        s = _F32(s + _F32(weights[wb + j]) * x)
+                    acc[int(d[CV["acc_base"]]) + oc * npix + p] += s
+                else:
+                    s = sum(int(weights[wb + j]) * int(x) for j, x in enumerate(xs))
+                    ai = int(d[CV["acc_base"]]) + oc * npix + p
+                    acc[ai] = min(max(int(acc[ai]) + s, int(d[CV["acc_min"]])), int(d[CV["acc_max"]]))
+
+
+def _requant(d, c0, nc, p0, n, mem, weights, acc, fparams, float_mode):
+    ow = int(d[CV["ow"]])
+    npix = int(d[CV["oh"]]) * ow
+    for c in range(c0, c0 + nc):
+        scale = fparams[d[CV["scale_base"]] + c]
+        for p in range(p0, p0 + n):
+            ai = int(d[CV["acc_base"]]) + c * npix + p
+            v = acc[ai]
+            acc[ai] = 0
+            if d[CV["bias_base"]] >= 0:
+                v = v + weights[d[CV["bias_base"]] + c]
+            f = _F32(v) * scale
+            f = _activate(f, d[CV["act"]], d[CV["act_p0"]], d[CV["act_p1"]], fparams)
+            oy, ox = divmod(p, ow)
+            addr = d[CV["out_base"]] + c * d[CV["out_sc"]] + oy * d[CV["out_sy"]] + ox * d[CV["out_sx"]]
+            _store(mem, addr, f, d[CV["out_zp"]], d[CV["qmin"]], d[CV["qmax"]], float_mode)
+
+
+def _view_index(e, dims):
+    i3 = e % dims[3]
+    t = e // dims[3]
+    i2 = t % dims[2]
+    t //= dims[2]
+    return t // dims[1], t % dims[1], i2, i3
+
+
+def _addr(d, f, base, prefix, idx):
+    return d[f[base]] + sum(i * d[f[f"{prefix}{k}"]] for k, i in enumerate(idx))
+
+
+def _eltwise(d, e0, n, mem, fparams, float_mode):
+    dims = [d[EW[f"d{k}"]] for k in range(4)]
+    ra, rb = fparams[d[EW["ra"]]], fparams[d[EW["rb"]]]
+    for e in range(e0, e0 + n):
+        idx = _view_index(e, dims)
+        a = mem[_addr(d, EW, "a_base", "a_s", idx)]
+        b = mem[_addr(d, EW, "b_base", "b_s", idx)]
+        fa = _F32(a - d[EW["za"]])
+        fb = _F32(b - d[EW["zb"]])
+        f = fa * fb * ra if d[EW["kind"]] == EltwiseKind.MUL else fa * ra + fb * rb
+        f = _activate(f, d[EW["act"]], d[EW["act_p0"]], d[EW["act_p1"]], fparams)
+        _store(mem, _addr(d, EW, "y_base", "y_s", idx), f, d[EW["zy"]], d[EW["qmin"]],
+               d[EW["qmax"]], float_mode)
+
+
+def _pool(d, p0, n, mem, fparams, float_mode):
+    g = {k: int(d[v]) for k, v in PL.items()}
+    r = fparams[g["r"]]
+    for p in range(p0, p0 + n):
+        c, t = divmod(p, g["oh"] * g["ow"])
+        oy, ox = divmod(t, g["ow"])
+        vals = []
+        for ky in range(g["kh"]):
+            iy = oy * g["stride_h"] - g["pad_top"] + ky * g["dil_h"]
+            for kx in range(g["kw"]):
+                ix = ox * g["stride_w"] - g["pad_left"] + kx * g["dil_w"]
+                if 0 <= iy < g["h"] and 0 <= ix < g["w"]:
+                    x = mem[g["in_base"] + c * g["in_sc"] + iy * g["in_sy"] + ix * g["in_sx"]]
+                    vals.append(float(x) - g["zx"] if float_mode else int(x) - g["zx"])
+        count = g["kh"] * g["kw"] if g["count_include_pad"] else len(vals)
+        if g["kind"] == PoolKind.MAX:
+            f = _F32(max(vals) if vals else 0) * r
+        else:
+            s = 0.0 if float_mode else 0  # float64 sums in float mode, as the core's
+            for v in vals:
+                s += v
+            f = _F32(s) / _F32(count) * r
+        f = _activate(f, g["act"], g["act_p0"], g["act_p1"], fparams)
+        y = g["out_base"] + c * g["out_sc"] + oy * g["out_sy"] + ox * g["out_sx"]
+        _store(mem, y, f, g["zy"], g["qmin"], g["qmax"], float_mode)
+
+
+def _softmax(d, r0, n, mem, fparams, float_mode):
+    g = {k: int(d[v]) for k, v in SM.items()}
+    sx, sy = fparams[g["sx"]], fparams[g["sy"]]
+    for row in range(r0, r0 + n):
+        o, i = divmod(row, g["inner"])
+        addrs = [o * g["length"] * g["inner"] + i + j * g["inner"] for j in range(g["length"])]
+        vs = [float(_F32(_F32(mem[g["x_base"] + a] - g["zx"]) * sx)) for a in addrs]
+        m = max(vs)
+        total = 0.0
+        for v in vs:
+            total += math.exp(v - m)
+        for a, v in zip(addrs, vs, strict=True):
+            f = _F32(math.exp(v - m) / total) / sy
+            _store(mem, g["y_base"] + a, f, g["zy"], g["qmin"], g["qmax"], float_mode)
+
+
+def _copy(d, e0, n, mem, fparams, float_mode):
+    dims = [d[CP[f"d{k}"]] for k in range(4)]
+    r = fparams[d[CP["r"]]]
+    for e in range(e0, e0 + n):
+        idx = _view_index(e, dims)
+        x = mem[_addr(d, CP, "x_base", "x_s", idx)]
+        f = _F32(x - d[CP["zx"]]) * r
+        f = _activate(f, d[CP["act"]], d[CP["act_p0"]], d[CP["act_p1"]], fparams)
+        _store(mem, _addr(d, CP, "y_base", "y_s", idx), f, d[CP["zy"]], d[CP["qmin"]],
+               d[CP["qmax"]], float_mode)
+
+
+def duration(ins, t: Timing) -> tuple[int, int]:
+    """(cycles on the unit, of which compute-bound) — the timing equations of docs/machine_model.md."""
+    op = Opcode(int(ins["op"]))
+    if op == Opcode.MVM:
+        in_cycles = math.ceil(int(ins["a_bits"]) / t.input_bits_per_cycle)
+        readout = max(1, math.ceil(int(ins["cols"]) / t.readout_columns_per_cycle))
+        compute = int(ins["a2"]) * in_cycles * readout + t.macro_pipeline_cycles
+        return max(compute, math.ceil(int(ins["bytes_in"]) / t.sram_bytes_per_cycle)), compute
+    if op in _VECTOR_OPS:
+        per = t.softmax_cycles_per_element if op == Opcode.SOFTMAX else 1
+        compute = math.ceil(int(ins["work"]) / t.vector_lanes) * per + t.vector_pipeline_cycles
+        sram = math.ceil((int(ins["bytes_in"]) + int(ins["bytes_out"])) / t.sram_bytes_per_cycle)
+        return max(compute, sram), compute
+    nbytes = int(ins["bytes_in"]) + int(ins["bytes_out"])
+    if op in (Opcode.LOAD_W, Opcode.LOAD_A, Opcode.STORE_A):
+        return t.ext_mem_latency_cycles + math.ceil(nbytes / t.ext_mem_bytes_per_cycle), 0
+    if op in (Opcode.HOST_IN, Opcode.HOST_OUT):
+        return math.ceil(nbytes / t.sram_bytes_per_cycle), 0
+    return 0, 0
+
+
+def count(cnt: np.ndarray, ins, dur: int, compute: int, t: Timing) -> None:
+    """Bump the counters the opcode declares in isa/isa.toml."""
+    op = Opcode(int(ins["op"]))
+    C = Counter
+    cnt[C.INSTRUCTIONS] += 1
+    n, rows, cols = int(ins["a2"]), int(ins["rows"]), int(ins["cols"])
+    b_in, b_out, work = int(ins["bytes_in"]), int(ins["bytes_out"]), int(ins["work"])
+    if op == Opcode.MVM:
+        in_cycles = math.ceil(int(ins["a_bits"]) / t.input_bits_per_cycle)
+        cnt[C.MACS] += work
+        cnt[C.MACRO_VECTORS] += n
+        cnt[C.MACRO_INPUT_CYCLES] += n * in_cycles
+        cnt[C.MACRO_CELL_BIT_OPS] += n * rows * cols * int(ins["w_bits"]) * int(ins["a_bits"])
+        cnt[C.MACRO_ROW_ACTIVATIONS] += n * in_cycles * rows
+        cnt[C.READOUT_CONVERSIONS] += n * in_cycles * cols
+        cnt[C.ACCUMULATOR_ADDS] += n * cols
+        cnt[C.SRAM_READ_BYTES] += b_in
+        cnt[C.MACRO_BUSY_CYCLES] += dur
+        cnt[C.MACRO_COMPUTE_CYCLES] += compute
+    elif op in _VECTOR_OPS:
+        cnt[C.VECTOR_ELEMENT_OPS] += work * (3 if op == Opcode.SOFTMAX else 1)
+        if op == Opcode.SOFTMAX:
+            cnt[C.VECTOR_LUT_OPS] += work
+        if op != Opcode.REQUANT:
+            cnt[C.SRAM_READ_BYTES] += b_in
+        cnt[C.SRAM_WRITE_BYTES] += b_out
+        cnt[C.VECTOR_BUSY_CYCLES] += dur
+        cnt[C.VECTOR_COMPUTE_CYCLES] += compute
+    elif op == Opcode.LOAD_W:
+        cnt[C.EXT_READ_BYTES] += b_in
+        cnt[C.WEIGHT_WRITE_BYTES] += b_in
+    elif op == Opcode.LOAD_A:
+        cnt[C.EXT_READ_BYTES] += b_in
+        cnt[C.SRAM_WRITE_BYTES] += b_in
+    elif op == Opcode.STORE_A:
+        cnt[C.SRAM_READ_BYTES] += b_out
+        cnt[C.EXT_WRITE_BYTES] += b_out
+    elif op == Opcode.HOST_IN:
+        cnt[C.HOST_BYTES] += b_in
+        cnt[C.SRAM_WRITE_BYTES] += b_in
+    elif op == Opcode.HOST_OUT:
+        cnt[C.HOST_BYTES] += b_out
+        cnt[C.SRAM_READ_BYTES] += b_out
+    if op in (Opcode.LOAD_W, Opcode.LOAD_A, Opcode.STORE_A, Opcode.HOST_IN, Opcode.HOST_OUT):
+        cnt[C.DMA_BUSY_CYCLES] += dur
+
+
+def run_program(instrs, desc, tiles, fparams, weights, mem, acc, timing: Timing, n_units: int,
+                n_tokens: int, n_layers: int, execute: bool, float_mode: bool):
+    """Same contract as core.run_program; mutates mem and acc."""
+    counters = np.zeros((n_layers, N_COUNTERS), dtype=np.int64)
+    unit_free = [0] * n_units
+    unit_busy = np.zeros(n_units, dtype=np.int64)
+    token_ready = [0] * max(n_tokens, 1)
+    start = np.zeros(len(instrs), dtype=np.int64)
+    end = np.zeros(len(instrs), dtype=np.int64)
+    for i, ins in enumerate(instrs):
+        u = int(ins["unit"])
+        waits = [token_ready[int(ins[w])] for w in ("wait0", "wait1", "wait2") if ins[w] >= 0]
+        t0 = max([i * timing.instruction_issue_cycles, unit_free[u], *waits])
+        dur, compute = duration(ins, timing)
+        start[i], end[i] = t0, t0 + dur
+        unit_free[u] = t0 + dur
+        unit_busy[u] += dur
+        if ins["signal"] >= 0:
+            token_ready[int(ins["signal"])] = max(token_ready[int(ins["signal"])], t0 + dur)
+        count(counters[int(ins["layer"])], ins, dur, compute, timing)
+        if not execute:
+            continue
+        op, d = Opcode(int(ins["op"])), desc[int(ins["desc"])]
+        a0, a1, a2 = int(ins["a0"]), int(ins["a1"]), int(ins["a2"])
+        if op == Opcode.MVM:
+            _mvm(d, tiles[a0], a1, a2, mem, weights, acc, float_mode)
+        elif op == Opcode.REQUANT:
+            _requant(d, a0, int(ins["rows"]), a1, a2, mem, weights, acc, fparams, float_mode)
+        elif op == Opcode.ELTWISE:
+            _eltwise(d, a1, a2, mem, fparams, float_mode)
+        elif op == Opcode.POOL:
+            _pool(d, a1, a2, mem, fparams, float_mode)
+        elif op == Opcode.SOFTMAX:
+            _softmax(d, a1, a2, mem, fparams, float_mode)
+        elif op == Opcode.COPY:
+            _copy(d, a1, a2, mem, fparams, float_mode)
+    return counters, unit_busy, start, end
