@@ -36,7 +36,7 @@ class HardwareConfig(BaseModel):
     macro_rows: int = Field(256, ge=1, le=8192, description="inputs per MVM step")
     macro_cols: int = Field(64, ge=1, le=8192, description="the parallelism factor")
     macro_weight_sets: int = Field(
-        16, ge=1, le=65536, description="weight tiles a macro stores (one active at a time)"
+        64, ge=1, le=65536, description="weight tiles a macro stores (one active at a time)"
     )
     weight_bits: int = Field(8, ge=1, le=16)
     activation_bits: int = Field(8, ge=2, le=16)
@@ -71,14 +71,14 @@ class HardwareConfig(BaseModel):
     macro_bit_op_energy_fj: float = Field(0.5, ge=0, description="per weight-bit x input-bit cell op")
     macro_row_drive_energy_fj: float = Field(20.0, ge=0, description="per row per input cycle")
     readout_energy_pj: float = Field(0.05, ge=0, description="per column per input cycle (digital)")
-    adc_energy_pj: float = Field(0.42, ge=0, description="per conversion at adc_bits")
+    adc_energy_pj: float = Field(0.68, ge=0, description="per conversion at adc_bits")
     accumulator_add_energy_pj: float = Field(0.03, ge=0, description="per partial-sum add")
-    vector_op_energy_pj: float = Field(0.1, ge=0, description="per vector element op")
+    vector_op_energy_pj: float = Field(0.5, ge=0, description="per vector element op")
     vector_lut_energy_pj: float = Field(0.5, ge=0, description="per LUT evaluation")
     sram_read_energy_pj_per_byte: float = Field(0.5, ge=0)
     sram_write_energy_pj_per_byte: float = Field(0.6, ge=0)
-    ext_mem_read_energy_pj_per_byte: float = Field(20.0, ge=0)
-    ext_mem_write_energy_pj_per_byte: float = Field(25.0, ge=0)
+    ext_mem_read_energy_pj_per_byte: float = Field(64.0, ge=0)
+    ext_mem_write_energy_pj_per_byte: float = Field(80.0, ge=0)
     weight_write_energy_pj_per_byte: float = Field(2.0, ge=0)
     host_transfer_energy_pj_per_byte: float = Field(1.0, ge=0)
     instruction_energy_pj: float = Field(2.0, ge=0)
@@ -136,7 +136,7 @@ STRUCTURAL_FIELDS = frozenset(
     {
         "cores", "macros_per_core", "macro_rows", "macro_cols", "macro_weight_sets",
         "weight_bits", "activation_bits", "accumulator_bits", "supports_conv",
-        "accumulator_entries_per_macro", "vector_lanes", "sram_bytes",
+        "accumulator_entries_per_macro", "sram_bytes",
     }
 )  # fmt: skip
 
@@ -168,6 +168,8 @@ def load_preset(name: str) -> HardwareConfig:
 
 
 def _read_mapping(path: Path) -> dict[str, Any]:
+    if path.suffix not in (".yaml", ".yml", ".toml", ".json"):
+        raise ConfigError(f"config {path}: use a .yaml, .toml or .json file")
     try:
         text = path.read_text()
     except OSError as exc:
@@ -177,10 +179,8 @@ def _read_mapping(path: Path) -> dict[str, Any]:
             data = yaml.safe_load(text)
         elif path.suffix == ".toml":
             data = tomllib.loads(text)
-        elif path.suffix == ".json":
-            data = json.loads(text)
         else:
-            raise ConfigError(f"config {path}: use a .yaml, .toml or .json file")
+            data = json.loads(text)
     except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"config {path} is not valid {path.suffix[1:]}: {first}") from None

@@ -60,11 +60,7 @@ def emit_mac(ctx: MacContext, layer_idx: int, layer: Layer, node_name: str, geom
         acc_min=-acc_max - 1, acc_max=acc_max, **act_fields(b, act))
     cols_max = max(t.cols for t in flat)
     px = pixel_block(geom, cols_max, ctx.accumulator_entries)
-    in_tok = x.token
-    if not x.on_chip:  # bring the spilled input back through the DMA
-        tok = b.token()
-        b.emit(Opcode.LOAD_A, ctx.unit_dma, layer_idx, bytes_in=x.nbytes, wait0=in_tok, signal=tok)
-        in_tok = tok
+    in_tok = x.token  # a spilled input was brought back by the driver's LOAD_A already
     w_bytes = [(t.rows * t.cols * w_bits + 7) // 8 for t in flat]
     load_tok: dict[int, int] = {}
     slot_of: dict[int, int] = {}

@@ -94,7 +94,7 @@ def place_weights(tiles_per_layer: list[int], total_macros: int, weight_sets: in
     macro_of_tile: list[list[int]] = []
     resident: list[bool] = []
     for n in tiles_per_layer:
-        if sum(capacity) >= n and (reserve == 0 or n <= sum(capacity)):
+        if sum(capacity) >= n:
             macros = []
             for _ in range(n):
                 while capacity[cursor] == 0:

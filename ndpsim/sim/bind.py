@@ -65,8 +65,13 @@ def _act_params(program: Program, kind: str, row: int, node_attrs, fparams, sy: 
 
 
 def _quantize_weights(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-output-channel symmetric quantization: returns (integer weights, scale per row)."""
-    qmax = (1 << (bits - 1)) - 1 if bits > 1 else 1
+    """Per-output-channel symmetric quantization: returns (integer weights, scale per row).
+    One bit is binary: sign(w) x mean|w| per channel (the two levels a 1-bit cell holds)."""
+    if bits == 1:
+        scale = np.abs(w).mean(axis=1)
+        scale = np.where(scale > 0, scale, 1.0)
+        return np.where(w >= 0, 1, -1).astype(np.int64), scale
+    qmax = (1 << (bits - 1)) - 1
     amax = np.abs(w).max(axis=1)
     scale = np.where(amax > 0, amax / qmax, 1.0)
     return np.clip(np.rint(w / scale[:, None]), -qmax, qmax).astype(np.int64), scale

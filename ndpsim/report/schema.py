@@ -1,0 +1,85 @@
+"""The SimulationReport: a stable, versioned JSON schema (bump SCHEMA_VERSION on change)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+SCHEMA_VERSION = 1
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LayerReport(_Model):
+    name: str
+    op_type: str
+    kind: str  # mac | vector | alias | io
+    fused: list[str]
+    start_cycle: int
+    end_cycle: int
+    cycles: int
+    bound: str  # compute | memory | vector | none
+    macs: int
+    params: int
+    weight_bytes: int
+    tiles: int
+    folds_k: int
+    folds_cout: int
+    weights_resident: bool
+    macro_utilization: float  # useful MACs / (vectors x rows x cols of the macros used)
+    macro_busy_cycles: int
+    vector_busy_cycles: int
+    dma_busy_cycles: int
+    energy_uj: float
+    energy_breakdown_uj: dict[str, float]
+    sram_read_bytes: int
+    sram_write_bytes: int
+    ext_read_bytes: int
+    ext_write_bytes: int
+    peak_activation_bytes: int
+    output_shape: list[int]
+    w_bits: int
+    a_bits: int
+
+
+class Agreement(_Model):
+    reference: str  # "onnxruntime" or "ndpsim-float" (the float datapath) when ORT is absent
+    output: str
+    sqnr_db: float
+    max_abs_error: float
+    top1_agreement: bool | None  # None for outputs that are not class scores
+
+
+class SimulationReport(_Model):
+    schema_version: int = SCHEMA_VERSION
+    ndpsim_version: str
+    model: str
+    model_sha256: str
+    hardware: dict
+    config_id: str
+    mode: str  # "full" (functional + timing) or "timing-only"
+    latency_cycles: int
+    latency_us: float
+    clock_mhz: float
+    voltage_v: float
+    energy_uj: float
+    energy_breakdown_uj: dict[str, float]
+    dynamic_energy_uj: float
+    static_power_mw: float
+    traffic_bytes: dict[str, int]
+    utilization: dict[str, float]  # busy fraction per unit instance
+    macro_utilization: float  # useful MACs / (peak MACs per cycle x latency)
+    macs: int
+    params: int
+    weight_bytes: int
+    weight_capacity_bytes: int
+    weights_resident: bool
+    peak_activation_bytes: int
+    sram_bytes: int
+    spilled_tensors: list[str]
+    fits_on_chip: bool
+    instructions: int
+    layers: list[LayerReport]
+    agreement: list[Agreement] = []
+    outputs: dict[str, list] | None = None  # dequantized outputs, when asked for
