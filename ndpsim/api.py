@@ -29,7 +29,9 @@ class SimOptions(BaseModel):
 
     timing_only: bool = False
     inputs: str | None = Field(None, description=".npz of model inputs (default: seeded random)")
-    calibration: str | None = Field(None, description=".npz of calibration inputs (default: the inputs)")
+    calibration: str | None = Field(
+        None, description=".npz of calibration inputs (default: the inputs)"
+    )
     seed: int = 0
     compare_reference: bool = True
     include_outputs: bool = False
@@ -42,7 +44,11 @@ def _model_bytes_and_graph(model: Any, input_shapes) -> tuple[Graph, str, str]:
     if isinstance(model, (str, os.PathLike)):
         path = Path(model)
         data = path.read_bytes() if path.is_file() else b""
-        return load_model(path, input_shapes=input_shapes), str(path), hashlib.sha256(data).hexdigest()
+        return (
+            load_model(path, input_shapes=input_shapes),
+            str(path),
+            hashlib.sha256(data).hexdigest(),
+        )
     graph = load_model(model, input_shapes=input_shapes)
     raw = model if isinstance(model, bytes) else model.SerializeToString()
     return graph, graph.name, hashlib.sha256(raw).hexdigest()
@@ -81,8 +87,9 @@ def _sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
     return float("inf") if noise == 0 else 10 * np.log10(max(signal, 1e-30) / noise)
 
 
-def agreement(graph: Graph, outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray],
-              ref_name: str) -> list[Agreement]:
+def agreement(
+    graph: Graph, outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray], ref_name: str
+) -> list[Agreement]:
     rows = []
     producers = graph.producers()
     for name, got in outputs.items():
@@ -91,8 +98,15 @@ def agreement(graph: Graph, outputs: dict[str, np.ndarray], reference: dict[str,
         src = producers.get(name)
         if src is not None and src.op_type == "Softmax" and got.size == got.shape[-1]:
             top1 = bool(np.argmax(got) == np.argmax(ref))
-        rows.append(Agreement(reference=ref_name, output=name, sqnr_db=_sqnr_db(ref, got),
-                              max_abs_error=float(np.max(np.abs(ref - got))), top1_agreement=top1))
+        rows.append(
+            Agreement(
+                reference=ref_name,
+                output=name,
+                sqnr_db=_sqnr_db(ref, got),
+                max_abs_error=float(np.max(np.abs(ref - got))),
+                top1_agreement=top1,
+            )
+        )
     return rows
 
 
@@ -102,8 +116,11 @@ def onnxruntime_outputs(model: Any, inputs: dict[str, np.ndarray]) -> dict[str, 
         import onnxruntime as ort
     except ImportError:
         return None
-    src = str(model) if isinstance(model, (str, os.PathLike)) else (
-        model if isinstance(model, bytes) else model.SerializeToString())
+    src = (
+        str(model)
+        if isinstance(model, (str, os.PathLike))
+        else (model if isinstance(model, bytes) else model.SerializeToString())
+    )
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     sess = ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
@@ -111,8 +128,12 @@ def onnxruntime_outputs(model: Any, inputs: dict[str, np.ndarray]) -> dict[str, 
     return dict(zip(names, sess.run(None, inputs), strict=True))
 
 
-def execute(program: Program, hw: HardwareConfig, inputs: dict[str, np.ndarray],
-            calibration: list[dict[str, np.ndarray]]) -> tuple[RunResult, QuantPlan, dict]:
+def execute(
+    program: Program,
+    hw: HardwareConfig,
+    inputs: dict[str, np.ndarray],
+    calibration: list[dict[str, np.ndarray]],
+) -> tuple[RunResult, QuantPlan, dict]:
     """Quantize post-training on `calibration`, run the integer datapath on `inputs`;
     returns the run, the plan and the dequantized outputs."""
     plan = calibrate(program, hw, calibration)
@@ -121,8 +142,9 @@ def execute(program: Program, hw: HardwareConfig, inputs: dict[str, np.ndarray],
     return res, plan, outs
 
 
-def simulate(model: Any, hardware: HardwareConfig | str | None = None,
-             options: SimOptions | None = None) -> SimulationReport:
+def simulate(
+    model: Any, hardware: HardwareConfig | str | None = None, options: SimOptions | None = None
+) -> SimulationReport:
     """Simulate `model` (an ONNX path, bytes, ModelProto or an imported Graph) on `hardware`
     (a HardwareConfig or a preset name; default `generic`)."""
     opts = options or SimOptions()
@@ -150,5 +172,13 @@ def simulate(model: Any, hardware: HardwareConfig | str | None = None,
             ref_name = "ndpsim-float"
         rows = agreement(graph, outs, ref, ref_name)
     outputs = {k: v.tolist() for k, v in outs.items()} if opts.include_outputs else None
-    return build_report(program, res, hw, model=name, model_sha256=digest, mode="full",
-                        agreement=rows, outputs=outputs)
+    return build_report(
+        program,
+        res,
+        hw,
+        model=name,
+        model_sha256=digest,
+        mode="full",
+        agreement=rows,
+        outputs=outputs,
+    )

@@ -11,15 +11,23 @@ import typer
 
 from ndpsim.errors import UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Cycle-approximate simulator of a neural decision processor (NDP).")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Cycle-approximate simulator of a neural decision processor (NDP).",
+)
 
 _DEBUG = {"on": False}
 
 Preset = Annotated[str | None, typer.Option("--preset", "-p", help="named hardware preset")]
-Config = Annotated[Path | None, typer.Option("--config", "-c", help="hardware file (.yaml/.toml/.json)")]
+Config = Annotated[
+    Path | None, typer.Option("--config", "-c", help="hardware file (.yaml/.toml/.json)")
+]
 Sets = Annotated[list[str] | None, typer.Option("--set", "-s", help="override a field: key=value")]
-Shapes = Annotated[list[str] | None, typer.Option("--input-shape", help="name=1x3x96x96 for symbolic dims")]
+Shapes = Annotated[
+    list[str] | None, typer.Option("--input-shape", help="name=1x3x96x96 for symbolic dims")
+]
 Debug = Annotated[bool, typer.Option("--debug", help="show tracebacks")]
 
 
@@ -51,20 +59,30 @@ def _simulate(model: Path, preset, config, sets, timing_only, inputs, seed, shap
     if not model.exists():
         raise UserError(f"model file not found: {model}")
     hw = _hardware(preset, config, sets)
-    opts = SimOptions(timing_only=timing_only, inputs=str(inputs) if inputs else None, seed=seed,
-                      input_shapes=_parse_shapes(shapes), include_outputs=outputs)
+    opts = SimOptions(
+        timing_only=timing_only,
+        inputs=str(inputs) if inputs else None,
+        seed=seed,
+        input_shapes=_parse_shapes(shapes),
+        include_outputs=outputs,
+    )
     return simulate(model, hw, opts)
 
 
 @app.command()
 def simulate(
     model: Annotated[Path, typer.Argument(help="ONNX model file")],
-    preset: Preset = None, config: Config = None, set_: Sets = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="write the report as JSON")] = None,
+    preset: Preset = None,
+    config: Config = None,
+    set_: Sets = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="write the report as JSON")
+    ] = None,
     timing_only: Annotated[bool, typer.Option("--timing-only", help="skip the arithmetic")] = False,
     inputs: Annotated[Path | None, typer.Option("--inputs", help=".npz of input arrays")] = None,
     seed: Annotated[int, typer.Option(help="seed of the random input")] = 0,
-    input_shape: Shapes = None, debug: Debug = False,
+    input_shape: Shapes = None,
+    debug: Debug = False,
 ) -> None:
     """Simulate MODEL: latency, energy, memory traffic and agreement with onnxruntime."""
     _DEBUG["on"] = debug
@@ -80,10 +98,15 @@ def simulate(
 @app.command()
 def profile(
     model: Annotated[Path, typer.Argument(help="ONNX model file")],
-    preset: Preset = None, config: Config = None, set_: Sets = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="write the report as JSON")] = None,
+    preset: Preset = None,
+    config: Config = None,
+    set_: Sets = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="write the report as JSON")
+    ] = None,
     timing_only: Annotated[bool, typer.Option("--timing-only")] = True,
-    input_shape: Shapes = None, debug: Debug = False,
+    input_shape: Shapes = None,
+    debug: Debug = False,
 ) -> None:
     """Per-layer table: cycles, bound, MACs, utilization, energy and traffic."""
     _DEBUG["on"] = debug
@@ -103,14 +126,18 @@ def presets(debug: Debug = False) -> None:
     _DEBUG["on"] = debug
     from ndpsim.config import load_preset, preset_names
 
-    typer.echo(f"{'preset':<14} {'cores':>5} {'macros':>6} {'rows x cols':>12} {'w/a bits':>8} "
-               f"{'MHz':>7} {'V':>5} {'SRAM KiB':>9} {'peak MAC/cyc':>12}")
+    typer.echo(
+        f"{'preset':<14} {'cores':>5} {'macros':>6} {'rows x cols':>12} {'w/a bits':>8} "
+        f"{'MHz':>7} {'V':>5} {'SRAM KiB':>9} {'peak MAC/cyc':>12}"
+    )
     for name in preset_names():
         h = load_preset(name)
-        typer.echo(f"{name:<14} {h.cores:>5} {h.macros_per_core:>6} "
-                   f"{f'{h.macro_rows}x{h.macro_cols}':>12} "
-                   f"{f'{h.weight_bits}/{h.activation_bits}':>8} {h.clock_mhz:>7g} {h.voltage_v:>5g} "
-                   f"{h.sram_bytes // 1024:>9} {h.peak_macs_per_cycle:>12g}")
+        typer.echo(
+            f"{name:<14} {h.cores:>5} {h.macros_per_core:>6} "
+            f"{f'{h.macro_rows}x{h.macro_cols}':>12} "
+            f"{f'{h.weight_bits}/{h.activation_bits}':>8} {h.clock_mhz:>7g} {h.voltage_v:>5g} "
+            f"{h.sram_bytes // 1024:>9} {h.peak_macs_per_cycle:>12g}"
+        )
 
 
 @app.command()
@@ -141,6 +168,9 @@ def main() -> None:
             sys.exit(2 if exc.exit_code == 2 else 1)
         if _DEBUG["on"]:
             raise
-        typer.echo(f"internal error: {type(exc).__name__}: {exc} (run with --debug for a "
-                   "traceback, and please report it)", err=True)
+        typer.echo(
+            f"internal error: {type(exc).__name__}: {exc} (run with --debug for a "
+            "traceback, and please report it)",
+            err=True,
+        )
         sys.exit(1)

@@ -68,7 +68,9 @@ class HardwareConfig(BaseModel):
     voltage_v: float = Field(0.9, gt=0, le=5)
     # -- energy per event at energy_reference_voltage_v (dynamic; scales with V^2) --
     energy_reference_voltage_v: float = Field(0.9, gt=0, le=5)
-    macro_bit_op_energy_fj: float = Field(0.5, ge=0, description="per weight-bit x input-bit cell op")
+    macro_bit_op_energy_fj: float = Field(
+        0.5, ge=0, description="per weight-bit x input-bit cell op"
+    )
     macro_row_drive_energy_fj: float = Field(20.0, ge=0, description="per row per input cycle")
     readout_energy_pj: float = Field(0.05, ge=0, description="per column per input cycle (digital)")
     adc_energy_pj: float = Field(0.68, ge=0, description="per conversion at adc_bits")

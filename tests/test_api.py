@@ -15,8 +15,9 @@ def test_report_totals_are_consistent():
     r = ndpsim.simulate(ROOT / "models" / "ic_resnet8.onnx", "ndp120")
     assert r.macs == sum(lay.macs for lay in r.layers) == 12_501_632
     assert math.isclose(r.energy_uj, sum(r.energy_breakdown_uj.values()))
-    dyn_layers = sum(v for lay in r.layers for k, v in lay.energy_breakdown_uj.items()
-                     if k != "leakage")
+    dyn_layers = sum(
+        v for lay in r.layers for k, v in lay.energy_breakdown_uj.items() if k != "leakage"
+    )
     assert math.isclose(r.dynamic_energy_uj, dyn_layers, rel_tol=1e-9)
     assert r.latency_cycles == max(lay.end_cycle for lay in r.layers)
     assert math.isclose(r.latency_us, r.latency_cycles / r.clock_mhz)
@@ -25,7 +26,9 @@ def test_report_totals_are_consistent():
 
 
 def test_report_json_round_trip():
-    r = ndpsim.simulate(ROOT / "models" / "ad_fc_autoencoder.onnx", options=SimOptions(timing_only=True))
+    r = ndpsim.simulate(
+        ROOT / "models" / "ad_fc_autoencoder.onnx", options=SimOptions(timing_only=True)
+    )
     again = SimulationReport.model_validate_json(r.model_dump_json())
     assert again == r and again.mode == "timing-only" and again.agreement == []
 

@@ -14,8 +14,13 @@ KWS = ROOT / "models" / "kws_dscnn.onnx"
 
 
 def ndpsim(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ndpsim", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "ndpsim", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 def test_simulate_writes_a_versioned_json_report(tmp_path):
@@ -37,12 +42,14 @@ def test_profile_prints_a_layer_table():
 
 @pytest.mark.parametrize(
     ("args", "needle"),
-    [(["simulate", "missing.onnx"], "not found"),
-     (["simulate", str(KWS), "--set", "macro_cols=-1"], "macro_cols"),
-     (["simulate", str(KWS), "--preset", "nope"], "unknown preset"),
-     (["simulate", str(KWS), "--preset", "ndp101"], "fully-connected"),
-     (["simulate", str(KWS), "--input-shape", "x=1xAx3"], "--input-shape"),
-     (["simulate", str(ROOT / "README.md")], "")],
+    [
+        (["simulate", "missing.onnx"], "not found"),
+        (["simulate", str(KWS), "--set", "macro_cols=-1"], "macro_cols"),
+        (["simulate", str(KWS), "--preset", "nope"], "unknown preset"),
+        (["simulate", str(KWS), "--preset", "ndp101"], "fully-connected"),
+        (["simulate", str(KWS), "--input-shape", "x=1xAx3"], "--input-shape"),
+        (["simulate", str(ROOT / "README.md")], ""),
+    ],
 )
 def test_user_errors_exit_2_with_one_line(args, needle):
     p = ndpsim(*args)

@@ -51,9 +51,13 @@ def test_overrides_are_typed_and_checked():
 
 @pytest.mark.parametrize(
     ("change", "field"),
-    [({"macro_cols": 0}, "macro_cols"), ({"clock_mhz": -1}, "clock_mhz"),
-     ({"readout": "optical"}, "readout"), ({"weight_bits": 3}, "weight_bits"),
-     ({"bogus": 1}, "bogus")],
+    [
+        ({"macro_cols": 0}, "macro_cols"),
+        ({"clock_mhz": -1}, "clock_mhz"),
+        ({"readout": "optical"}, "readout"),
+        ({"weight_bits": 3}, "weight_bits"),
+        ({"bogus": 1}, "bogus"),
+    ],
 )
 def test_invalid_values_name_the_field(change, field):
     with pytest.raises(ConfigError, match=field):

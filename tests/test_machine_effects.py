@@ -16,10 +16,12 @@ def _conv_model(cin: int, cout: int, hw: int = 16, k: int = 3, group: int = 1) -
     rng = np.random.default_rng(0)
     w = rng.standard_normal((cout, cin // group, k, k)).astype(np.float32)
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w"], ["y"], pads=[k // 2] * 4, group=group)], "conv",
+        [helper.make_node("Conv", ["x", "w"], ["y"], pads=[k // 2] * 4, group=group)],
+        "conv",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, cin, hw, hw])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, cout, hw, hw])],
-        [helper.make_tensor("w", TensorProto.FLOAT, w.shape, w.reshape(-1))])
+        [helper.make_tensor("w", TensorProto.FLOAT, w.shape, w.reshape(-1))],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
@@ -37,7 +39,11 @@ def test_latency_is_a_staircase_in_cout():
         # within a step, latency is flat up to the channel-proportional vector work
         assert max(lat[d] for d in same_step) < 1.25 * min(lat[d] for d in same_step)
     chans = sorted(lat)
-    in_step = [lat[b] - lat[a] for a, b in zip(chans, chans[1:], strict=False) if -(-a // pf) == -(-b // pf)]
+    in_step = [
+        lat[b] - lat[a]
+        for a, b in zip(chans, chans[1:], strict=False)
+        if -(-a // pf) == -(-b // pf)
+    ]
     for m in range(1, 4):  # crossing a multiple of the parallelism factor is a step up,
         jump = lat[m * pf + 8] - lat[m * pf]  # an order of magnitude above in-step slopes
         assert jump > 10 * max(in_step), (m, jump, max(in_step))
@@ -59,7 +65,8 @@ def test_depthwise_uses_macros_worse_than_a_standard_conv_of_equal_macs():
 def test_fewer_activation_bits_are_faster_and_cheaper():
     model = _conv_model(32, 64)
     r8 = ndpsim.simulate(model, load_preset("generic"), SimOptions(timing_only=True))
-    r4 = ndpsim.simulate(model, load_preset("generic").with_(activation_bits=4),
-                         SimOptions(timing_only=True))
+    r4 = ndpsim.simulate(
+        model, load_preset("generic").with_(activation_bits=4), SimOptions(timing_only=True)
+    )
     assert r4.latency_cycles < r8.latency_cycles
     assert r4.energy_uj < r8.energy_uj

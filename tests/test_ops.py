@@ -29,9 +29,13 @@ def _const(name, shape, scale=0.5):
 def _model(nodes, x_shape, y_shape, inits=(), opset=13, extra_inputs=()):
     ins = [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)]
     ins += [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in extra_inputs]
-    g = helper.make_graph(nodes, "op", ins,
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)],
-                          list(inits))
+    g = helper.make_graph(
+        nodes,
+        "op",
+        ins,
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)],
+        list(inits),
+    )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
     m.ir_version = 8
     onnx.checker.check_model(m)
@@ -40,53 +44,125 @@ def _model(nodes, x_shape, y_shape, inits=(), opset=13, extra_inputs=()):
 
 N = helper.make_node
 CASES = {
-    "Conv": _model([N("Conv", ["x", "w", "b"], ["y"], pads=[1, 2, 1, 2], strides=[2, 1],
-                      dilations=[1, 2])], [1, 6, 9, 11], [1, 8, 5, 11],
-                   [_const("w", (8, 6, 3, 3)), _const("b", (8,))]),
-    "Conv-grouped": _model([N("Conv", ["x", "w"], ["y"], group=3, auto_pad="SAME_UPPER")],
-                           [1, 6, 7, 7], [1, 9, 7, 7], [_const("w", (9, 2, 2, 3))]),
-    "Conv-depthwise-1d": _model([N("Conv", ["x", "w"], ["y"], group=5, pads=[2, 2])],
-                                [1, 5, 20], [1, 5, 20], [_const("w", (5, 1, 5))]),
-    "Gemm": _model([N("Gemm", ["x", "w", "b"], ["y"], transB=1, alpha=0.5, beta=2.0)],
-                   [1, 40], [1, 12], [_const("w", (12, 40)), _const("b", (12,))]),
+    "Conv": _model(
+        [N("Conv", ["x", "w", "b"], ["y"], pads=[1, 2, 1, 2], strides=[2, 1], dilations=[1, 2])],
+        [1, 6, 9, 11],
+        [1, 8, 5, 11],
+        [_const("w", (8, 6, 3, 3)), _const("b", (8,))],
+    ),
+    "Conv-grouped": _model(
+        [N("Conv", ["x", "w"], ["y"], group=3, auto_pad="SAME_UPPER")],
+        [1, 6, 7, 7],
+        [1, 9, 7, 7],
+        [_const("w", (9, 2, 2, 3))],
+    ),
+    "Conv-depthwise-1d": _model(
+        [N("Conv", ["x", "w"], ["y"], group=5, pads=[2, 2])],
+        [1, 5, 20],
+        [1, 5, 20],
+        [_const("w", (5, 1, 5))],
+    ),
+    "Gemm": _model(
+        [N("Gemm", ["x", "w", "b"], ["y"], transB=1, alpha=0.5, beta=2.0)],
+        [1, 40],
+        [1, 12],
+        [_const("w", (12, 40)), _const("b", (12,))],
+    ),
     "MatMul": _model([N("MatMul", ["x", "w"], ["y"])], [3, 20], [3, 7], [_const("w", (20, 7))]),
     "BatchNormalization": _model(
-        [N("BatchNormalization", ["x", "s", "bb", "m", "v"], ["y"])], [1, 4, 5, 5], [1, 4, 5, 5],
-        [_const("s", (4,)), _const("bb", (4,)), _const("m", (4,)),
-         numpy_helper.from_array(np.abs(RNG.standard_normal(4)).astype(np.float32) + 0.5, "v")]),
+        [N("BatchNormalization", ["x", "s", "bb", "m", "v"], ["y"])],
+        [1, 4, 5, 5],
+        [1, 4, 5, 5],
+        [
+            _const("s", (4,)),
+            _const("bb", (4,)),
+            _const("m", (4,)),
+            numpy_helper.from_array(np.abs(RNG.standard_normal(4)).astype(np.float32) + 0.5, "v"),
+        ],
+    ),
     "Relu": _model([N("Relu", ["x"], ["y"])], [1, 3, 4, 4], [1, 3, 4, 4]),
-    "Clip": _model([N("Clip", ["x", "lo", "hi"], ["y"])], [1, 3, 4, 4], [1, 3, 4, 4],
-                   [numpy_helper.from_array(np.float32(-0.5), "lo"),
-                    numpy_helper.from_array(np.float32(0.7), "hi")]),
+    "Clip": _model(
+        [N("Clip", ["x", "lo", "hi"], ["y"])],
+        [1, 3, 4, 4],
+        [1, 3, 4, 4],
+        [
+            numpy_helper.from_array(np.float32(-0.5), "lo"),
+            numpy_helper.from_array(np.float32(0.7), "hi"),
+        ],
+    ),
     "LeakyRelu": _model([N("LeakyRelu", ["x"], ["y"], alpha=0.2)], [1, 3, 4, 4], [1, 3, 4, 4]),
-    "Add": _model([N("Add", ["x", "c"], ["y"])], [1, 3, 4, 4], [1, 3, 4, 4],
-                  [_const("c", (3, 1, 1))]),
-    "Mul": _model([N("Mul", ["x", "z"], ["y"])], [1, 3, 4, 4], [1, 3, 4, 4],
-                  extra_inputs=[("z", [1, 1, 4, 4])]),
-    "MaxPool": _model([N("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2],
-                         pads=[1, 1, 1, 1])], [1, 3, 9, 9], [1, 3, 5, 5]),
-    "AveragePool": _model([N("AveragePool", ["x"], ["y"], kernel_shape=[2, 3], strides=[2, 2],
-                             pads=[0, 1, 0, 1], count_include_pad=0)], [1, 3, 8, 9],
-                          [1, 3, 4, 5]),
-    "GlobalAveragePool": _model([N("GlobalAveragePool", ["x"], ["y"])], [1, 5, 6, 7],
-                                [1, 5, 1, 1]),
-    "Reshape": _model([N("Conv", ["x", "w"], ["t"]), N("Reshape", ["t", "s"], ["y"])],
-                      [1, 2, 3, 3], [1, 36], [_const("w", (4, 2, 1, 1)),
-                                              numpy_helper.from_array(np.array([1, -1]), "s")]),
-    "Flatten": _model([N("Flatten", ["x"], ["t"]), N("Gemm", ["t", "w"], ["y"])],
-                      [1, 2, 3, 3], [1, 5], [_const("w", (18, 5))]),
-    "Transpose": _model([N("Transpose", ["x"], ["y"], perm=[0, 2, 3, 1])], [1, 3, 4, 5],
-                        [1, 4, 5, 3]),
-    "Squeeze": _model([N("Squeeze", ["x", "ax"], ["t"]), N("Relu", ["t"], ["y"])],
-                      [1, 3, 1, 5], [1, 3, 5], [numpy_helper.from_array(np.array([2]), "ax")]),
-    "Unsqueeze": _model([N("Unsqueeze", ["x", "ax"], ["t"]), N("Relu", ["t"], ["y"])],
-                        [1, 3, 5], [1, 3, 1, 5], [numpy_helper.from_array(np.array([2]), "ax")]),
+    "Add": _model(
+        [N("Add", ["x", "c"], ["y"])], [1, 3, 4, 4], [1, 3, 4, 4], [_const("c", (3, 1, 1))]
+    ),
+    "Mul": _model(
+        [N("Mul", ["x", "z"], ["y"])],
+        [1, 3, 4, 4],
+        [1, 3, 4, 4],
+        extra_inputs=[("z", [1, 1, 4, 4])],
+    ),
+    "MaxPool": _model(
+        [N("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])],
+        [1, 3, 9, 9],
+        [1, 3, 5, 5],
+    ),
+    "AveragePool": _model(
+        [
+            N(
+                "AveragePool",
+                ["x"],
+                ["y"],
+                kernel_shape=[2, 3],
+                strides=[2, 2],
+                pads=[0, 1, 0, 1],
+                count_include_pad=0,
+            )
+        ],
+        [1, 3, 8, 9],
+        [1, 3, 4, 5],
+    ),
+    "GlobalAveragePool": _model([N("GlobalAveragePool", ["x"], ["y"])], [1, 5, 6, 7], [1, 5, 1, 1]),
+    "Reshape": _model(
+        [N("Conv", ["x", "w"], ["t"]), N("Reshape", ["t", "s"], ["y"])],
+        [1, 2, 3, 3],
+        [1, 36],
+        [_const("w", (4, 2, 1, 1)), numpy_helper.from_array(np.array([1, -1]), "s")],
+    ),
+    "Flatten": _model(
+        [N("Flatten", ["x"], ["t"]), N("Gemm", ["t", "w"], ["y"])],
+        [1, 2, 3, 3],
+        [1, 5],
+        [_const("w", (18, 5))],
+    ),
+    "Transpose": _model(
+        [N("Transpose", ["x"], ["y"], perm=[0, 2, 3, 1])], [1, 3, 4, 5], [1, 4, 5, 3]
+    ),
+    "Squeeze": _model(
+        [N("Squeeze", ["x", "ax"], ["t"]), N("Relu", ["t"], ["y"])],
+        [1, 3, 1, 5],
+        [1, 3, 5],
+        [numpy_helper.from_array(np.array([2]), "ax")],
+    ),
+    "Unsqueeze": _model(
+        [N("Unsqueeze", ["x", "ax"], ["t"]), N("Relu", ["t"], ["y"])],
+        [1, 3, 5],
+        [1, 3, 1, 5],
+        [numpy_helper.from_array(np.array([2]), "ax")],
+    ),
     "Softmax": _model([N("Softmax", ["x"], ["y"], axis=1)], [1, 10], [1, 10]),
-    "Concat": _model([N("Relu", ["x"], ["a"]), N("Concat", ["a", "x"], ["y"], axis=1)],
-                     [1, 3, 4, 4], [1, 6, 4, 4]),
-    "Pad": _model([N("Pad", ["x", "p", "v"], ["y"])], [1, 2, 4, 4], [1, 2, 6, 7],
-                  [numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 2]), "p"),
-                   numpy_helper.from_array(np.float32(0.25), "v")]),
+    "Concat": _model(
+        [N("Relu", ["x"], ["a"]), N("Concat", ["a", "x"], ["y"], axis=1)],
+        [1, 3, 4, 4],
+        [1, 6, 4, 4],
+    ),
+    "Pad": _model(
+        [N("Pad", ["x", "p", "v"], ["y"])],
+        [1, 2, 4, 4],
+        [1, 2, 6, 7],
+        [
+            numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 2]), "p"),
+            numpy_helper.from_array(np.float32(0.25), "v"),
+        ],
+    ),
     "Identity": _model([N("Identity", ["x"], ["t"]), N("Relu", ["t"], ["y"])], [1, 4], [1, 4]),
     "Dropout": _model([N("Dropout", ["x"], ["t"]), N("Relu", ["t"], ["y"])], [1, 4], [1, 4]),
 }

@@ -62,7 +62,8 @@ def _check_supported(g: Graph, hw: HardwareConfig) -> None:
         if node.op_type == "Conv" and not hw.supports_conv:
             raise UnsupportedOpError(
                 f"hardware {hw.name!r} runs fully-connected layers only; node {node.name!r} is a "
-                "Conv (choose a preset with supports_conv, e.g. ndp120)")
+                "Conv (choose a preset with supports_conv, e.g. ndp120)"
+            )
 
 
 def lower(graph: Graph, hw: HardwareConfig) -> Program:
@@ -88,8 +89,11 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
     mac_nodes = [n for n in g.nodes if n.op_type in MAC_OPS]
     geoms = {n.name: geometry(g, n) for n in mac_nodes}
     col_tiles = {n.name: tiles_for(geoms[n.name], hw.macro_rows, hw.macro_cols) for n in mac_nodes}
-    wplan = place_weights([sum(len(ct) for ct in col_tiles[n.name]) for n in mac_nodes],
-                          hw.total_macros, hw.macro_weight_sets)
+    wplan = place_weights(
+        [sum(len(ct) for ct in col_tiles[n.name]) for n in mac_nodes],
+        hw.total_macros,
+        hw.macro_weight_sets,
+    )
     # -- arena: one region per root buffer (functional memory; SRAM placement is mem plan)
     classes, names, vec_units, dma = _units(hw)
     b = Builder(classes, names)
@@ -116,7 +120,9 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
         p.token = -1
     for v in g.inputs:
         li = len(layers)
-        layers.append(Layer(f"input:{v}", "Input", "io", a_bits=a_bits, output_shape=g.tensors[v].shape))
+        layers.append(
+            Layer(f"input:{v}", "Input", "io", a_bits=a_bits, output_shape=g.tensors[v].shape)
+        )
         p = place(v)
         p.token = b.token()
         b.emit(Opcode.HOST_IN, dma, li, bytes_in=p.nbytes, signal=p.token)
@@ -126,9 +132,16 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
     for i, node in enumerate(g.nodes):
         li = len(layers)
         act = node.attrs.get("fused_act")
-        layer = Layer(node.name, node.op_type, "vector", fused=(act[0],) if act else (),
-                      w_bits=0, a_bits=a_bits, peak_activation_bytes=mem.live_bytes_at[i],
-                      output_shape=g.tensors[node.outputs[0]].shape)
+        layer = Layer(
+            node.name,
+            node.op_type,
+            "vector",
+            fused=(act[0],) if act else (),
+            w_bits=0,
+            a_bits=a_bits,
+            peak_activation_bytes=mem.live_bytes_at[i],
+            output_shape=g.tensors[node.outputs[0]].shape,
+        )
         layers.append(layer)
         if node.op_type in ALIAS_OPS:
             layer.kind = "alias"
@@ -150,25 +163,73 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
             geom = geoms[node.name]
             layer.kind, layer.w_bits, layer.macs = "mac", w_bits, geom.macs
             layer.params = geom.cout * geom.k_g + (geom.cout if geom.bias else 0)
-            mctx = MacContext(b, hw.macros_per_core, hw.total_macros,
-                              hw.accumulator_entries_per_macro, hw.accumulator_bits, vec_units,
-                              dma, slot_tokens, wplan.stream_slots, stream_cursor)
-            bindings.append(emit_mac(mctx, li, layer, node.name, geom, col_tiles[node.name],
-                                     wplan.macro_of_tile[mac_i], wplan.resident[mac_i], ins[0], y,
-                                     act, w_bits, a_bits, node.inputs, node.outputs[0]))
+            mctx = MacContext(
+                b,
+                hw.macros_per_core,
+                hw.total_macros,
+                hw.accumulator_entries_per_macro,
+                hw.accumulator_bits,
+                vec_units,
+                dma,
+                slot_tokens,
+                wplan.stream_slots,
+                stream_cursor,
+            )
+            bindings.append(
+                emit_mac(
+                    mctx,
+                    li,
+                    layer,
+                    node.name,
+                    geom,
+                    col_tiles[node.name],
+                    wplan.macro_of_tile[mac_i],
+                    wplan.resident[mac_i],
+                    ins[0],
+                    y,
+                    act,
+                    w_bits,
+                    a_bits,
+                    node.inputs,
+                    node.outputs[0],
+                )
+            )
             mac_i += 1
         elif op in ("Add", "Mul", "Sum"):
             names_in = _value_inputs(g, node)
             if len(names_in) == 1:  # Sum of one input: a copy
-                bindings.append(V.emit_copy(ctx, node, ins[0], y, y.shape, V.row_major(y.shape),
-                                            V.row_major(y.shape), 0, names_in[0], act,
-                                            [ins[0].token], tok := b.token()))
+                bindings.append(
+                    V.emit_copy(
+                        ctx,
+                        node,
+                        ins[0],
+                        y,
+                        y.shape,
+                        V.row_major(y.shape),
+                        V.row_major(y.shape),
+                        0,
+                        names_in[0],
+                        act,
+                        [ins[0].token],
+                        tok := b.token(),
+                    )
+                )
                 y.token = tok
             else:
                 acc_name, acc_p = names_in[0], ins[0]
                 for j in range(1, len(ins)):  # Sum: a chain of Adds into the output buffer
-                    bindings.append(V.emit_eltwise(ctx, node, acc_p, ins[j], y, acc_name,
-                                                   names_in[j], act if j == len(ins) - 1 else None))
+                    bindings.append(
+                        V.emit_eltwise(
+                            ctx,
+                            node,
+                            acc_p,
+                            ins[j],
+                            y,
+                            acc_name,
+                            names_in[j],
+                            act if j == len(ins) - 1 else None,
+                        )
+                    )
                     acc_name, acc_p = node.outputs[0], y
         elif op in ("MaxPool", "AveragePool", "GlobalAveragePool"):
             bindings.append(V.emit_pool(ctx, g, node, ins[0], y, act))
@@ -177,7 +238,9 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
         elif op == "Transpose":
             bindings += V.emit_transpose(ctx, node, ins[0], y, act)
         elif op == "Concat":
-            bindings += V.emit_concat(ctx, node, list(zip(_value_inputs(g, node), ins, strict=True)), y)
+            bindings += V.emit_concat(
+                ctx, node, list(zip(_value_inputs(g, node), ins, strict=True)), y
+            )
         elif op == "Pad":
             fill_name = f"{node.name}.pad_value"
             fp = Placement(addr, (1,), a_bits)
@@ -192,9 +255,22 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
             if act_here is None:
                 raise UnsupportedOpError(f"{op} {node.name!r}: bounds must be constants")
             done = b.token()
-            bindings.append(V.emit_copy(ctx, node, ins[0], y, y.shape, V.row_major(y.shape),
-                                        V.row_major(y.shape), 0, node.inputs[0], act_here,
-                                        [ins[0].token], done))
+            bindings.append(
+                V.emit_copy(
+                    ctx,
+                    node,
+                    ins[0],
+                    y,
+                    y.shape,
+                    V.row_major(y.shape),
+                    V.row_major(y.shape),
+                    0,
+                    node.inputs[0],
+                    act_here,
+                    [ins[0].token],
+                    done,
+                )
+            )
             y.token = done
         else:
             raise UnsupportedOpError(f"no lowering rule for {op!r} (node {node.name!r})")
@@ -204,18 +280,33 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
             y.token = tok
     for v in g.outputs:
         li = len(layers)
-        layers.append(Layer(f"output:{v}", "Output", "io", a_bits=a_bits,
-                            output_shape=g.tensors[v].shape))
+        layers.append(
+            Layer(f"output:{v}", "Output", "io", a_bits=a_bits, output_shape=g.tensors[v].shape)
+        )
         p = place(v)
         b.emit(Opcode.HOST_OUT, dma, li, bytes_out=p.nbytes, wait0=p.token)
     acc_size = max([geoms[n].cout * geoms[n].pixels for n in geoms] or [1])
     weight_bytes = sum(layer.weight_bytes for layer in layers)
     spilled = [v for v, ok in mem.on_chip.items() if not ok]
     return Program(
-        instrs=b.instructions(), desc=b.desc_table(), tiles=b.tile_table(),
-        unit_class=np.array([int(c) for c in classes], dtype=np.int64), unit_names=names,
-        n_tokens=b.n_tokens, layers=layers, placements=placements, bindings=bindings,
-        inputs=list(g.inputs), outputs=list(g.outputs), mem_size=max(addr, 1),
-        acc_size=acc_size, weight_size=max(b.weight_size, 1), fparam_size=max(b.fparam_size, 1),
-        weights_resident=all(wplan.resident), weight_bytes=weight_bytes,
-        peak_activation_bytes=mem.peak_bytes, spilled=spilled, graph=g)
+        instrs=b.instructions(),
+        desc=b.desc_table(),
+        tiles=b.tile_table(),
+        unit_class=np.array([int(c) for c in classes], dtype=np.int64),
+        unit_names=names,
+        n_tokens=b.n_tokens,
+        layers=layers,
+        placements=placements,
+        bindings=bindings,
+        inputs=list(g.inputs),
+        outputs=list(g.outputs),
+        mem_size=max(addr, 1),
+        acc_size=acc_size,
+        weight_size=max(b.weight_size, 1),
+        fparam_size=max(b.fparam_size, 1),
+        weights_resident=all(wplan.resident),
+        weight_bytes=weight_bytes,
+        peak_activation_bytes=mem.peak_bytes,
+        spilled=spilled,
+        graph=g,
+    )

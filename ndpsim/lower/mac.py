@@ -38,10 +38,23 @@ def act_fields(b: Builder, act: tuple | None) -> dict[str, int]:
     return {"act": int(kind), "act_p0": slot, "act_p1": slot + 1}
 
 
-def emit_mac(ctx: MacContext, layer_idx: int, layer: Layer, node_name: str, geom: ConvGeom,
-             col_tiles: list[list[Tile]], macros: list[int], resident: bool,
-             x: Placement, y: Placement, act: tuple | None, w_bits: int, a_bits: int,
-             inputs: tuple[str, ...], output: str) -> Binding:
+def emit_mac(
+    ctx: MacContext,
+    layer_idx: int,
+    layer: Layer,
+    node_name: str,
+    geom: ConvGeom,
+    col_tiles: list[list[Tile]],
+    macros: list[int],
+    resident: bool,
+    x: Placement,
+    y: Placement,
+    act: tuple | None,
+    w_bits: int,
+    a_bits: int,
+    inputs: tuple[str, ...],
+    output: str,
+) -> Binding:
     b = ctx.b
     flat = [t for ct in col_tiles for t in ct]
     tile_ids = [b.tile(t.g0, t.g1, t.k0, t.k1, t.c0, t.c1) for t in flat]
@@ -50,14 +63,38 @@ def emit_mac(ctx: MacContext, layer_idx: int, layer: Layer, node_name: str, geom
     scale_base = b.fslots(geom.cout)
     acc_max = (1 << (ctx.accumulator_bits - 1)) - 1
     desc = b.descriptor(
-        "conv", in_base=x.addr, in_sc=geom.in_strides[0], in_sy=geom.in_strides[1],
-        in_sx=geom.in_strides[2], cin=geom.cin, h=geom.h, w=geom.w, out_base=y.addr,
-        out_sc=geom.out_strides[0], out_sy=geom.out_strides[1], out_sx=geom.out_strides[2],
-        cout=geom.cout, oh=geom.oh, ow=geom.ow, kh=geom.kh, kw=geom.kw,
-        stride_h=geom.stride[0], stride_w=geom.stride[1], dil_h=geom.dilation[0],
-        dil_w=geom.dilation[1], pad_top=geom.pad[0], pad_left=geom.pad[1], groups=geom.groups,
-        w_base=w_base, acc_base=0, bias_base=bias_base, scale_base=scale_base,
-        acc_min=-acc_max - 1, acc_max=acc_max, **act_fields(b, act))
+        "conv",
+        in_base=x.addr,
+        in_sc=geom.in_strides[0],
+        in_sy=geom.in_strides[1],
+        in_sx=geom.in_strides[2],
+        cin=geom.cin,
+        h=geom.h,
+        w=geom.w,
+        out_base=y.addr,
+        out_sc=geom.out_strides[0],
+        out_sy=geom.out_strides[1],
+        out_sx=geom.out_strides[2],
+        cout=geom.cout,
+        oh=geom.oh,
+        ow=geom.ow,
+        kh=geom.kh,
+        kw=geom.kw,
+        stride_h=geom.stride[0],
+        stride_w=geom.stride[1],
+        dil_h=geom.dilation[0],
+        dil_w=geom.dilation[1],
+        pad_top=geom.pad[0],
+        pad_left=geom.pad[1],
+        groups=geom.groups,
+        w_base=w_base,
+        acc_base=0,
+        bias_base=bias_base,
+        scale_base=scale_base,
+        acc_min=-acc_max - 1,
+        acc_max=acc_max,
+        **act_fields(b, act),
+    )
     cols_max = max(t.cols for t in flat)
     px = pixel_block(geom, cols_max, ctx.accumulator_entries)
     in_tok = x.token  # a spilled input was brought back by the driver's LOAD_A already
@@ -70,8 +107,14 @@ def emit_mac(ctx: MacContext, layer_idx: int, layer: Layer, node_name: str, geom
         slot = ctx.stream_cursor[0] % max(1, ctx.stream_slots)
         ctx.stream_cursor[0] += 1
         tok = b.token()
-        b.emit(Opcode.LOAD_W, ctx.unit_dma, layer_idx, bytes_in=w_bytes[i],
-               wait0=ctx.slot_tokens.get(slot, -1), signal=tok)
+        b.emit(
+            Opcode.LOAD_W,
+            ctx.unit_dma,
+            layer_idx,
+            bytes_in=w_bytes[i],
+            wait0=ctx.slot_tokens.get(slot, -1),
+            signal=tok,
+        )
         slot_of[i] = slot
         return tok
 
@@ -91,12 +134,25 @@ def emit_mac(ctx: MacContext, layer_idx: int, layer: Layer, node_name: str, geom
             for t in ktiles:
                 if per_block_reload:
                     load_tok[i] = load(i)
-                b.emit(Opcode.MVM, macros[i], layer_idx, desc=desc, a0=tile_ids[i], a1=p0, a2=n,
-                       rows=t.rows, cols=t.cols, w_bits=w_bits, a_bits=a_bits,
-                       work=n * t.macs_per_vector,
-                       bytes_in=input_bytes_for_block(geom, t, p0, n, a_bits),
-                       wait0=in_tok, wait1=load_tok.get(i, -1),
-                       wait2=rq_tok.get((ct_i, blk - 2), -1), signal=grp)
+                b.emit(
+                    Opcode.MVM,
+                    macros[i],
+                    layer_idx,
+                    desc=desc,
+                    a0=tile_ids[i],
+                    a1=p0,
+                    a2=n,
+                    rows=t.rows,
+                    cols=t.cols,
+                    w_bits=w_bits,
+                    a_bits=a_bits,
+                    work=n * t.macs_per_vector,
+                    bytes_in=input_bytes_for_block(geom, t, p0, n, a_bits),
+                    wait0=in_tok,
+                    wait1=load_tok.get(i, -1),
+                    wait2=rq_tok.get((ct_i, blk - 2), -1),
+                    signal=grp,
+                )
                 if i in slot_of:
                     ctx.slot_tokens[slot_of[i]] = grp
                 i += 1
@@ -106,9 +162,21 @@ def emit_mac(ctx: MacContext, layer_idx: int, layer: Layer, node_name: str, geom
             vu = ctx.unit_vector[core_of[i - 1]]
             vec_units.add(vu)
             rq = b.token()
-            b.emit(Opcode.REQUANT, vu, layer_idx, desc=desc, a0=ch0, a1=p0, a2=n, rows=nch,
-                   a_bits=a_bits, work=nch * n, bytes_out=(nch * n * a_bits + 7) // 8,
-                   wait0=grp, signal=rq)
+            b.emit(
+                Opcode.REQUANT,
+                vu,
+                layer_idx,
+                desc=desc,
+                a0=ch0,
+                a1=p0,
+                a2=n,
+                rows=nch,
+                a_bits=a_bits,
+                work=nch * n,
+                bytes_out=(nch * n * a_bits + 7) // 8,
+                wait0=grp,
+                signal=rq,
+            )
             rq_tok[(ct_i, blk)] = rq
     done = b.token()
     for vu in sorted(vec_units):  # the layer is done when every vector unit drained it
@@ -119,5 +187,11 @@ def emit_mac(ctx: MacContext, layer_idx: int, layer: Layer, node_name: str, geom
     layer.folds_cout = len(col_tiles)
     layer.weights_resident = resident
     layer.weight_bytes = int(np.ceil(geom.cout * geom.k_g * w_bits / 8))
-    return Binding("conv", desc, node_name, inputs, output,
-                   {"w_base": w_base, "bias_base": bias_base, "scale_base": scale_base})
+    return Binding(
+        "conv",
+        desc,
+        node_name,
+        inputs,
+        output,
+        {"w_base": w_base, "bias_base": bias_base, "scale_base": scale_base},
+    )

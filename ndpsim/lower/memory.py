@@ -17,9 +17,14 @@ class MemoryPlan:
     peak_bytes: int
 
 
-def plan_memory(order: list[tuple[str, list[str], list[str]]], nbytes: dict[str, int],
-                root: dict[str, str], pinned: list[str], outputs: list[str],
-                sram_bytes: int) -> MemoryPlan:
+def plan_memory(
+    order: list[tuple[str, list[str], list[str]]],
+    nbytes: dict[str, int],
+    root: dict[str, str],
+    pinned: list[str],
+    outputs: list[str],
+    sram_bytes: int,
+) -> MemoryPlan:
     """`order`: per node (name, input values, output values), in execution order.
     `root` maps an alias value to the buffer it shares; `pinned` buffers (graph inputs,
     constants) are live from the start; graph `outputs` stay live to the end."""

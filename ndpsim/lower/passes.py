@@ -60,8 +60,12 @@ def fold_batchnorm(g: Graph) -> Graph:
         mul = consts[scale].astype(np.float64) / np.sqrt(consts[var].astype(np.float64) + eps)
         add = consts[bias].astype(np.float64) - consts[mean].astype(np.float64) * mul
         conv = producers.get(x)
-        if conv is not None and conv.op_type == "Conv" and _single_consumer(g, x) is node \
-                and conv.inputs[1] in consts:
+        if (
+            conv is not None
+            and conv.op_type == "Conv"
+            and _single_consumer(g, x) is node
+            and conv.inputs[1] in consts
+        ):
             w = consts[conv.inputs[1]].astype(np.float64)
             b = consts[conv.inputs[2]] if len(conv.inputs) > 2 and conv.inputs[2] else 0.0
             shape = (-1,) + (1,) * (w.ndim - 1)
@@ -70,8 +74,9 @@ def fold_batchnorm(g: Graph) -> Graph:
             consts[b_name] = (np.asarray(b, np.float64) * mul + add).astype(np.float32)
             for n_, arr in ((w_name, consts[w_name]), (b_name, consts[b_name])):
                 tensors[n_] = TensorInfo(n_, arr.shape, "float32")
-            folded = conv.with_(inputs=(conv.inputs[0], w_name, b_name),
-                                outputs=node.outputs, attrs={**conv.attrs})
+            folded = conv.with_(
+                inputs=(conv.inputs[0], w_name, b_name), outputs=node.outputs, attrs={**conv.attrs}
+            )
             idx = next(i for i, n in enumerate(nodes) if n.name == conv.name)
             nodes[idx] = folded
             dropped.add(x)
@@ -128,8 +133,7 @@ def fuse_activations(g: Graph) -> Graph:
         src = replaced.get(src.name, src)
         if "fused_act" in src.attrs or _single_consumer(g, node.inputs[0]) is not node:
             continue
-        replaced[src.name] = src.with_(outputs=node.outputs,
-                                       attrs={**src.attrs, "fused_act": act})
+        replaced[src.name] = src.with_(outputs=node.outputs, attrs={**src.attrs, "fused_act": act})
         removed.add(node.name)
     nodes = tuple(replaced.get(n.name, n) for n in g.nodes if n.name not in removed)
     return g.with_(nodes=nodes)

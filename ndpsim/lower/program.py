@@ -135,13 +135,50 @@ class Builder:
         self.tiles.append((g0, g1, k0, k1, c0, c1))
         return len(self.tiles) - 1
 
-    def emit(self, op: Opcode, unit: int, layer: int, desc: int = 0, a0: int = 0, a1: int = 0,
-             a2: int = 0, rows: int = 0, cols: int = 0, w_bits: int = 0, a_bits: int = 0,
-             work: int = 0, bytes_in: int = 0, bytes_out: int = 0, wait0: int = -1,
-             wait1: int = -1, wait2: int = -1, signal: int = -1) -> int:
+    def emit(
+        self,
+        op: Opcode,
+        unit: int,
+        layer: int,
+        desc: int = 0,
+        a0: int = 0,
+        a1: int = 0,
+        a2: int = 0,
+        rows: int = 0,
+        cols: int = 0,
+        w_bits: int = 0,
+        a_bits: int = 0,
+        work: int = 0,
+        bytes_in: int = 0,
+        bytes_out: int = 0,
+        wait0: int = -1,
+        wait1: int = -1,
+        wait2: int = -1,
+        signal: int = -1,
+    ) -> int:
         """Append one instruction (fields as in isa/isa.toml); returns its index."""
-        self._instrs.append((int(op), unit, layer, desc, a0, a1, a2, rows, cols, w_bits, a_bits,
-                             work, bytes_in, bytes_out, wait0, wait1, wait2, signal))
+        self._instrs.append(
+            (
+                int(op),
+                unit,
+                layer,
+                desc,
+                a0,
+                a1,
+                a2,
+                rows,
+                cols,
+                w_bits,
+                a_bits,
+                work,
+                bytes_in,
+                bytes_out,
+                wait0,
+                wait1,
+                wait2,
+                signal,
+            )
+        )
         return len(self._instrs) - 1
 
     def instructions(self) -> np.ndarray:

@@ -62,8 +62,14 @@ class ConvGeom:
         return self.pixels * self.cout * self.k_g
 
 
-def _pads(node: Node, in_hw: tuple[int, ...], out_hw: tuple[int, ...], k: tuple[int, ...],
-          s: tuple[int, ...], d: tuple[int, ...]) -> tuple[int, ...]:
+def _pads(
+    node: Node,
+    in_hw: tuple[int, ...],
+    out_hw: tuple[int, ...],
+    k: tuple[int, ...],
+    s: tuple[int, ...],
+    d: tuple[int, ...],
+) -> tuple[int, ...]:
     """Begin pads per spatial axis, from `pads` or `auto_pad` (ONNX semantics)."""
     auto = node.attrs.get("auto_pad", "NOTSET") or "NOTSET"
     n = len(in_hw)
@@ -91,7 +97,8 @@ def conv_geometry(g: Graph, node: Node) -> ConvGeom:
     w = g.constants[wname]
     if len(xs) not in (3, 4) or xs[0] != 1:
         raise UnsupportedOpError(
-            f"Conv {node.name!r}: only 1-D and 2-D convolutions with batch 1 (input {xs})")
+            f"Conv {node.name!r}: only 1-D and 2-D convolutions with batch 1 (input {xs})"
+        )
     if len(xs) == 3:  # Conv1d: a 2-D conv of height 1
         xs, ys, ks = (xs[0], xs[1], 1, xs[2]), (ys[0], ys[1], 1, ys[2]), (1, w.shape[2])
         s = (1, *_spatial(node, 1, "strides", 1))
@@ -103,9 +110,25 @@ def conv_geometry(g: Graph, node: Node) -> ConvGeom:
         p = _pads(node, xs[2:], ys[2:], ks, s, d)
     cin, h, wd = xs[1], xs[2], xs[3]
     cout, oh, ow = ys[1], ys[2], ys[3]
-    return ConvGeom(cin, h, wd, cout, oh, ow, ks[0], ks[1], tuple(s), tuple(d), tuple(p),
-                    int(node.attrs.get("group", 1)), (h * wd, wd, 1), (oh * ow, ow, 1),
-                    wname, bias, "conv")
+    return ConvGeom(
+        cin,
+        h,
+        wd,
+        cout,
+        oh,
+        ow,
+        ks[0],
+        ks[1],
+        tuple(s),
+        tuple(d),
+        tuple(p),
+        int(node.attrs.get("group", 1)),
+        (h * wd, wd, 1),
+        (oh * ow, ow, 1),
+        wname,
+        bias,
+        "conv",
+    )
 
 
 def matmul_geometry(g: Graph, node: Node) -> ConvGeom:
@@ -115,7 +138,8 @@ def matmul_geometry(g: Graph, node: Node) -> ConvGeom:
     if b not in g.constants:
         raise UnsupportedOpError(
             f"{node.op_type} {node.name!r}: the right-hand operand must be a constant "
-            "(activation x activation products are not mapped onto the macros)")
+            "(activation x activation products are not mapped onto the macros)"
+        )
     ashape = g.tensors[a].shape
     if len(ashape) > 2 and any(d != 1 for d in ashape[:-2]):
         raise UnsupportedOpError(f"{node.op_type} {node.name!r}: batched MatMul {ashape}")
@@ -124,7 +148,11 @@ def matmul_geometry(g: Graph, node: Node) -> ConvGeom:
         raise UnsupportedOpError(f"{node.op_type} {node.name!r}: weights must be 2-D")
     trans_a = node.op_type == "Gemm" and int(node.attrs.get("transA", 0)) == 1
     trans_b = node.op_type == "Gemm" and int(node.attrs.get("transB", 0)) == 1
-    m, k = (ashape[-1], ashape[-2]) if trans_a else ((ashape[-2] if len(ashape) > 1 else 1), ashape[-1])
+    m, k = (
+        (ashape[-1], ashape[-2])
+        if trans_a
+        else ((ashape[-2] if len(ashape) > 1 else 1), ashape[-1])
+    )
     n = bshape[0] if trans_b else bshape[1]
     in_strides = (m, 1, 1) if trans_a else (1, k, 1)
     bias = node.inputs[2] if node.op_type == "Gemm" and len(node.inputs) > 2 else ""
@@ -132,8 +160,25 @@ def matmul_geometry(g: Graph, node: Node) -> ConvGeom:
         raise UnsupportedOpError(f"Gemm {node.name!r}: C must be a constant")
     if bias and g.constants[bias].size not in (1, n):
         raise UnsupportedOpError(f"Gemm {node.name!r}: C must broadcast along N only")
-    return ConvGeom(k, m, 1, n, m, 1, 1, 1, (1, 1), (1, 1), (0, 0), 1, in_strides, (1, n, 1),
-                    b, bias, "nk" if trans_b else "kn")
+    return ConvGeom(
+        k,
+        m,
+        1,
+        n,
+        m,
+        1,
+        1,
+        1,
+        (1, 1),
+        (1, 1),
+        (0, 0),
+        1,
+        in_strides,
+        (1, n, 1),
+        b,
+        bias,
+        "nk" if trans_b else "kn",
+    )
 
 
 def geometry(g: Graph, node: Node) -> ConvGeom:
@@ -193,8 +238,12 @@ def tiles_for(geom: ConvGeom, rows: int, cols: int) -> list[list[Tile]]:
     out = []
     for g in range(groups):
         for c0 in range(0, c_g, cols):
-            out.append([Tile(g, g + 1, k0, min(k0 + rows, k_g), c0, min(c0 + cols, c_g))
-                        for k0 in range(0, k_g, rows)])
+            out.append(
+                [
+                    Tile(g, g + 1, k0, min(k0 + rows, k_g), c0, min(c0 + cols, c_g))
+                    for k0 in range(0, k_g, rows)
+                ]
+            )
     return out
 
 

@@ -29,8 +29,11 @@ def _macro_cells(program: Program, hw: HardwareConfig) -> np.ndarray:
     """Per layer: macro vectors x rows x cols offered (the denominator of utilization)."""
     mvm = program.instrs["op"] == Opcode.MVM
     offered = np.zeros(len(program.layers), dtype=np.float64)
-    np.add.at(offered, program.instrs["layer"][mvm],
-              program.instrs["a2"][mvm].astype(np.float64) * hw.macro_rows * hw.macro_cols)
+    np.add.at(
+        offered,
+        program.instrs["layer"][mvm],
+        program.instrs["a2"][mvm].astype(np.float64) * hw.macro_rows * hw.macro_cols,
+    )
     return offered
 
 
@@ -45,9 +48,17 @@ def _bound(cnt: np.ndarray, kind: str) -> str:
     return "vector" if cnt[C.VECTOR_COMPUTE_CYCLES] >= vec else "memory"
 
 
-def build_report(program: Program, res: RunResult, hw: HardwareConfig, *, model: str,
-                 model_sha256: str, mode: str, agreement: list[Agreement] | None = None,
-                 outputs: dict[str, list] | None = None) -> SimulationReport:
+def build_report(
+    program: Program,
+    res: RunResult,
+    hw: HardwareConfig,
+    *,
+    model: str,
+    model_sha256: str,
+    mode: str,
+    agreement: list[Agreement] | None = None,
+    outputs: dict[str, list] | None = None,
+) -> SimulationReport:
     cycles = res.cycles
     dyn = dynamic_pj(res.counters, hw)
     first, last = _layer_spans(program, res)
@@ -58,51 +69,88 @@ def build_report(program: Program, res: RunResult, hw: HardwareConfig, *, model:
         cnt = res.counters[i]
         parts = {k: float(dyn[k][i]) / 1e6 for k in dyn}
         parts["leakage"] = float(static_pj(span[i], hw)) / 1e6
-        layers.append(LayerReport(
-            name=lay.name, op_type=lay.op_type, kind=lay.kind, fused=list(lay.fused),
-            start_cycle=int(first[i]), end_cycle=int(last[i]), cycles=int(span[i]),
-            bound=_bound(cnt, lay.kind), macs=lay.macs, params=lay.params,
-            weight_bytes=lay.weight_bytes, tiles=lay.tiles, folds_k=lay.folds_k,
-            folds_cout=lay.folds_cout, weights_resident=lay.weights_resident,
-            macro_utilization=float(cnt[C.MACS] / offered[i]) if offered[i] else 0.0,
-            macro_busy_cycles=int(cnt[C.MACRO_BUSY_CYCLES]),
-            vector_busy_cycles=int(cnt[C.VECTOR_BUSY_CYCLES]),
-            dma_busy_cycles=int(cnt[C.DMA_BUSY_CYCLES]),
-            energy_uj=sum(parts.values()), energy_breakdown_uj=parts,
-            sram_read_bytes=int(cnt[C.SRAM_READ_BYTES]), sram_write_bytes=int(cnt[C.SRAM_WRITE_BYTES]),
-            ext_read_bytes=int(cnt[C.EXT_READ_BYTES]), ext_write_bytes=int(cnt[C.EXT_WRITE_BYTES]),
-            peak_activation_bytes=lay.peak_activation_bytes, output_shape=list(lay.output_shape),
-            w_bits=lay.w_bits, a_bits=lay.a_bits))
+        layers.append(
+            LayerReport(
+                name=lay.name,
+                op_type=lay.op_type,
+                kind=lay.kind,
+                fused=list(lay.fused),
+                start_cycle=int(first[i]),
+                end_cycle=int(last[i]),
+                cycles=int(span[i]),
+                bound=_bound(cnt, lay.kind),
+                macs=lay.macs,
+                params=lay.params,
+                weight_bytes=lay.weight_bytes,
+                tiles=lay.tiles,
+                folds_k=lay.folds_k,
+                folds_cout=lay.folds_cout,
+                weights_resident=lay.weights_resident,
+                macro_utilization=float(cnt[C.MACS] / offered[i]) if offered[i] else 0.0,
+                macro_busy_cycles=int(cnt[C.MACRO_BUSY_CYCLES]),
+                vector_busy_cycles=int(cnt[C.VECTOR_BUSY_CYCLES]),
+                dma_busy_cycles=int(cnt[C.DMA_BUSY_CYCLES]),
+                energy_uj=sum(parts.values()),
+                energy_breakdown_uj=parts,
+                sram_read_bytes=int(cnt[C.SRAM_READ_BYTES]),
+                sram_write_bytes=int(cnt[C.SRAM_WRITE_BYTES]),
+                ext_read_bytes=int(cnt[C.EXT_READ_BYTES]),
+                ext_write_bytes=int(cnt[C.EXT_WRITE_BYTES]),
+                peak_activation_bytes=lay.peak_activation_bytes,
+                output_shape=list(lay.output_shape),
+                w_bits=lay.w_bits,
+                a_bits=lay.a_bits,
+            )
+        )
     total = res.counters.sum(axis=0)
     breakdown = {k: float(dyn[k].sum()) / 1e6 for k in dyn}
     breakdown["leakage"] = float(static_pj(cycles, hw)) / 1e6
     breakdown = {k: breakdown[k] for k in COMPONENTS}
-    util = {name: float(busy / cycles) if cycles else 0.0
-            for name, busy in zip(program.unit_names, res.unit_busy, strict=True)}
+    util = {
+        name: float(busy / cycles) if cycles else 0.0
+        for name, busy in zip(program.unit_names, res.unit_busy, strict=True)
+    }
     macs = int(total[C.MACS])
     peak = hw.peak_macs_per_cycle
     return SimulationReport(
-        ndpsim_version=__version__, model=model, model_sha256=model_sha256,
-        hardware=hw.model_dump(mode="json"), config_id=hw.config_id(), mode=mode,
-        latency_cycles=cycles, latency_us=cycles / hw.clock_mhz, clock_mhz=hw.clock_mhz,
-        voltage_v=hw.voltage_v, energy_uj=sum(breakdown.values()), energy_breakdown_uj=breakdown,
+        ndpsim_version=__version__,
+        model=model,
+        model_sha256=model_sha256,
+        hardware=hw.model_dump(mode="json"),
+        config_id=hw.config_id(),
+        mode=mode,
+        latency_cycles=cycles,
+        latency_us=cycles / hw.clock_mhz,
+        clock_mhz=hw.clock_mhz,
+        voltage_v=hw.voltage_v,
+        energy_uj=sum(breakdown.values()),
+        energy_breakdown_uj=breakdown,
         dynamic_energy_uj=sum(v for k, v in breakdown.items() if k != "leakage"),
         static_power_mw=static_power_mw(hw),
         traffic_bytes={
-            "sram_read": int(total[C.SRAM_READ_BYTES]), "sram_write": int(total[C.SRAM_WRITE_BYTES]),
-            "ext_read": int(total[C.EXT_READ_BYTES]), "ext_write": int(total[C.EXT_WRITE_BYTES]),
-            "weight_write": int(total[C.WEIGHT_WRITE_BYTES]), "host": int(total[C.HOST_BYTES]),
+            "sram_read": int(total[C.SRAM_READ_BYTES]),
+            "sram_write": int(total[C.SRAM_WRITE_BYTES]),
+            "ext_read": int(total[C.EXT_READ_BYTES]),
+            "ext_write": int(total[C.EXT_WRITE_BYTES]),
+            "weight_write": int(total[C.WEIGHT_WRITE_BYTES]),
+            "host": int(total[C.HOST_BYTES]),
         },
         utilization=util,
         macro_utilization=macs / (peak * cycles) if cycles else 0.0,
-        macs=macs, params=sum(lay.params for lay in program.layers),
-        weight_bytes=program.weight_bytes, weight_capacity_bytes=hw.weight_capacity_bytes,
+        macs=macs,
+        params=sum(lay.params for lay in program.layers),
+        weight_bytes=program.weight_bytes,
+        weight_capacity_bytes=hw.weight_capacity_bytes,
         weights_resident=program.weights_resident,
-        peak_activation_bytes=program.peak_activation_bytes, sram_bytes=hw.sram_bytes,
+        peak_activation_bytes=program.peak_activation_bytes,
+        sram_bytes=hw.sram_bytes,
         spilled_tensors=program.spilled,
         fits_on_chip=program.weights_resident and not program.spilled,
-        instructions=int(total[C.INSTRUCTIONS]), layers=layers, agreement=agreement or [],
-        outputs=outputs)
+        instructions=int(total[C.INSTRUCTIONS]),
+        layers=layers,
+        agreement=agreement or [],
+        outputs=outputs,
+    )
 
 
 def unit_class_busy(program: Program, res: RunResult) -> dict[str, int]:

@@ -9,8 +9,15 @@ import numpy as np
 from ndpsim.config import HardwareConfig
 from ndpsim.isa import Counter as C
 
-COMPONENTS = ("macro_compute", "readout", "sram", "external_memory", "vector_unit", "control",
-              "leakage")
+COMPONENTS = (
+    "macro_compute",
+    "readout",
+    "sram",
+    "external_memory",
+    "vector_unit",
+    "control",
+    "leakage",
+)
 
 
 def dynamic_pj(counters: np.ndarray, hw: HardwareConfig) -> dict[str, np.ndarray]:

@@ -17,7 +17,8 @@ def summary(r: SimulationReport) -> str:
     lines = [
         f"model     {r.model}",
         f"hardware  {hw['name']} ({r.config_id}): {hw['cores']} core(s) x {hw['macros_per_core']} "
-        f"macros of {hw['macro_rows']}x{hw['macro_cols']}, w{hw['weight_bits']}a{hw['activation_bits']}, "
+        f"macros of {hw['macro_rows']}x{hw['macro_cols']}, "
+        f"w{hw['weight_bits']}a{hw['activation_bits']}, "
         f"{r.clock_mhz:g} MHz @ {r.voltage_v:g} V",
         f"mode      {r.mode}",
         "",
@@ -29,23 +30,35 @@ def summary(r: SimulationReport) -> str:
     lines.append(f"          {parts}")
     lines.append(f"MACs      {r.macs:,}   macro utilization {100 * r.macro_utilization:.1f}%")
     t = r.traffic_bytes
-    lines.append(f"traffic   SRAM r/w {_si_bytes(t['sram_read'])} / {_si_bytes(t['sram_write'])}, "
-                 f"external r/w {_si_bytes(t['ext_read'])} / {_si_bytes(t['ext_write'])}, "
-                 f"weight reload {_si_bytes(t['weight_write'])}")
-    lines.append(f"memory    weights {_si_bytes(r.weight_bytes)} of {_si_bytes(r.weight_capacity_bytes)} "
-                 f"({'resident' if r.weights_resident else 'streamed'}), peak activations "
-                 f"{_si_bytes(r.peak_activation_bytes)} of {_si_bytes(r.sram_bytes)} SRAM; "
-                 f"fits on chip: {'yes' if r.fits_on_chip else 'no'}")
+    lines.append(
+        f"traffic   SRAM r/w {_si_bytes(t['sram_read'])} / {_si_bytes(t['sram_write'])}, "
+        f"external r/w {_si_bytes(t['ext_read'])} / {_si_bytes(t['ext_write'])}, "
+        f"weight reload {_si_bytes(t['weight_write'])}"
+    )
+    lines.append(
+        f"memory    weights {_si_bytes(r.weight_bytes)} of {_si_bytes(r.weight_capacity_bytes)} "
+        f"({'resident' if r.weights_resident else 'streamed'}), peak activations "
+        f"{_si_bytes(r.peak_activation_bytes)} of {_si_bytes(r.sram_bytes)} SRAM; "
+        f"fits on chip: {'yes' if r.fits_on_chip else 'no'}"
+    )
     for a in r.agreement:
-        top1 = "" if a.top1_agreement is None else f", top-1 {'agrees' if a.top1_agreement else 'differs'}"
-        lines.append(f"vs {a.reference}  {a.output}: SQNR {a.sqnr_db:.1f} dB, "
-                     f"max abs error {a.max_abs_error:.4g}{top1}")
+        top1 = (
+            ""
+            if a.top1_agreement is None
+            else f", top-1 {'agrees' if a.top1_agreement else 'differs'}"
+        )
+        lines.append(
+            f"vs {a.reference}  {a.output}: SQNR {a.sqnr_db:.1f} dB, "
+            f"max abs error {a.max_abs_error:.4g}{top1}"
+        )
     return "\n".join(lines)
 
 
 def layer_table(r: SimulationReport) -> str:
-    head = (f"{'layer':<28} {'op':<18} {'cycles':>9} {'start':>9} {'bound':<8} {'MACs':>11} "
-            f"{'util%':>6} {'tiles':>5} {'energy nJ':>10} {'SRAM B':>9} {'ext B':>8}")
+    head = (
+        f"{'layer':<28} {'op':<18} {'cycles':>9} {'start':>9} {'bound':<8} {'MACs':>11} "
+        f"{'util%':>6} {'tiles':>5} {'energy nJ':>10} {'SRAM B':>9} {'ext B':>8}"
+    )
     rows = [head, "-" * len(head)]
     for lay in r.layers:
         op = lay.op_type + ("+" + "+".join(lay.fused) if lay.fused else "")
@@ -53,8 +66,11 @@ def layer_table(r: SimulationReport) -> str:
             f"{lay.name[:28]:<28} {op[:18]:<18} {lay.cycles:>9,} {lay.start_cycle:>9,} "
             f"{lay.bound:<8} {lay.macs:>11,} {100 * lay.macro_utilization:>6.1f} {lay.tiles:>5} "
             f"{1000 * lay.energy_uj:>10.2f} {lay.sram_read_bytes + lay.sram_write_bytes:>9,} "
-            f"{lay.ext_read_bytes + lay.ext_write_bytes:>8,}")
+            f"{lay.ext_read_bytes + lay.ext_write_bytes:>8,}"
+        )
     rows.append("-" * len(head))
-    rows.append(f"{'total':<28} {'':<18} {r.latency_cycles:>9,} {'':>9} {'':<8} {r.macs:>11,} "
-                f"{100 * r.macro_utilization:>6.1f} {'':>5} {1000 * r.energy_uj:>10.2f}")
+    rows.append(
+        f"{'total':<28} {'':<18} {r.latency_cycles:>9,} {'':>9} {'':<8} {r.macs:>11,} "
+        f"{100 * r.macro_utilization:>6.1f} {'':>5} {1000 * r.energy_uj:>10.2f}"
+    )
     return "\n".join(rows)

@@ -101,7 +101,7 @@ def bind(program: Program, plan: QuantPlan | None) -> Params:
                 values = np.array([_pad_value(g, node)])
                 qp = q(bd.output)
             p = program.placements[bd.inputs[0]]
-            mem[p.addr:p.addr + values.size] = values if float_mode else qp.quantize(values)
+            mem[p.addr : p.addr + values.size] = values if float_mode else qp.quantize(values)
             continue
         node = nodes[bd.node]
         y = q(bd.output)
@@ -113,19 +113,26 @@ def bind(program: Program, plan: QuantPlan | None) -> Params:
             s = bd.slots
             n = w.size
             if float_mode:
-                weights[s["w_base"]:s["w_base"] + n] = w.reshape(-1)
+                weights[s["w_base"] : s["w_base"] + n] = w.reshape(-1)
                 if bias is not None:
-                    weights[s["bias_base"]:s["bias_base"] + geom.cout] = bias
-                fparams[s["scale_base"]:s["scale_base"] + geom.cout] = 1.0
+                    weights[s["bias_base"] : s["bias_base"] + geom.cout] = bias
+                fparams[s["scale_base"] : s["scale_base"] + geom.cout] = 1.0
             else:
                 wq, sw = _quantize_weights(w, plan.weight_bits)
-                weights[s["w_base"]:s["w_base"] + n] = wq.reshape(-1)
+                weights[s["w_base"] : s["w_base"] + n] = wq.reshape(-1)
                 if bias is not None:
                     bq = np.clip(np.rint(bias / (x.scale * sw)), -(2**31), 2**31 - 1)
-                    weights[s["bias_base"]:s["bias_base"] + geom.cout] = bq
-                fparams[s["scale_base"]:s["scale_base"] + geom.cout] = x.scale * sw / y.scale
-            _set(desc, bd.desc, "conv", in_zp=x.zero_point, out_zp=y.zero_point, qmin=y.qmin,
-                 qmax=y.qmax)
+                    weights[s["bias_base"] : s["bias_base"] + geom.cout] = bq
+                fparams[s["scale_base"] : s["scale_base"] + geom.cout] = x.scale * sw / y.scale
+            _set(
+                desc,
+                bd.desc,
+                "conv",
+                in_zp=x.zero_point,
+                out_zp=y.zero_point,
+                qmin=y.qmin,
+                qmax=y.qmax,
+            )
             _act_params(program, "conv", bd.desc, node.attrs, fparams, y.scale)
         elif bd.kind == "eltwise":
             a, b = q(bd.inputs[0]), q(bd.inputs[1])
@@ -134,15 +141,30 @@ def bind(program: Program, plan: QuantPlan | None) -> Params:
             else:
                 fparams[bd.slots["ra"]] = a.scale / y.scale
                 fparams[bd.slots["rb"]] = b.scale / y.scale
-            _set(desc, bd.desc, "eltwise", za=a.zero_point, zb=b.zero_point, zy=y.zero_point,
-                 qmin=y.qmin, qmax=y.qmax)
+            _set(
+                desc,
+                bd.desc,
+                "eltwise",
+                za=a.zero_point,
+                zb=b.zero_point,
+                zy=y.zero_point,
+                qmin=y.qmin,
+                qmax=y.qmax,
+            )
             _act_params(program, "eltwise", bd.desc, node.attrs, fparams, y.scale)
         elif bd.kind in ("pool", "copy"):
             x = q(bd.inputs[0])
             fparams[bd.slots["r"]] = x.scale / y.scale
             zx = "zx"
-            _set(desc, bd.desc, bd.kind, **{zx: x.zero_point}, zy=y.zero_point, qmin=y.qmin,
-                 qmax=y.qmax)
+            _set(
+                desc,
+                bd.desc,
+                bd.kind,
+                **{zx: x.zero_point},
+                zy=y.zero_point,
+                qmin=y.qmin,
+                qmax=y.qmax,
+            )
             attrs = node.attrs
             if bd.kind == "copy" and node.op_type in ("Relu", "Clip", "LeakyRelu"):
                 from ndpsim.lower.passes import _activation_of
@@ -153,8 +175,9 @@ def bind(program: Program, plan: QuantPlan | None) -> Params:
             x = q(bd.inputs[0])
             fparams[bd.slots["sx"]] = x.scale
             fparams[bd.slots["sy"]] = y.scale
-            _set(desc, bd.desc, "softmax", zx=x.zero_point, zy=y.zero_point, qmin=y.qmin,
-                 qmax=y.qmax)
+            _set(
+                desc, bd.desc, "softmax", zx=x.zero_point, zy=y.zero_point, qmin=y.qmin, qmax=y.qmax
+            )
     return Params(desc, fparams, weights, mem, float_mode)
 
 

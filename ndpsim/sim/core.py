@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from ndpsim.isa import DESC_FIELDS, Act, Counter, EltwiseKind, Opcode, PoolKind, Unit
+from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
 ISA_DIGEST = "0a0069fd7cf4536d"
 
@@ -31,129 +31,6 @@ class Timing(NamedTuple):
     ext_mem_bytes_per_cycle: float
     ext_mem_latency_cycles: int
     instruction_issue_cycles: int
-
-
-# Compiled-in constants (from isa/isa.toml).
-OP_NOP, OP_MVM, OP_REQUANT = int(Opcode.NOP), int(Opcode.MVM), int(Opcode.REQUANT)
-OP_ELTWISE, OP_POOL, OP_SOFTMAX = int(Opcode.ELTWISE), int(Opcode.POOL), int(Opcode.SOFTMAX)
-OP_COPY, OP_LOAD_W, OP_LOAD_A = int(Opcode.COPY), int(Opcode.LOAD_W), int(Opcode.LOAD_A)
-OP_STORE_A, OP_HOST_IN, OP_HOST_OUT = int(Opcode.STORE_A), int(Opcode.HOST_IN), int(Opcode.HOST_OUT)
-U_MACRO, U_VECTOR, U_DMA = int(Unit.MACRO), int(Unit.VECTOR), int(Unit.DMA)
-A_RELU, A_CLIP, A_LEAKY = int(Act.RELU), int(Act.CLIP), int(Act.LEAKY_RELU)
-E_MUL, P_MAX = int(EltwiseKind.MUL), int(PoolKind.MAX)
-C = {c.name: int(c) for c in Counter}
-C_MACS, C_VEC, C_INCYC = C["MACS"], C["MACRO_VECTORS"], C["MACRO_INPUT_CYCLES"]
-C_CELL, C_ROWACT, C_READOUT = C["MACRO_CELL_BIT_OPS"], C["MACRO_ROW_ACTIVATIONS"], C["READOUT_CONVERSIONS"]
-C_ACCADD, C_VOPS, C_LUT = C["ACCUMULATOR_ADDS"], C["VECTOR_ELEMENT_OPS"], C["VECTOR_LUT_OPS"]
-C_SRAM_R, C_SRAM_W = C["SRAM_READ_BYTES"], C["SRAM_WRITE_BYTES"]
-C_EXT_R, C_EXT_W, C_WW = C["EXT_READ_BYTES"], C["EXT_WRITE_BYTES"], C["WEIGHT_WRITE_BYTES"]
-C_HOST, C_INSTR = C["HOST_BYTES"], C["INSTRUCTIONS"]
-C_MBUSY, C_VBUSY, C_DBUSY = C["MACRO_BUSY_CYCLES"], C["VECTOR_BUSY_CYCLES"], C["DMA_BUSY_CYCLES"]
-C_MCOMP, C_VCOMP = C["MACRO_COMPUTE_CYCLES"], C["VECTOR_COMPUTE_CYCLES"]
-N_COUNTERS = len(Counter)
-_F = DESC_FIELDS
-CV, EW, PL, SM, CP = _F["conv"], _F["eltwise"], _F["pool"], _F["softmax"], _F["copy"]
-# descriptor columns (numba compiles these ints in)
-CP_ACT = CP["act"]
-CP_ACT_P0 = CP["act_p0"]
-CP_ACT_P1 = CP["act_p1"]
-CP_D1 = CP["d1"]
-CP_D2 = CP["d2"]
-CP_D3 = CP["d3"]
-CP_QMAX = CP["qmax"]
-CP_QMIN = CP["qmin"]
-CP_R = CP["r"]
-CP_X_BASE = CP["x_base"]
-CP_X_S0 = CP["x_s0"]
-CP_X_S1 = CP["x_s1"]
-CP_X_S2 = CP["x_s2"]
-CP_X_S3 = CP["x_s3"]
-CP_Y_BASE = CP["y_base"]
-CP_Y_S0 = CP["y_s0"]
-CP_Y_S1 = CP["y_s1"]
-CP_Y_S2 = CP["y_s2"]
-CP_Y_S3 = CP["y_s3"]
-CP_ZX = CP["zx"]
-CP_ZY = CP["zy"]
-EW_A_BASE = EW["a_base"]
-EW_A_S0 = EW["a_s0"]
-EW_A_S1 = EW["a_s1"]
-EW_A_S2 = EW["a_s2"]
-EW_A_S3 = EW["a_s3"]
-EW_ACT = EW["act"]
-EW_ACT_P0 = EW["act_p0"]
-EW_ACT_P1 = EW["act_p1"]
-EW_B_BASE = EW["b_base"]
-EW_B_S0 = EW["b_s0"]
-EW_B_S1 = EW["b_s1"]
-EW_B_S2 = EW["b_s2"]
-EW_B_S3 = EW["b_s3"]
-EW_D1 = EW["d1"]
-EW_D2 = EW["d2"]
-EW_D3 = EW["d3"]
-EW_KIND = EW["kind"]
-EW_QMAX = EW["qmax"]
-EW_QMIN = EW["qmin"]
-EW_RA = EW["ra"]
-EW_RB = EW["rb"]
-EW_Y_BASE = EW["y_base"]
-EW_Y_S0 = EW["y_s0"]
-EW_Y_S1 = EW["y_s1"]
-EW_Y_S2 = EW["y_s2"]
-EW_Y_S3 = EW["y_s3"]
-EW_ZA = EW["za"]
-EW_ZB = EW["zb"]
-EW_ZY = EW["zy"]
-PL_ACT = PL["act"]
-PL_ACT_P0 = PL["act_p0"]
-PL_ACT_P1 = PL["act_p1"]
-PL_COUNT_INCLUDE_PAD = PL["count_include_pad"]
-PL_DIL_H = PL["dil_h"]
-PL_DIL_W = PL["dil_w"]
-PL_H = PL["h"]
-PL_IN_BASE = PL["in_base"]
-PL_IN_SC = PL["in_sc"]
-PL_IN_SX = PL["in_sx"]
-PL_IN_SY = PL["in_sy"]
-PL_KH = PL["kh"]
-PL_KIND = PL["kind"]
-PL_KW = PL["kw"]
-PL_OH = PL["oh"]
-PL_OUT_BASE = PL["out_base"]
-PL_OUT_SC = PL["out_sc"]
-PL_OUT_SX = PL["out_sx"]
-PL_OUT_SY = PL["out_sy"]
-PL_OW = PL["ow"]
-PL_PAD_LEFT = PL["pad_left"]
-PL_PAD_TOP = PL["pad_top"]
-PL_QMAX = PL["qmax"]
-PL_QMIN = PL["qmin"]
-PL_R = PL["r"]
-PL_STRIDE_H = PL["stride_h"]
-PL_STRIDE_W = PL["stride_w"]
-PL_W = PL["w"]
-PL_ZX = PL["zx"]
-PL_ZY = PL["zy"]
-SM_INNER = SM["inner"]
-SM_LENGTH = SM["length"]
-SM_QMAX = SM["qmax"]
-SM_QMIN = SM["qmin"]
-SM_SX = SM["sx"]
-SM_SY = SM["sy"]
-SM_X_BASE = SM["x_base"]
-SM_Y_BASE = SM["y_base"]
-SM_ZX = SM["zx"]
-SM_ZY = SM["zy"]
-# conv descriptor columns
-CV_IN, CV_SC, CV_SY, CV_SX = CV["in_base"], CV["in_sc"], CV["in_sy"], CV["in_sx"]
-CV_CIN, CV_H, CV_W = CV["cin"], CV["h"], CV["w"]
-CV_OUT, CV_OSC, CV_OSY, CV_OSX = CV["out_base"], CV["out_sc"], CV["out_sy"], CV["out_sx"]
-CV_COUT, CV_OH, CV_OW, CV_KH, CV_KW = CV["cout"], CV["oh"], CV["ow"], CV["kh"], CV["kw"]
-CV_STH, CV_STW, CV_DH, CV_DW = CV["stride_h"], CV["stride_w"], CV["dil_h"], CV["dil_w"]
-CV_PT, CV_PL, CV_G, CV_WB, CV_AB = CV["pad_top"], CV["pad_left"], CV["groups"], CV["w_base"], CV["acc_base"]
-CV_BB, CV_SB, CV_IZ, CV_OZ = CV["bias_base"], CV["scale_base"], CV["in_zp"], CV["out_zp"]
-CV_QMIN, CV_QMAX, CV_ACT, CV_AP0, CV_AP1 = CV["qmin"], CV["qmax"], CV["act"], CV["act_p0"], CV["act_p1"]
-CV_AMIN, CV_AMAX = CV["acc_min"], CV["acc_max"]
 
 
 @njit(cache=True)
@@ -276,8 +153,12 @@ def _eltwise(d, e0, n, mem, fparams, float_mode):
         t = t // d2
         i1 = t % d1
         i0 = t // d1
-        a = mem[d[EW_A_BASE] + i0 * d[EW_A_S0] + i1 * d[EW_A_S1] + i2 * d[EW_A_S2] + i3 * d[EW_A_S3]]
-        b = mem[d[EW_B_BASE] + i0 * d[EW_B_S0] + i1 * d[EW_B_S1] + i2 * d[EW_B_S2] + i3 * d[EW_B_S3]]
+        a = mem[
+            d[EW_A_BASE] + i0 * d[EW_A_S0] + i1 * d[EW_A_S1] + i2 * d[EW_A_S2] + i3 * d[EW_A_S3]
+        ]
+        b = mem[
+            d[EW_B_BASE] + i0 * d[EW_B_S0] + i1 * d[EW_B_S1] + i2 * d[EW_B_S2] + i3 * d[EW_B_S3]
+        ]
         if d[EW_KIND] == E_MUL:
             f = np.float32(a - za) * np.float32(b - zb) * ra
         else:
@@ -345,7 +226,15 @@ def _softmax(d, r0, n, mem, fparams, float_mode):
         for j in range(length):
             v = np.float64(np.float32(mem[d[SM_X_BASE] + base + j * inner] - zx) * sx)
             f = np.float32(np.exp(v - m) / total) / sy
-            _store(mem, d[SM_Y_BASE] + base + j * inner, f, d[SM_ZY], d[SM_QMIN], d[SM_QMAX], float_mode)
+            _store(
+                mem,
+                d[SM_Y_BASE] + base + j * inner,
+                f,
+                d[SM_ZY],
+                d[SM_QMIN],
+                d[SM_QMAX],
+                float_mode,
+            )
 
 
 @njit(cache=True)
@@ -359,7 +248,9 @@ def _copy(d, e0, n, mem, fparams, float_mode):
         t = t // d2
         i1 = t % d1
         i0 = t // d1
-        x = mem[d[CP_X_BASE] + i0 * d[CP_X_S0] + i1 * d[CP_X_S1] + i2 * d[CP_X_S2] + i3 * d[CP_X_S3]]
+        x = mem[
+            d[CP_X_BASE] + i0 * d[CP_X_S0] + i1 * d[CP_X_S1] + i2 * d[CP_X_S2] + i3 * d[CP_X_S3]
+        ]
         f = np.float32(x - zx) * r
         f = _activate(f, d[CP_ACT], d[CP_ACT_P0], d[CP_ACT_P1], fparams)
         y = d[CP_Y_BASE] + i0 * d[CP_Y_S0] + i1 * d[CP_Y_S1] + i2 * d[CP_Y_S2] + i3 * d[CP_Y_S3]
@@ -443,8 +334,21 @@ def _count(cnt, ins, dur, compute, in_cycles):
 
 
 @njit(cache=True)
-def run_program(instrs, desc, tiles, fparams, weights, mem, acc, timing, n_units, n_tokens,
-                n_layers, execute, float_mode):
+def run_program(
+    instrs,
+    desc,
+    tiles,
+    fparams,
+    weights,
+    mem,
+    acc,
+    timing,
+    n_units,
+    n_tokens,
+    n_layers,
+    execute,
+    float_mode,
+):
     """Execute (if `execute`) and time `instrs`. Returns (counters[layer, counter],
     unit_busy[unit], start[instr], end[instr]); the makespan is end.max()."""
     n = instrs.shape[0]
@@ -480,9 +384,30 @@ def run_program(instrs, desc, tiles, fparams, weights, mem, acc, timing, n_units
         _count(counters[ins["layer"]], ins, dur, compute, in_cycles)
         if execute:
             if op == OP_MVM:
-                _mvm(desc[ins["desc"]], tiles[ins["a0"]], ins["a1"], ins["a2"], mem, weights, acc, xbuf, float_mode)
+                _mvm(
+                    desc[ins["desc"]],
+                    tiles[ins["a0"]],
+                    ins["a1"],
+                    ins["a2"],
+                    mem,
+                    weights,
+                    acc,
+                    xbuf,
+                    float_mode,
+                )
             elif op == OP_REQUANT:
-                _requant(desc[ins["desc"]], ins["a0"], ins["rows"], ins["a1"], ins["a2"], mem, weights, acc, fparams, float_mode)
+                _requant(
+                    desc[ins["desc"]],
+                    ins["a0"],
+                    ins["rows"],
+                    ins["a1"],
+                    ins["a2"],
+                    mem,
+                    weights,
+                    acc,
+                    fparams,
+                    float_mode,
+                )
             elif op == OP_ELTWISE:
                 _eltwise(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode)
             elif op == OP_POOL:

@@ -19,15 +19,16 @@ def symmetric(amax: float, bits: int) -> QParams:
     return QParams(float(scale), 0, -qmax - 1, qmax)
 
 
-def calibrate(program: Program, hw: HardwareConfig, samples: list[dict[str, np.ndarray]]
-              ) -> QuantPlan:
+def calibrate(
+    program: Program, hw: HardwareConfig, samples: list[dict[str, np.ndarray]]
+) -> QuantPlan:
     """Ranges of every stored value over the calibration samples (min-max, symmetric)."""
     fparams = bind(program, None)
     amax: dict[str, float] = {}
     for inputs in samples:
         res = run(program, hw, fparams, inputs)
         for name, p in program.placements.items():
-            vals = res.mem[p.addr:p.addr + p.size]
+            vals = res.mem[p.addr : p.addr + p.size]
             m = float(np.abs(vals).max()) if vals.size else 0.0
             amax[name] = max(amax.get(name, 0.0), m)
     bits = hw.activation_bits

@@ -72,7 +72,9 @@ def _mvm(d, tile, p0, n, mem, weights, acc, float_mode):
                 else:
                     s = sum(int(weights[wb + j]) * int(x) for j, x in enumerate(xs))
                     ai = int(d[CV["acc_base"]]) + oc * npix + p
-                    acc[ai] = min(max(int(acc[ai]) + s, int(d[CV["acc_min"]])), int(d[CV["acc_max"]]))
+                    acc[ai] = min(
+                        max(int(acc[ai]) + s, int(d[CV["acc_min"]])), int(d[CV["acc_max"]])
+                    )
 
 
 def _requant(d, c0, nc, p0, n, mem, weights, acc, fparams, float_mode):
@@ -89,7 +91,12 @@ def _requant(d, c0, nc, p0, n, mem, weights, acc, fparams, float_mode):
             f = _F32(v) * scale
             f = _activate(f, d[CV["act"]], d[CV["act_p0"]], d[CV["act_p1"]], fparams)
             oy, ox = divmod(p, ow)
-            addr = d[CV["out_base"]] + c * d[CV["out_sc"]] + oy * d[CV["out_sy"]] + ox * d[CV["out_sx"]]
+            addr = (
+                d[CV["out_base"]]
+                + c * d[CV["out_sc"]]
+                + oy * d[CV["out_sy"]]
+                + ox * d[CV["out_sx"]]
+            )
             _store(mem, addr, f, d[CV["out_zp"]], d[CV["qmin"]], d[CV["qmax"]], float_mode)
 
 
@@ -116,8 +123,15 @@ def _eltwise(d, e0, n, mem, fparams, float_mode):
         fb = _F32(b - d[EW["zb"]])
         f = fa * fb * ra if d[EW["kind"]] == EltwiseKind.MUL else fa * ra + fb * rb
         f = _activate(f, d[EW["act"]], d[EW["act_p0"]], d[EW["act_p1"]], fparams)
-        _store(mem, _addr(d, EW, "y_base", "y_s", idx), f, d[EW["zy"]], d[EW["qmin"]],
-               d[EW["qmax"]], float_mode)
+        _store(
+            mem,
+            _addr(d, EW, "y_base", "y_s", idx),
+            f,
+            d[EW["zy"]],
+            d[EW["qmin"]],
+            d[EW["qmax"]],
+            float_mode,
+        )
 
 
 def _pool(d, p0, n, mem, fparams, float_mode):
@@ -171,12 +185,19 @@ def _copy(d, e0, n, mem, fparams, float_mode):
         x = mem[_addr(d, CP, "x_base", "x_s", idx)]
         f = _F32(x - d[CP["zx"]]) * r
         f = _activate(f, d[CP["act"]], d[CP["act_p0"]], d[CP["act_p1"]], fparams)
-        _store(mem, _addr(d, CP, "y_base", "y_s", idx), f, d[CP["zy"]], d[CP["qmin"]],
-               d[CP["qmax"]], float_mode)
+        _store(
+            mem,
+            _addr(d, CP, "y_base", "y_s", idx),
+            f,
+            d[CP["zy"]],
+            d[CP["qmin"]],
+            d[CP["qmax"]],
+            float_mode,
+        )
 
 
 def duration(ins, t: Timing) -> tuple[int, int]:
-    """(cycles on the unit, of which compute-bound) — the timing equations of docs/machine_model.md."""
+    """(cycles on the unit, of which compute-bound): docs/machine_model.md's timing equations."""
     op = Opcode(int(ins["op"]))
     if op == Opcode.MVM:
         in_cycles = math.ceil(int(ins["a_bits"]) / t.input_bits_per_cycle)
@@ -243,8 +264,21 @@ def count(cnt: np.ndarray, ins, dur: int, compute: int, t: Timing) -> None:
         cnt[C.DMA_BUSY_CYCLES] += dur
 
 
-def run_program(instrs, desc, tiles, fparams, weights, mem, acc, timing: Timing, n_units: int,
-                n_tokens: int, n_layers: int, execute: bool, float_mode: bool):
+def run_program(
+    instrs,
+    desc,
+    tiles,
+    fparams,
+    weights,
+    mem,
+    acc,
+    timing: Timing,
+    n_units: int,
+    n_tokens: int,
+    n_layers: int,
+    execute: bool,
+    float_mode: bool,
+):
     """Same contract as core.run_program; mutates mem and acc."""
     counters = np.zeros((n_layers, N_COUNTERS), dtype=np.int64)
     unit_free = [0] * n_units

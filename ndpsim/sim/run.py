@@ -44,9 +44,14 @@ class RunResult:
 _EMPTY_I = (np.zeros(1, np.int32), np.zeros(1, np.int64))
 
 
-def run(program: Program, hw: HardwareConfig, params: Params | None = None,
-        inputs: dict[str, np.ndarray] | None = None, plan: QuantPlan | None = None,
-        reference: bool = False) -> RunResult:
+def run(
+    program: Program,
+    hw: HardwareConfig,
+    params: Params | None = None,
+    inputs: dict[str, np.ndarray] | None = None,
+    plan: QuantPlan | None = None,
+    reference: bool = False,
+) -> RunResult:
     """Time the program; with `params` and `inputs` also execute it. Inputs are float arrays,
     quantized here with `plan` (the host's job) unless the params are float."""
     runner = core.run_program
@@ -59,8 +64,20 @@ def run(program: Program, hw: HardwareConfig, params: Params | None = None,
     if params is None:  # timing only: no arithmetic, tiny dummy arrays
         mem, acc = _EMPTY_I
         counters, busy, start, end = runner(
-            program.instrs, program.desc, program.tiles, np.zeros(1, np.float32), mem, mem,
-            acc, timing, program.n_units, program.n_tokens, n_layers, False, False)
+            program.instrs,
+            program.desc,
+            program.tiles,
+            np.zeros(1, np.float32),
+            mem,
+            mem,
+            acc,
+            timing,
+            program.n_units,
+            program.n_tokens,
+            n_layers,
+            False,
+            False,
+        )
         return RunResult(counters, busy, start, end, None)
     mem = params.mem.copy()
     for name, x in (inputs or {}).items():
@@ -68,19 +85,34 @@ def run(program: Program, hw: HardwareConfig, params: Params | None = None,
         flat = np.asarray(x, np.float64).reshape(-1)
         if flat.size != p.size:
             raise ValueError(f"input {name!r}: {flat.size} elements, expected {p.size}")
-        mem[p.addr:p.addr + p.size] = flat if params.float_mode else plan.tensors[name].quantize(flat)
+        mem[p.addr : p.addr + p.size] = (
+            flat if params.float_mode else plan.tensors[name].quantize(flat)
+        )
     acc = np.zeros(program.acc_size, dtype=np.float32 if params.float_mode else np.int64)
     counters, busy, start, end = runner(
-        program.instrs, params.desc, program.tiles, params.fparams, params.weights, mem, acc,
-        timing, program.n_units, program.n_tokens, n_layers, True, params.float_mode)
+        program.instrs,
+        params.desc,
+        program.tiles,
+        params.fparams,
+        params.weights,
+        mem,
+        acc,
+        timing,
+        program.n_units,
+        program.n_tokens,
+        n_layers,
+        True,
+        params.float_mode,
+    )
     return RunResult(counters, busy, start, end, mem)
 
 
-def read_value(program: Program, result: RunResult, name: str, plan: QuantPlan | None,
-               dequantize: bool = True) -> np.ndarray:
+def read_value(
+    program: Program, result: RunResult, name: str, plan: QuantPlan | None, dequantize: bool = True
+) -> np.ndarray:
     """A value of the program after a run, as a float array of its logical shape."""
     p = program.placements[name]
-    raw = result.mem[p.addr:p.addr + p.size]
+    raw = result.mem[p.addr : p.addr + p.size]
     if plan is not None and dequantize:
         raw = plan.tensors[name].dequantize(raw)
     return np.asarray(raw, np.float64).reshape(p.shape)

@@ -140,21 +140,33 @@ class GraphBuilder:
         name = self._fresh("Conv")
         c_per_group = c_in // group
         w_name, b_name = self._weights(
-            name, (out_channels, c_per_group, *k_hw),
-            fan_in=c_per_group * k_hw[0] * k_hw[1], scale=weight_scale,
+            name,
+            (out_channels, c_per_group, *k_hw),
+            fan_in=c_per_group * k_hw[0] * k_hw[1],
+            scale=weight_scale,
         )
         self.nodes.append(
             helper.make_node(
-                "Conv", [x.name, w_name, b_name], [name], name=name,
-                kernel_shape=list(k_hw), strides=list(s_hw), pads=list(pads), group=group,
+                "Conv",
+                [x.name, w_name, b_name],
+                [name],
+                name=name,
+                kernel_shape=list(k_hw),
+                strides=list(s_hw),
+                pads=list(pads),
+                group=group,
             )
         )
         y = Tensor(name, (n, out_channels, out_h, out_w))
         return self.relu(y) if relu else y
 
     def depthwise(
-        self, x: Tensor, kernel: int | Sequence[int] = 3, stride: int | Sequence[int] = 1,
-        padding: str | Pads = "same", relu: bool = False,
+        self,
+        x: Tensor,
+        kernel: int | Sequence[int] = 3,
+        stride: int | Sequence[int] = 1,
+        padding: str | Pads = "same",
+        relu: bool = False,
     ) -> Tensor:
         """Depthwise conv: a Conv with group = channels and one filter per channel."""
         channels = x.shape[1]
@@ -180,7 +192,8 @@ class GraphBuilder:
         """ReLU6 as Clip(0, 6); the two bounds are one shared pair of scalar initializers."""
         if self._relu6_bounds is None:
             self._relu6_bounds = (
-                self._init("relu6.min", np.array(0.0)), self._init("relu6.max", np.array(6.0))
+                self._init("relu6.min", np.array(0.0)),
+                self._init("relu6.max", np.array(6.0)),
             )
         return self._node("Clip", [x.name, *self._relu6_bounds], x.shape)
 
@@ -203,7 +216,11 @@ class GraphBuilder:
 
     # -- pooling and reshaping --------------------------------------------------------
     def _pool(
-        self, op: str, x: Tensor, kernel: int | Sequence[int], stride: int | Sequence[int] | None,
+        self,
+        op: str,
+        x: Tensor,
+        kernel: int | Sequence[int],
+        stride: int | Sequence[int] | None,
         padding: str | Pads,
     ) -> Tensor:
         n, c, h, w = x.shape
@@ -213,19 +230,29 @@ class GraphBuilder:
         out_h = _window_out(h, k_hw[0], s_hw[0], pads[0] + pads[2])
         out_w = _window_out(w, k_hw[1], s_hw[1], pads[1] + pads[3])
         return self._node(
-            op, [x.name], (n, c, out_h, out_w),
-            kernel_shape=list(k_hw), strides=list(s_hw), pads=list(pads),
+            op,
+            [x.name],
+            (n, c, out_h, out_w),
+            kernel_shape=list(k_hw),
+            strides=list(s_hw),
+            pads=list(pads),
         )
 
     def avgpool(
-        self, x: Tensor, kernel: int | Sequence[int] | None = None,
-        stride: int | Sequence[int] | None = None, padding: str | Pads = "valid",
+        self,
+        x: Tensor,
+        kernel: int | Sequence[int] | None = None,
+        stride: int | Sequence[int] | None = None,
+        padding: str | Pads = "valid",
     ) -> Tensor:
         """AveragePool; kernel defaults to the whole feature map, stride to the kernel."""
         return self._pool("AveragePool", x, kernel or x.shape[2:], stride, padding)
 
     def maxpool(
-        self, x: Tensor, kernel: int | Sequence[int], stride: int | Sequence[int] | None = None,
+        self,
+        x: Tensor,
+        kernel: int | Sequence[int],
+        stride: int | Sequence[int] | None = None,
         padding: str | Pads = "valid",
     ) -> Tensor:
         """MaxPool; stride defaults to the kernel."""
@@ -246,13 +273,16 @@ class GraphBuilder:
             node.input[:] = ["output" if i == output.name else i for i in node.input]
             node.output[:] = ["output" if o == output.name else o for o in node.output]
         graph = helper.make_graph(
-            self.nodes, self.name,
+            self.nodes,
+            self.name,
             [helper.make_tensor_value_info("input", TensorProto.FLOAT, self.input.shape)],
             [helper.make_tensor_value_info("output", TensorProto.FLOAT, output.shape)],
             initializer=self.initializers,
         )
         model = helper.make_model(
-            graph, producer_name="ndpsim.zoo", ir_version=IR_VERSION,
+            graph,
+            producer_name="ndpsim.zoo",
+            ir_version=IR_VERSION,
             opset_imports=[helper.make_opsetid("", OPSET_VERSION)],
         )
         model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)

@@ -18,8 +18,19 @@ KWS_DS_BLOCKS = 4
 KWS_CLASSES = 12
 # MobileNetV1 alpha=0.25: (pointwise output channels, depthwise stride) of the 13 blocks.
 VWW_BLOCKS: tuple[tuple[int, int], ...] = (
-    (16, 1), (32, 2), (32, 1), (64, 2), (64, 1), (128, 2),
-    (128, 1), (128, 1), (128, 1), (128, 1), (128, 1), (256, 2), (256, 1),
+    (16, 1),
+    (32, 2),
+    (32, 1),
+    (64, 2),
+    (64, 1),
+    (128, 2),
+    (128, 1),
+    (128, 1),
+    (128, 1),
+    (128, 1),
+    (128, 1),
+    (256, 2),
+    (256, 1),
 )
 VWW_STEM_CHANNELS = 8
 VWW_CLASSES = 2

@@ -16,7 +16,10 @@ from ndpsim.zoo.builder import GraphBuilder, Tensor
 
 # ResNet-50 stages: (bottleneck width, output channels, blocks, stride of the first block).
 RESNET50_STAGES: tuple[tuple[int, int, int, int], ...] = (
-    (64, 256, 3, 1), (128, 512, 4, 2), (256, 1024, 6, 2), (512, 2048, 3, 2),
+    (64, 256, 3, 1),
+    (128, 512, 4, 2),
+    (256, 1024, 6, 2),
+    (512, 2048, 3, 2),
 )
 # Scale of the last conv of each ResNet-50 residual branch: with plain He init the
 # variance doubles at each of the 16 adds and the softmax saturates to one-hot; damping
@@ -25,15 +28,28 @@ RESIDUAL_BRANCH_SCALE = 0.2
 # MobileNetV2 inverted-residual settings: (expansion t, channels c, repeats n, stride s)
 # from Sandler et al. 2018, Table 2.
 MOBILENETV2_BLOCKS: tuple[tuple[int, int, int, int], ...] = (
-    (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-    (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1),
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
 )
 # Keras keeps the 1280-channel last conv for every width multiplier <= 1.
 MOBILENETV2_LAST_CHANNELS = 1280
 # SqueezeNet 1.1 fire modules: (squeeze, expand per branch); None marks a 3x3/s2 MaxPool.
 SQUEEZENET_FIRES: tuple[tuple[int, int] | None, ...] = (
-    (16, 64), (16, 64), None, (32, 128), (32, 128), None,
-    (48, 192), (48, 192), (64, 256), (64, 256),
+    (16, 64),
+    (16, 64),
+    None,
+    (32, 128),
+    (32, 128),
+    None,
+    (48, 192),
+    (48, 192),
+    (64, 256),
+    (64, 256),
 )
 
 

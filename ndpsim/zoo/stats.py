@@ -34,8 +34,10 @@ def _shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
 
 def _known(shapes: dict[str, tuple[int, ...]], node: onnx.NodeProto, name: str) -> tuple[int, ...]:
     if name not in shapes:
-        raise ValueError(f"count_macs: shape of {name!r} (input of {node.op_type} "
-                         f"node {node.name!r}) is unknown after shape inference")
+        raise ValueError(
+            f"count_macs: shape of {name!r} (input of {node.op_type} "
+            f"node {node.name!r}) is unknown after shape inference"
+        )
     return shapes[name]
 
 
