@@ -164,6 +164,12 @@ def fmt(x: float | None, digits: int = 1) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
+def source_stamp() -> float:
+    """Newest modification time of ndpsim's sources: an edit during the run invalidates the
+    numba cache and the code measured, so the figures after it are not comparable."""
+    return max(p.stat().st_mtime for p in Path(ndpsim.__file__).parent.rglob("*.py"))
+
+
 def machine_info() -> list[str]:
     try:
         import onnxruntime as ort
@@ -178,6 +184,7 @@ def machine_info() -> list[str]:
         f"python {platform.python_version()}, numba {numba.__version__}, numpy {np.__version__}, "
         f"onnxruntime {ort_version}, ndpsim {ndpsim.__version__}",
         f"NUMBA_CACHE_DIR: {cache}",
+        "load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()),
     ]
 
 
@@ -238,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     hw = load_preset(args.preset)
 
     t0 = time.perf_counter()
+    stamp = source_stamp()
     rows = []
     for name in TINY:
         rows.append(measure(name, MODELS_DIR / f"{name}.onnx", hw, args.preset, args.repeats,
@@ -251,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     text = render(rows, args.preset, args.repeats, args.cli_repeats, args.heavy_repeats)
     print(text)
     print(f"benchmark wall time: {time.perf_counter() - t0:.0f} s")
+    if source_stamp() != stamp:
+        print("WARNING: ndpsim sources changed during the run (numba recompiled, code differs); "
+              "run again")
     return 1 if "FAIL" in text else 0
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from random_programs import KINDS, RandomProgram, random_program, random_timing
+from random_programs import RandomProgram, random_program, random_timing
 
 from ndpsim.isa import DESC_FIELDS, DESC_WIDTH, Counter, assemble
 from ndpsim.sim import core
@@ -18,10 +18,6 @@ from ndpsim.sim import reference as ref
 OUTPUTS = ("counters", "unit_busy", "start", "end", "mem", "acc")
 INT_SEEDS = range(250)
 FLOAT_SEEDS = range(10_000, 10_060)
-# The float datapath minus the two known core divergences (see the xfail tests below):
-# no MVM (the core accumulates float dot products in float64) and no all-padding pool
-# windows (the core seeds max / sum with mem[0] * 0, which is -0.0 or NaN for some mem[0]).
-FLOAT_SAFE = {"kinds": tuple(k for k in KINDS if k != "conv"), "empty_pool_windows": False}
 
 
 def _same(x: np.ndarray, y: np.ndarray) -> bool:
@@ -44,26 +40,15 @@ def test_integer_datapath_bit_exact(seed):
 
 
 @pytest.mark.parametrize("seed", FLOAT_SEEDS)
-def test_float_datapath_bit_exact_on_vector_ops(seed):
-    p = random_program(seed, float_mode=True, **FLOAT_SAFE)
+def test_float_datapath_bit_exact(seed):
+    p = random_program(seed, float_mode=True)
     assert mismatches(p) == [], f"float seed {seed}: core != reference"
-
-
-@pytest.mark.xfail(strict=True, reason="core.py _mvm accumulates float dot products in float64 "
-                   "(s = acc[0] * 0 is float64) where the reference accumulates in float32; "
-                   "core.py _pool seeds max/sum with mem[0] * 0 (-0.0 or NaN for all-padding "
-                   "windows) where the reference uses +0")
-def test_float_datapath_bit_exact():
-    bad = {s: mismatches(random_program(s, float_mode=True)) for s in FLOAT_SEEDS}
-    bad = {s: m for s, m in bad.items() if m}
-    assert not bad, f"float seeds where core != reference: {bad}"
 
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), size=st.integers(1, 4), float_mode=st.booleans())
 def test_random_programs_hypothesis(seed, size, float_mode):
-    extra = FLOAT_SAFE if float_mode else {}
-    p = random_program(seed, float_mode=float_mode, size=size, **extra)
+    p = random_program(seed, float_mode=float_mode, size=size)
     assert mismatches(p) == []
 
 
@@ -107,7 +92,7 @@ def test_schedule_invariants():
                     assert (start[i] >= end[signalers]).all()
 
 
-# --- minimal repros of known divergences (strict xfail: they turn red once fixed) ---------
+# --- minimal repros of divergences found and fixed (regression tests) ---------------------
 
 
 def _run_both(instrs, desc, mem, fparams, weights=None, acc=None, float_mode=True):
@@ -123,15 +108,13 @@ def _run_both(instrs, desc, mem, fparams, weights=None, acc=None, float_mode=Tru
     return out
 
 
-def _desc(kind: str, **values: int) -> np.ndarray:
+def _desc(desc_kind: str, /, **values: int) -> np.ndarray:
     d = np.zeros((1, DESC_WIDTH), np.int64)
     for k, v in values.items():
-        d[0, DESC_FIELDS[kind][k]] = v
+        d[0, DESC_FIELDS[desc_kind][k]] = v
     return d
 
 
-@pytest.mark.xfail(strict=True, reason="core.py _mvm: `s = acc[0] * 0` makes the float dot "
-                   "product a float64 sum; the reference (spec) accumulates in float32")
 def test_float_mvm_accumulates_in_float32():
     # acc = 1e8 + 1 - 1e8 over a 1x1 conv with cin=3, all weights 1: float32 gives 0.
     desc = _desc("conv", in_sc=1, in_sy=1, in_sx=1, cin=3, h=1, w=1, cout=1, oh=1, ow=1, kh=1,
@@ -143,9 +126,6 @@ def test_float_mvm_accumulates_in_float32():
     assert _same(want, got)
 
 
-@pytest.mark.xfail(strict=True, reason="core.py _pool: `m = mem[0] * 0` / `s = mem[0] * 0` "
-                   "seed an all-padding window with -0.0 (mem[0] < 0) or NaN (mem[0] = inf); "
-                   "the reference gives +0.0")
 @pytest.mark.parametrize("kind,cip", [(0, 0), (1, 1)], ids=["max", "avg-count-pad"])
 @pytest.mark.parametrize("mem0", [-5.0, np.inf])
 def test_all_padding_pool_window_is_zero(kind, cip, mem0):
@@ -157,22 +137,6 @@ def test_all_padding_pool_window_is_zero(kind, cip, mem0):
     assert _same(want, got)
 
 
-@pytest.mark.xfail(strict=True, reason="softmax with y overlapping x shifted by one element: "
-                   "core.py _softmax re-reads x in its write loop (sees its own outputs), the "
-                   "reference reads the row once; either define it or forbid the overlap")
-def test_softmax_output_overlapping_input():
-    desc = _desc("softmax", x_base=0, y_base=1, outer=1, length=3, inner=1, qmin=-128, qmax=127,
-                 sx=0, sy=1)
-    (want, _), (got, _) = _run_both(assemble("SOFTMAX a1=0 a2=1"), desc,
-                                    np.array([10, 20, 30, 0], np.int32),
-                                    np.array([1.0, 1 / 128], np.float32), float_mode=False)
-    assert _same(want, got)
-
-
-@pytest.mark.xfail(strict=True, raises=(OverflowError, AssertionError),
-                   reason="|f| >= 2**63 before saturation: the reference raises OverflowError "
-                   "in _store; the core's int(np.rint(f)) wraps to INT64_MIN and saturates to "
-                   "qmin instead of qmax")
 def test_huge_value_saturates_to_qmax():
     desc = _desc("copy", x_base=0, y_base=1, d0=1, d1=1, d2=1, d3=1, qmin=-128, qmax=127, r=0)
     (want, _), (got, _) = _run_both(assemble("COPY a1=0 a2=1"), desc, np.array([1, 0], np.int32),

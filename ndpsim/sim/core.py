@@ -15,7 +15,7 @@ from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-ISA_DIGEST = "0a0069fd7cf4536d"
+ISA_DIGEST = "70598ea8b507115d"
 
 
 class Timing(NamedTuple):
@@ -62,16 +62,17 @@ def _store(mem, addr, f, zp, qmin, qmax, float_mode):
     if float_mode:
         mem[addr] = f
     else:
-        q = int(np.rint(f)) + zp
-        if q < qmin:
-            q = qmin
-        if q > qmax:
-            q = qmax
-        mem[addr] = q
+        # saturate before converting: a huge f must not overflow the integer conversion
+        if f < qmin - zp:
+            mem[addr] = qmin
+        elif f > qmax - zp:
+            mem[addr] = qmax
+        else:
+            mem[addr] = int(np.rint(f)) + zp
 
 
 @njit(cache=True)
-def _mvm(d, tile, p0, n, mem, weights, acc, xbuf, float_mode):
+def _mvm(d, tile, p0, n, mem, weights, acc, xbuf, zero_acc, float_mode):
     cin, cout, groups = d[CV_CIN], d[CV_COUT], d[CV_G]
     kh, kw, ow = d[CV_KH], d[CV_KW], d[CV_OW]
     cin_g, cout_g = cin // groups, cout // groups
@@ -108,7 +109,7 @@ def _mvm(d, tile, p0, n, mem, weights, acc, xbuf, float_mode):
             for co in range(c0, c1):
                 oc = g * cout_g + co
                 wb = d[CV_WB] + oc * k_g + k0
-                s = acc[0] * 0
+                s = zero_acc  # the accumulator type: int64, or float32 on the float datapath
                 for j in range(k1 - k0):
                     s += weights[wb + j] * xbuf[j]
                 ai = d[CV_AB] + oc * npix + p
@@ -169,7 +170,7 @@ def _eltwise(d, e0, n, mem, fparams, float_mode):
 
 
 @njit(cache=True)
-def _pool(d, p0, n, mem, fparams, float_mode):
+def _pool(d, p0, n, mem, fparams, zero_x, float_mode):
     oh, ow, kh, kw = d[PL_OH], d[PL_OW], d[PL_KH], d[PL_KW]
     h, w, zx = d[PL_H], d[PL_W], d[PL_ZX]
     is_max = d[PL_KIND] == P_MAX
@@ -179,8 +180,8 @@ def _pool(d, p0, n, mem, fparams, float_mode):
         t = p - c * oh * ow
         oy = t // ow
         ox = t - oy * ow
-        m = mem[0] * 0
-        s = mem[0] * 0
+        m = zero_x  # int64, or float64 on the float datapath (as x = mem - zx)
+        s = zero_x
         count = 0
         first = True
         for ky in range(kh):
@@ -359,6 +360,8 @@ def run_program(
     start = np.zeros(n, dtype=np.int64)
     end = np.zeros(n, dtype=np.int64)
     xbuf = np.zeros(max(1, _max_tile_rows(tiles)), dtype=weights.dtype)
+    zero_acc = np.zeros(1, dtype=acc.dtype)[0]
+    zero_x = np.zeros(1, dtype=mem.dtype)[0] - np.int64(0)
     for i in range(n):
         ins = instrs[i]
         op = ins["op"]
@@ -393,6 +396,7 @@ def run_program(
                     weights,
                     acc,
                     xbuf,
+                    zero_acc,
                     float_mode,
                 )
             elif op == OP_REQUANT:
@@ -411,7 +415,7 @@ def run_program(
             elif op == OP_ELTWISE:
                 _eltwise(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode)
             elif op == OP_POOL:
-                _pool(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode)
+                _pool(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, zero_x, float_mode)
             elif op == OP_SOFTMAX:
                 _softmax(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode)
             elif op == OP_COPY:

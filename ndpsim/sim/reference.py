@@ -36,7 +36,12 @@ def _store(mem, addr: int, f, zp: int, qmin: int, qmax: int, float_mode: bool) -
     if float_mode:
         mem[addr] = f
     else:
-        mem[addr] = min(max(int(np.rint(f)) + zp, qmin), qmax)
+        if f < qmin - zp:  # saturate before converting, as the core does
+            mem[addr] = qmin
+        elif f > qmax - zp:
+            mem[addr] = qmax
+        else:
+            mem[addr] = int(np.rint(f)) + zp
 
 
 def _mvm(d, tile, p0, n, mem, weights, acc, float_mode):
