@@ -217,7 +217,8 @@ def render(rows: list[Row], preset: str, repeats: int, cli_repeats: int,
         f"CLI s       : median of {cli_repeats} whole-process runs of `ndpsim simulate MODEL "
         f"--preset {preset} [--timing-only]` after 1 warm run; the full CLI also compares with "
         f"onnxruntime (its default). Not run for {LARGE} (no model file)",
-        f"ort ms      : median of {repeats} InferenceSession.run (CPU, float32, same input) "
+        f"ort ms      : median of {repeats} InferenceSession.run (CPU, default threads = all "
+        "cores, float32, same input) "
         "after 1 warm-up; full/ort = full ms / ort ms",
         "",
         "targets:",

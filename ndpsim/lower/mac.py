@@ -126,12 +126,18 @@ def emit_mac(
     rq_tok: dict[tuple[int, int], int] = {}
     npix = geom.pixels
     cout_g = geom.cout_g
+    offsets = np.cumsum([0] + [len(ct) for ct in col_tiles])
+    n_kf = max(len(ct) for ct in col_tiles)
     for blk, p0 in enumerate(range(0, npix, px)):
         n = min(px, npix - p0)
-        i = 0
-        for ct_i, ktiles in enumerate(col_tiles):
-            grp = b.token()
-            for t in ktiles:
+        grp = [b.token() for _ in col_tiles]
+        # k-fold-major: one gathered input block feeds every column tile of that k-fold (the
+        # input vector is broadcast to all macros holding that fold)
+        for kf in range(n_kf):
+            for ct_i, ktiles in enumerate(col_tiles):
+                if kf >= len(ktiles):
+                    continue
+                t, i = ktiles[kf], int(offsets[ct_i]) + kf
                 if per_block_reload:
                     load_tok[i] = load(i)
                 b.emit(
@@ -151,15 +157,15 @@ def emit_mac(
                     wait0=in_tok,
                     wait1=load_tok.get(i, -1),
                     wait2=rq_tok.get((ct_i, blk - 2), -1),
-                    signal=grp,
+                    signal=grp[ct_i],
                 )
                 if i in slot_of:
-                    ctx.slot_tokens[slot_of[i]] = grp
-                i += 1
+                    ctx.slot_tokens[slot_of[i]] = grp[ct_i]
+        for ct_i, ktiles in enumerate(col_tiles):
             t = ktiles[0]
             ch0 = t.g0 * cout_g + t.c0
             nch = (t.g1 - 1) * cout_g + t.c1 - ch0
-            vu = ctx.unit_vector[core_of[i - 1]]
+            vu = ctx.unit_vector[core_of[int(offsets[ct_i])]]
             vec_units.add(vu)
             rq = b.token()
             b.emit(
@@ -174,7 +180,7 @@ def emit_mac(
                 a_bits=a_bits,
                 work=nch * n,
                 bytes_out=(nch * n * a_bits + 7) // 8,
-                wait0=grp,
+                wait0=grp[ct_i],
                 signal=rq,
             )
             rq_tok[(ct_i, blk)] = rq

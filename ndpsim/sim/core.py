@@ -72,33 +72,43 @@ def _store(mem, addr, f, zp, qmin, qmax, float_mode):
 
 
 @njit(cache=True)
-def _mvm(d, tile, p0, n, mem, weights, acc, xbuf, zero_acc, float_mode):
+def _mvm(d, tile, p0, n, mem, weights, acc, xblk, sblk, s32, xmax_state, reuse, float_mode):
+    """acc[tile outputs, pixels] += W_tile . im2col(x). The block of input vectors is gathered
+    once (xblk[k, pixel]); each output channel is then an axpy over pixels, which vectorizes
+    and sums every (channel, pixel) over k in order from zero, as the reference does.
+    `reuse`: xblk already holds this block (the previous MVM read the same input vectors)."""
     cin, cout, groups = d[CV_CIN], d[CV_COUT], d[CV_G]
     kh, kw, ow = d[CV_KH], d[CV_KW], d[CV_OW]
     cin_g, cout_g = cin // groups, cout // groups
     khw = kh * kw
     k_g = cin_g * khw
     g0, g1, k0, k1, c0, c1 = tile[0], tile[1], tile[2], tile[3], tile[4], tile[5]
+    kt = k1 - k0
     npix = d[CV_OH] * ow
     in_zp = d[CV_IZ]
-    for p in range(p0, p0 + n):
-        oy = p // ow
-        ox = p - oy * ow
-        base_y = oy * d[CV_STH] - d[CV_PT]
-        base_x = ox * d[CV_STW] - d[CV_PL]
-        for g in range(g0, g1):
+    for g in range(g0, g1):
+        xmax = xmax_state[0] if reuse else 0
+        for q in range(0 if reuse else n):
+            p = p0 + q
+            oy = p // ow
+            ox = p - oy * ow
+            base_y = oy * d[CV_STH] - d[CV_PT]
+            base_x = ox * d[CV_STW] - d[CV_PL]
             ci = k0 // khw
             r = k0 - ci * khw
             ky = r // kw
             kx = r - ky * kw
-            for j in range(k1 - k0):
+            for j in range(kt):
                 iy = base_y + ky * d[CV_DH]
                 ix = base_x + kx * d[CV_DW]
                 if iy >= 0 and iy < d[CV_H] and ix >= 0 and ix < d[CV_W]:
                     a = d[CV_IN] + (g * cin_g + ci) * d[CV_SC] + iy * d[CV_SY] + ix * d[CV_SX]
-                    xbuf[j] = mem[a] - in_zp
+                    v = mem[a] - in_zp
+                    xblk[j, q] = v
+                    if not float_mode and abs(v) > xmax:
+                        xmax = abs(v)
                 else:
-                    xbuf[j] = 0
+                    xblk[j, q] = 0
                 kx += 1
                 if kx == kw:
                     kx = 0
@@ -106,20 +116,42 @@ def _mvm(d, tile, p0, n, mem, weights, acc, xbuf, zero_acc, float_mode):
                     if ky == kh:
                         ky = 0
                         ci += 1
-            for co in range(c0, c1):
-                oc = g * cout_g + co
-                wb = d[CV_WB] + oc * k_g + k0
-                s = zero_acc  # the accumulator type: int64, or float32 on the float datapath
-                for j in range(k1 - k0):
-                    s += weights[wb + j] * xbuf[j]
-                ai = d[CV_AB] + oc * npix + p
-                v = acc[ai] + s
+        xmax_state[0] = xmax
+        for co in range(c0, c1):
+            oc = g * cout_g + co
+            wb = d[CV_WB] + oc * k_g + k0
+            narrow = False
+            if not float_mode:  # int32 lanes when no partial sum can overflow them
+                wmax = 0
+                for j in range(kt):
+                    if abs(weights[wb + j]) > wmax:
+                        wmax = abs(weights[wb + j])
+                narrow = np.int64(wmax) * np.int64(xmax) * np.int64(kt) < 2147483647
+            if narrow:
+                for q in range(n):
+                    s32[q] = 0
+                for j in range(kt):
+                    w = weights[wb + j]
+                    for q in range(n):
+                        s32[q] += w * xblk[j, q]
+                for q in range(n):
+                    sblk[q] = s32[q]
+            else:
+                for q in range(n):
+                    sblk[q] = 0
+                for j in range(kt):
+                    w = weights[wb + j]
+                    for q in range(n):
+                        sblk[q] += w * xblk[j, q]
+            ai0 = d[CV_AB] + oc * npix + p0
+            for q in range(n):
+                v = acc[ai0 + q] + sblk[q]
                 if not float_mode:
                     if v < d[CV_AMIN]:
                         v = d[CV_AMIN]
                     if v > d[CV_AMAX]:
                         v = d[CV_AMAX]
-                acc[ai] = v
+                acc[ai0 + q] = v
 
 
 @njit(cache=True)
@@ -359,8 +391,15 @@ def run_program(
     token_ready = np.zeros(max(n_tokens, 1), dtype=np.int64)
     start = np.zeros(n, dtype=np.int64)
     end = np.zeros(n, dtype=np.int64)
-    xbuf = np.zeros(max(1, _max_tile_rows(tiles)), dtype=weights.dtype)
-    zero_acc = np.zeros(1, dtype=acc.dtype)[0]
+    max_n = 1
+    for i in range(n):
+        if instrs[i]["op"] == OP_MVM and instrs[i]["a2"] > max_n:
+            max_n = instrs[i]["a2"]
+    xblk = np.zeros((max(1, _max_tile_rows(tiles)), max_n), dtype=weights.dtype)
+    sblk = np.zeros(max_n, dtype=acc.dtype)
+    s32 = np.zeros(max_n, dtype=np.int32)
+    xmax_state = np.zeros(1, dtype=np.int64)
+    last = np.full(6, -1, dtype=np.int64)  # (desc, g0, k0, k1, p0, n) of the gathered block
     zero_x = np.zeros(1, dtype=mem.dtype)[0] - np.int64(0)
     for i in range(n):
         ins = instrs[i]
@@ -386,6 +425,8 @@ def run_program(
         in_cycles = _ceil_div(np.int64(ins["a_bits"]), timing.input_bits_per_cycle)
         _count(counters[ins["layer"]], ins, dur, compute, in_cycles)
         if execute:
+            if op != OP_MVM:  # anything but an MVM may write memory: regather next time
+                last[0] = -1
             if op == OP_MVM:
                 _mvm(
                     desc[ins["desc"]],
@@ -395,8 +436,11 @@ def run_program(
                     mem,
                     weights,
                     acc,
-                    xbuf,
-                    zero_acc,
+                    xblk,
+                    sblk,
+                    s32,
+                    xmax_state,
+                    _same_block(last, ins, tiles[ins["a0"]]),
                     float_mode,
                 )
             elif op == OP_REQUANT:
@@ -421,6 +465,32 @@ def run_program(
             elif op == OP_COPY:
                 _copy(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode)
     return counters, unit_busy, start, end
+
+
+@njit(cache=True)
+def _same_block(last, ins, tile):
+    """Whether this single-group MVM reads the block the previous MVM gathered; updates it."""
+    key0, key1, key2, key3, key4, key5 = (
+        ins["desc"],
+        tile[0],
+        tile[2],
+        tile[3],
+        ins["a1"],
+        ins["a2"],
+    )
+    same = (
+        tile[1] - tile[0] == 1
+        and last[0] == key0
+        and last[1] == key1
+        and last[2] == key2
+        and last[3] == key3
+        and last[4] == key4
+        and last[5] == key5
+    )
+    last[0], last[1], last[2], last[3], last[4], last[5] = key0, key1, key2, key3, key4, key5
+    if tile[1] - tile[0] != 1:
+        last[0] = -1
+    return same
 
 
 @njit(cache=True)
