@@ -469,25 +469,21 @@ def run_program(
 
 @njit(cache=True)
 def _same_block(last, ins, tile):
-    """Whether this single-group MVM reads the block the previous MVM gathered; updates it."""
-    key0, key1, key2, key3, key4, key5 = (
-        ins["desc"],
-        tile[0],
-        tile[2],
-        tile[3],
-        ins["a1"],
-        ins["a2"],
+    """Whether this single-group MVM reads the block the previous MVM gathered; remembers
+    this one's (desc, g0, k0, k1, first pixel, pixels) as the gathered block."""
+    i64 = np.int64
+    key = (
+        i64(ins["desc"]),
+        i64(tile[0]),
+        i64(tile[2]),
+        i64(tile[3]),
+        i64(ins["a1"]),
+        i64(ins["a2"]),
     )
-    same = (
-        tile[1] - tile[0] == 1
-        and last[0] == key0
-        and last[1] == key1
-        and last[2] == key2
-        and last[3] == key3
-        and last[4] == key4
-        and last[5] == key5
-    )
-    last[0], last[1], last[2], last[3], last[4], last[5] = key0, key1, key2, key3, key4, key5
+    same = tile[1] - tile[0] == 1
+    for j in range(6):
+        same = same and last[j] == key[j]
+        last[j] = key[j]
     if tile[1] - tile[0] != 1:
         last[0] = -1
     return same
