@@ -6,7 +6,7 @@ SUPPORTED_OPS: frozenset[str] = frozenset(
     {
         "Conv", "Gemm", "MatMul", "BatchNormalization",
         "Relu", "Clip", "LeakyRelu",
-        "Add", "Mul",
+        "Add", "Mul", "Sum",
         "MaxPool", "AveragePool", "GlobalAveragePool",
         "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze",
         "Softmax", "Concat", "Pad", "Identity", "Dropout",

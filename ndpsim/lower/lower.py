@@ -19,7 +19,7 @@ from ndpsim.isa import Opcode, Unit
 from ndpsim.lower import vector as V
 from ndpsim.lower.mac import MacContext, emit_mac
 from ndpsim.lower.memory import ALIAS_OPS, place_weights, plan_memory
-from ndpsim.lower.passes import run_passes
+from ndpsim.lower.passes import activation_of, run_passes
 from ndpsim.lower.program import Binding, Builder, Layer, Placement, Program
 from ndpsim.lower.tiling import geometry, tiles_for
 from ndpsim.ops import SUPPORTED_OPS
@@ -57,7 +57,7 @@ def _units(hw: HardwareConfig) -> tuple[list[Unit], list[str], list[int], int]:
 
 def _check_supported(g: Graph, hw: HardwareConfig) -> None:
     for node in g.nodes:
-        if node.op_type not in SUPPORTED_OPS and node.op_type != "Sum":
+        if node.op_type not in SUPPORTED_OPS:
             raise UnsupportedOpError(f"unsupported op {node.op_type!r} (node {node.name!r})")
         if node.op_type == "Conv" and not hw.supports_conv:
             raise UnsupportedOpError(
@@ -198,23 +198,7 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
         elif op in ("Add", "Mul", "Sum"):
             names_in = _value_inputs(g, node)
             if len(names_in) == 1:  # Sum of one input: a copy
-                bindings.append(
-                    V.emit_copy(
-                        ctx,
-                        node,
-                        ins[0],
-                        y,
-                        y.shape,
-                        V.row_major(y.shape),
-                        V.row_major(y.shape),
-                        0,
-                        names_in[0],
-                        act,
-                        [ins[0].token],
-                        tok := b.token(),
-                    )
-                )
-                y.token = tok
+                bindings.append(V.emit_unary(ctx, node, ins[0], y, names_in[0], act))
             else:
                 acc_name, acc_p = names_in[0], ins[0]
                 for j in range(1, len(ins)):  # Sum: a chain of Adds into the output buffer
@@ -249,29 +233,10 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
             bindings.append(Binding("pad_value", -1, node.name, (fill_name,), node.outputs[0]))
             bindings += V.emit_pad(ctx, g, node, ins[0], y, (fill_name, fp))
         elif op in _ACT_OPS:
-            from ndpsim.lower.passes import _activation_of
-
-            act_here = _activation_of(g, node)
+            act_here = activation_of(g, node)
             if act_here is None:
                 raise UnsupportedOpError(f"{op} {node.name!r}: bounds must be constants")
-            done = b.token()
-            bindings.append(
-                V.emit_copy(
-                    ctx,
-                    node,
-                    ins[0],
-                    y,
-                    y.shape,
-                    V.row_major(y.shape),
-                    V.row_major(y.shape),
-                    0,
-                    node.inputs[0],
-                    act_here,
-                    [ins[0].token],
-                    done,
-                )
-            )
-            y.token = done
+            bindings.append(V.emit_unary(ctx, node, ins[0], y, node.inputs[0], act_here))
         else:
             raise UnsupportedOpError(f"no lowering rule for {op!r} (node {node.name!r})")
         if not y.on_chip:  # spilled output: written out to external memory

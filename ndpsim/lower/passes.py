@@ -96,7 +96,7 @@ def fold_batchnorm(g: Graph) -> Graph:
     return g.with_(nodes=tuple(nodes), constants=consts, tensors=tensors)
 
 
-def _activation_of(g: Graph, node: Node) -> tuple | None:
+def activation_of(g: Graph, node: Node) -> tuple | None:
     """The fused-activation record of an activation node, or None if it cannot be fused."""
     if node.op_type == "Relu":
         return ("Relu",)
@@ -127,7 +127,7 @@ def fuse_activations(g: Graph) -> Graph:
         if node.op_type not in ("Relu", "Clip", "LeakyRelu"):
             continue
         src = producers.get(node.inputs[0])
-        act = _activation_of(g, node)
+        act = activation_of(g, node)
         if src is None or act is None or src.op_type not in _ACT_HOSTS:
             continue
         src = replaced.get(src.name, src)

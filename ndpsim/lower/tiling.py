@@ -62,7 +62,7 @@ class ConvGeom:
         return self.pixels * self.cout * self.k_g
 
 
-def _pads(
+def begin_pads(
     node: Node,
     in_hw: tuple[int, ...],
     out_hw: tuple[int, ...],
@@ -103,11 +103,11 @@ def conv_geometry(g: Graph, node: Node) -> ConvGeom:
         xs, ys, ks = (xs[0], xs[1], 1, xs[2]), (ys[0], ys[1], 1, ys[2]), (1, w.shape[2])
         s = (1, *_spatial(node, 1, "strides", 1))
         d = (1, *_spatial(node, 1, "dilations", 1))
-        p = (0, *_pads(node, xs[3:], ys[3:], ks[1:], s[1:], d[1:]))
+        p = (0, *begin_pads(node, xs[3:], ys[3:], ks[1:], s[1:], d[1:]))
     else:
         ks = (w.shape[2], w.shape[3])
         s, d = _spatial(node, 2, "strides", 1), _spatial(node, 2, "dilations", 1)
-        p = _pads(node, xs[2:], ys[2:], ks, s, d)
+        p = begin_pads(node, xs[2:], ys[2:], ks, s, d)
     cin, h, wd = xs[1], xs[2], xs[3]
     cout, oh, ow = ys[1], ys[2], ys[3]
     return ConvGeom(

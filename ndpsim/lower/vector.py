@@ -12,6 +12,7 @@ from ndpsim.ir import Graph, Node
 from ndpsim.isa import EltwiseKind, Opcode, PoolKind
 from ndpsim.lower.mac import act_fields
 from ndpsim.lower.program import Binding, Builder, Placement
+from ndpsim.lower.tiling import begin_pads  # pooling follows Conv's auto_pad rules
 
 
 @dataclass
@@ -170,9 +171,7 @@ def emit_pool(
         k = tuple(int(v) for v in node.attrs["kernel_shape"])
         s = tuple(int(v) for v in (node.attrs.get("strides") or (1, 1)))
         d = tuple(int(v) for v in (node.attrs.get("dilations") or (1, 1)))
-        from ndpsim.lower.tiling import _pads  # the same auto_pad rules as Conv
-
-        p = _pads(node, xs[2:], ys[2:], k, s, d)
+        p = begin_pads(node, xs[2:], ys[2:], k, s, d)
         include_pad = int(node.attrs.get("count_include_pad", 0) or 0)
     kind = PoolKind.MAX if node.op_type == "MaxPool" else PoolKind.AVG
     slot = ctx.b.fslots(1)
@@ -279,6 +278,17 @@ def emit_copy(
         done if last else -1,
     )
     return Binding("copy", desc, node.name, (x_name,), node.outputs[0], {"r": slot})
+
+
+def emit_unary(
+    ctx: VecContext, node: Node, x: Placement, y: Placement, x_name: str, act: tuple | None
+) -> Binding:
+    """y = act(x), element by element (a standalone activation, a Sum of one input)."""
+    done = ctx.b.token()
+    rm = row_major(y.shape)
+    bnd = emit_copy(ctx, node, x, y, y.shape, rm, rm, 0, x_name, act, [x.token], done)
+    y.token = done
+    return bnd
 
 
 def emit_transpose(

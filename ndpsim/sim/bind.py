@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ndpsim.isa import DESC_FIELDS, Act
+from ndpsim.lower.passes import activation_of
 from ndpsim.lower.program import Program
 from ndpsim.lower.tiling import bias_vector, geometry, weight_matrix
 
@@ -155,21 +156,18 @@ def bind(program: Program, plan: QuantPlan | None) -> Params:
         elif bd.kind in ("pool", "copy"):
             x = q(bd.inputs[0])
             fparams[bd.slots["r"]] = x.scale / y.scale
-            zx = "zx"
             _set(
                 desc,
                 bd.desc,
                 bd.kind,
-                **{zx: x.zero_point},
+                zx=x.zero_point,
                 zy=y.zero_point,
                 qmin=y.qmin,
                 qmax=y.qmax,
             )
             attrs = node.attrs
             if bd.kind == "copy" and node.op_type in ("Relu", "Clip", "LeakyRelu"):
-                from ndpsim.lower.passes import _activation_of
-
-                attrs = {"fused_act": _activation_of(g, node)}
+                attrs = {"fused_act": activation_of(g, node)}
             _act_params(program, bd.kind, bd.desc, attrs, fparams, y.scale)
         elif bd.kind == "softmax":
             x = q(bd.inputs[0])
