@@ -13,6 +13,7 @@ import hashlib
 import tomllib
 from enum import IntEnum
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
@@ -158,10 +159,19 @@ def render_table() -> str:
     return "\n".join(rows)
 
 
+def kernels_digest(root: Path) -> str:
+    """Hash of the kernel modules core.py calls into (all of KERNEL_MODULES but core.py):
+    numba's cache of core.py's kernels does not notice when those files change, so core.py
+    carries this as KERNELS_DIGEST and changes with them."""
+    h = hashlib.sha256()
+    for path in KERNEL_MODULES[1:]:
+        h.update((root / path).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _write() -> None:
-    """Regenerate docs/isa.md and the ISA_DIGEST stamp of every numba kernel module."""
+    """Regenerate docs/isa.md and the digest stamps of the numba kernel modules."""
     import re
-    from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
     (root / "docs" / "isa.md").write_text(render_markdown())
@@ -169,10 +179,14 @@ def _write() -> None:
         file = root / path
         text = file.read_text()
         file.write_text(re.sub(r'ISA_DIGEST = "[0-9a-f]*"', f'ISA_DIGEST = "{ISA_DIGEST}"', text))
+    core = root / KERNEL_MODULES[0]  # last: the other modules' stamps are part of its digest
+    stamp = f'KERNELS_DIGEST = "{kernels_digest(root)}"'
+    core.write_text(re.sub(r'KERNELS_DIGEST = "[0-9a-f]*"', stamp, core.read_text()))
 
 
-# Modules whose numba kernels compile the ISA's constants in; each carries ISA_DIGEST.
-KERNEL_MODULES = ("ndpsim/sim/core.py",)
+# Modules whose numba kernels compile the ISA's constants in; each carries ISA_DIGEST, and the
+# first (core.py, which calls the others) also KERNELS_DIGEST.
+KERNEL_MODULES = ("ndpsim/sim/core.py", "ndpsim/sim/kernels_mac.py")
 
 if __name__ == "__main__":
     import sys

@@ -108,9 +108,11 @@ def _out_size(n: int, k: int, stride: int, dil: int, pad0: int, pad1: int) -> in
 
 
 class _Gen:
-    def __init__(self, seed: int, float_mode: bool, size: int, empty_pool_windows: bool):
+    def __init__(self, seed: int, float_mode: bool, size: int, empty_pool_windows: bool,
+                 wide: bool = False):
         self.rng = np.random.default_rng(seed)
         self.float_mode = float_mode
+        self.wide = wide
         self.size = size
         self.empty_pool_windows = empty_pool_windows
         r = self.rng
@@ -133,6 +135,8 @@ class _Gen:
         if self.float_mode and r.random() < 0.7:
             return [float(v) for v in r.normal(0.0, 4.0, n).astype(np.float32)]
         lo, hi = ((-128, 127), (0, 255))[int(r.integers(0, 2))]
+        if self.wide:
+            lo, hi = -(2**15), 2**15 - 1
         return _ilist(r, n, lo, hi)
 
     def alloc(self, n: int) -> int:
@@ -225,7 +229,7 @@ class _Gen:
             wv = [float(v) for v in r.normal(0.0, 1.0, cout * k_g).astype(np.float32)]
             bias = [float(v) for v in r.normal(0.0, 10.0, cout).astype(np.float32)]
         else:
-            wb = int(r.integers(2, 9))  # weight bits
+            wb = 16 if self.wide else int(r.integers(2, 9))  # weight bits
             wv = _ilist(r, cout * k_g, -(2 ** (wb - 1)), 2 ** (wb - 1) - 1)
             bias = _ilist(r, cout, -2000, 2000)
         acc_min, acc_max = _ACC_RANGES[int(r.integers(0, len(_ACC_RANGES)))]
@@ -410,12 +414,13 @@ KINDS = ("conv", "eltwise", "pool", "softmax", "copy")
 
 
 def random_program(seed: int, float_mode: bool = False, size: int = 3,
-                   kinds: tuple[str, ...] = KINDS, empty_pool_windows: bool = True
-                   ) -> RandomProgram:
+                   kinds: tuple[str, ...] = KINDS, empty_pool_windows: bool = True,
+                   wide: bool = False) -> RandomProgram:
     """A random valid program drawn from `seed`; `size` (1..4) scales tensor extents and the
     number of operations; `kinds` are the operations to draw from; `empty_pool_windows`
-    allows pool windows that lie entirely in the padding."""
-    gen = _Gen(seed, float_mode, size, empty_pool_windows)
+    allows pool windows that lie entirely in the padding; `wide` draws 16-bit integer values
+    and weights, so MVM sums outgrow 32 bits."""
+    gen = _Gen(seed, float_mode, size, empty_pool_windows, wide)
     return gen.program(seed, max_ops=1 + 2 * size, kinds=kinds)
 
 

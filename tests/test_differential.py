@@ -39,6 +39,12 @@ def test_integer_datapath_bit_exact(seed):
     assert mismatches(p) == [], f"seed {seed}: core != reference"
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_integer_datapath_bit_exact_with_sums_beyond_32_bits(seed):
+    p = random_program(seed, size=4, kinds=("conv",), wide=True)
+    assert mismatches(p) == [], f"wide seed {seed}: core != reference"
+
+
 @pytest.mark.parametrize("seed", FLOAT_SEEDS)
 def test_float_datapath_bit_exact(seed):
     p = random_program(seed, float_mode=True)

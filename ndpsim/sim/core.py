@@ -1,8 +1,9 @@
 """The numba core: executes a Program (bit-accurate) and times it, bumping event counters.
 
-Everything a cached kernel calls lives in this module (numba's cache does not see edits in
-other files); the ISA's constants are compiled in, so ISA_DIGEST stamps this file with the
-digest of isa/isa.toml (`python -m ndpsim.isa --write`; tests/test_isa.py checks it).
+numba's cache only watches the file a cached function lives in, so this file carries two
+stamps that change whenever what it compiles in changes: ISA_DIGEST (isa/isa.toml, whose
+constants are compiled in) and KERNELS_DIGEST (the kernel modules it calls, e.g.
+kernels_mac.py). `python -m ndpsim.isa --write` restamps both; tests/test_isa.py checks them.
 Semantics are specified by ndpsim/sim/reference.py, which this must match bit for bit.
 """
 
@@ -14,8 +15,10 @@ import numpy as np
 from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
+from ndpsim.sim.kernels_mac import CHANNEL_BLOCK, mvm
 
 ISA_DIGEST = "70598ea8b507115d"
+KERNELS_DIGEST = "baf50a209fbdfa66"
 
 
 class Timing(NamedTuple):
@@ -69,89 +72,6 @@ def _store(mem, addr, f, zp, qmin, qmax, float_mode):
             mem[addr] = qmax
         else:
             mem[addr] = int(np.rint(f)) + zp
-
-
-@njit(cache=True)
-def _mvm(d, tile, p0, n, mem, weights, acc, xblk, sblk, s32, xmax_state, reuse, float_mode):
-    """acc[tile outputs, pixels] += W_tile . im2col(x). The block of input vectors is gathered
-    once (xblk[k, pixel]); each output channel is then an axpy over pixels, which vectorizes
-    and sums every (channel, pixel) over k in order from zero, as the reference does.
-    `reuse`: xblk already holds this block (the previous MVM read the same input vectors)."""
-    cin, cout, groups = d[CV_CIN], d[CV_COUT], d[CV_G]
-    kh, kw, ow = d[CV_KH], d[CV_KW], d[CV_OW]
-    cin_g, cout_g = cin // groups, cout // groups
-    khw = kh * kw
-    k_g = cin_g * khw
-    g0, g1, k0, k1, c0, c1 = tile[0], tile[1], tile[2], tile[3], tile[4], tile[5]
-    kt = k1 - k0
-    npix = d[CV_OH] * ow
-    in_zp = d[CV_IZ]
-    for g in range(g0, g1):
-        xmax = xmax_state[0] if reuse else 0
-        for q in range(0 if reuse else n):
-            p = p0 + q
-            oy = p // ow
-            ox = p - oy * ow
-            base_y = oy * d[CV_STH] - d[CV_PT]
-            base_x = ox * d[CV_STW] - d[CV_PL]
-            ci = k0 // khw
-            r = k0 - ci * khw
-            ky = r // kw
-            kx = r - ky * kw
-            for j in range(kt):
-                iy = base_y + ky * d[CV_DH]
-                ix = base_x + kx * d[CV_DW]
-                if iy >= 0 and iy < d[CV_H] and ix >= 0 and ix < d[CV_W]:
-                    a = d[CV_IN] + (g * cin_g + ci) * d[CV_SC] + iy * d[CV_SY] + ix * d[CV_SX]
-                    v = mem[a] - in_zp
-                    xblk[j, q] = v
-                    if not float_mode and abs(v) > xmax:
-                        xmax = abs(v)
-                else:
-                    xblk[j, q] = 0
-                kx += 1
-                if kx == kw:
-                    kx = 0
-                    ky += 1
-                    if ky == kh:
-                        ky = 0
-                        ci += 1
-        xmax_state[0] = xmax
-        for co in range(c0, c1):
-            oc = g * cout_g + co
-            wb = d[CV_WB] + oc * k_g + k0
-            narrow = False
-            if not float_mode:  # int32 lanes when no partial sum can overflow them
-                wmax = 0
-                for j in range(kt):
-                    if abs(weights[wb + j]) > wmax:
-                        wmax = abs(weights[wb + j])
-                narrow = np.int64(wmax) * np.int64(xmax) * np.int64(kt) < 2147483647
-            if narrow:
-                for q in range(n):
-                    s32[q] = 0
-                for j in range(kt):
-                    w = weights[wb + j]
-                    for q in range(n):
-                        s32[q] += w * xblk[j, q]
-                for q in range(n):
-                    sblk[q] = s32[q]
-            else:
-                for q in range(n):
-                    sblk[q] = 0
-                for j in range(kt):
-                    w = weights[wb + j]
-                    for q in range(n):
-                        sblk[q] += w * xblk[j, q]
-            ai0 = d[CV_AB] + oc * npix + p0
-            for q in range(n):
-                v = acc[ai0 + q] + sblk[q]
-                if not float_mode:
-                    if v < d[CV_AMIN]:
-                        v = d[CV_AMIN]
-                    if v > d[CV_AMAX]:
-                        v = d[CV_AMAX]
-                acc[ai0 + q] = v
 
 
 @njit(cache=True)
@@ -395,9 +315,12 @@ def run_program(
     for i in range(n):
         if instrs[i]["op"] == OP_MVM and instrs[i]["a2"] > max_n:
             max_n = instrs[i]["a2"]
-    xblk = np.zeros((max(1, _max_tile_rows(tiles)), max_n), dtype=weights.dtype)
-    sblk = np.zeros(max_n, dtype=acc.dtype)
-    s32 = np.zeros(max_n, dtype=np.int32)
+    rows = max(1, _max_tile_rows(tiles))
+    # the MVM's input block: [k, pixel] for floats, [pixel, k] for integers (kernels_mac)
+    shape = (rows, max_n) if float_mode else (max_n, rows)
+    xblk = np.zeros(shape, dtype=weights.dtype)
+    blocks = max(1, -(-_max_tile_cols(tiles) // CHANNEL_BLOCK))
+    sblk = np.zeros((blocks, CHANNEL_BLOCK, max_n), dtype=acc.dtype)
     xmax_state = np.zeros(1, dtype=np.int64)
     last = np.full(6, -1, dtype=np.int64)  # (desc, g0, k0, k1, p0, n) of the gathered block
     zero_x = np.zeros(1, dtype=mem.dtype)[0] - np.int64(0)
@@ -428,7 +351,7 @@ def run_program(
             if op != OP_MVM:  # anything but an MVM may write memory: regather next time
                 last[0] = -1
             if op == OP_MVM:
-                _mvm(
+                mvm(
                     desc[ins["desc"]],
                     tiles[ins["a0"]],
                     ins["a1"],
@@ -438,7 +361,6 @@ def run_program(
                     acc,
                     xblk,
                     sblk,
-                    s32,
                     xmax_state,
                     _same_block(last, ins, tiles[ins["a0"]]),
                     float_mode,
@@ -496,4 +418,14 @@ def _max_tile_rows(tiles):
         k = tiles[t, 3] - tiles[t, 2]
         if k > m:
             m = k
+    return m
+
+
+@njit(cache=True)
+def _max_tile_cols(tiles):
+    m = 0
+    for t in range(tiles.shape[0]):
+        c = tiles[t, 5] - tiles[t, 4]
+        if c > m:
+            m = c
     return m
