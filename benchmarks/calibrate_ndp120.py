@@ -132,8 +132,14 @@ def fit_energy(hw: HardwareConfig, graphs: dict) -> HardwareConfig:
         res = run(lower(graphs[model], op), op)
         v2 = (op.voltage_v / op.energy_reference_voltage_v) ** 2
         dyn_pj = sum(float(v[0]) for v in dynamic_pj(res.counters.sum(0), op).values())
-        leak_pj = op.leakage_mw * op.voltage_v / op.energy_reference_voltage_v * res.cycles / (
-            op.clock_mhz) * 1e3
+        leak_pj = (
+            op.leakage_mw
+            * op.voltage_v
+            / op.energy_reference_voltage_v
+            * res.cycles
+            / (op.clock_mhz)
+            * 1e3
+        )
         t_us = res.cycles / op.clock_mhz
         # E_pj = dyn + leak + cycles * v2 * e_clk + t_us * 1e3 * fixed, relative to measured
         rows.append([res.cycles * v2 / (e_uj * 1e6), t_us * 1e3 / (e_uj * 1e6)])

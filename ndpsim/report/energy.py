@@ -1,6 +1,7 @@
 """Price event counters in energy: counters x per-event energy at the reference voltage,
 scaled by (V / V_ref)^2 for dynamic energy; clock energy per active cycle (also V^2);
-leakage (proportional to V) and fixed power times latency. The equations are in docs/machine_model.md ("Energy")."""
+leakage (proportional to V) and fixed power times latency. The equations are in
+docs/machine_model.md ("Energy")."""
 
 from __future__ import annotations
 
