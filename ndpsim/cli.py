@@ -1,4 +1,5 @@
-"""The `ndpsim` command. Exit codes: 0 ok, 1 failure (a bug of ours), 2 bad input or usage.
+"""The `ndpsim` command. Exit codes: 0 ok, 1 failure (a bug of ours, or a failed --budget),
+2 bad input or usage.
 User errors print one line on stderr; `--debug` shows the traceback."""
 
 from __future__ import annotations
