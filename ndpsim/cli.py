@@ -1,4 +1,5 @@
-"""The `ndpsim` command. Exit codes: 0 ok, 1 failure (a bug of ours), 2 bad input or usage.
+"""The `ndpsim` command. Exit codes: 0 ok, 1 failure (a bug of ours, or a failed --budget),
+2 bad input or usage.
 User errors print one line on stderr; `--debug` shows the traceback."""
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ Shapes = Annotated[
     list[str] | None, typer.Option("--input-shape", help="name=1x3x96x96 for symbolic dims")
 ]
 Debug = Annotated[bool, typer.Option("--debug", help="show tracebacks")]
+OpPoint = Annotated[
+    str | None, typer.Option("--operating-point", "-O", help="named (V, MHz) of the preset")
+]
 
 
 def _parse_shapes(items: list[str] | None) -> dict[str, tuple[int, ...]] | None:
@@ -47,18 +51,19 @@ def _parse_shapes(items: list[str] | None) -> dict[str, tuple[int, ...]] | None:
     return out
 
 
-def _hardware(preset, config, sets):
+def _hardware(preset, config, sets, op=None):
     from ndpsim.config import resolve_hardware
 
-    return resolve_hardware(preset, config, sets)
+    return resolve_hardware(preset, config, sets, op)
 
 
-def _simulate(model: Path, preset, config, sets, timing_only, inputs, seed, shapes, outputs=False):
+def _simulate(model: Path, preset, config, sets, timing_only, inputs, seed, shapes, outputs=False,
+              op=None):  # fmt: skip
     from ndpsim.api import SimOptions, simulate
 
     if not model.exists():
         raise UserError(f"model file not found: {model}")
-    hw = _hardware(preset, config, sets)
+    hw = _hardware(preset, config, sets, op)
     opts = SimOptions(
         timing_only=timing_only,
         inputs=str(inputs) if inputs else None,
@@ -82,17 +87,31 @@ def simulate(
     inputs: Annotated[Path | None, typer.Option("--inputs", help=".npz of input arrays")] = None,
     seed: Annotated[int, typer.Option(help="seed of the random input")] = 0,
     input_shape: Shapes = None,
+    operating_point: OpPoint = None,
+    rate: Annotated[str | None, typer.Option(help="always-on: 50Hz, or a hop: 20ms")] = None,
+    battery_mah: Annotated[float | None, typer.Option(help="battery mAh (with --rate)")] = None,
+    battery_v: Annotated[float | None, typer.Option(help="battery voltage (default 3)")] = None,
+    budget: Annotated[bool, typer.Option(help="check the part's memory (exit 1: over)")] = False,
+    budget_weights: Annotated[str | None, typer.Option(help="weight budget: 64KiB, 1MB")] = None,
+    budget_activations: Annotated[str | None, typer.Option(help="activation budget")] = None,
     debug: Debug = False,
 ) -> None:
-    """Simulate MODEL: latency, energy, memory traffic and agreement with onnxruntime."""
+    """Simulate MODEL: latency, energy, memory traffic and agreement with onnxruntime;
+    always-on power (--rate) and memory budgets (--budget*)."""
     _DEBUG["on"] = debug
+    from ndpsim.report.extras import extras
     from ndpsim.report.text import summary
 
-    report = _simulate(model, preset, config, set_, timing_only, inputs, seed, input_shape)
-    typer.echo(summary(report))
+    report = _simulate(model, preset, config, set_, timing_only, inputs, seed, input_shape,
+                       op=operating_point)  # fmt: skip
+    report, text, ok = extras(report, rate, battery_mah, battery_v, budget, budget_weights,
+                              budget_activations)  # fmt: skip
+    typer.echo(summary(report) + text)
     if json_out:
         json_out.write_text(report.model_dump_json(indent=2))
         typer.echo(f"report written to {json_out}")
+    if not ok:
+        sys.exit(1)
 
 
 @app.command()
@@ -106,18 +125,45 @@ def profile(
     ] = None,
     timing_only: Annotated[bool, typer.Option("--timing-only")] = True,
     input_shape: Shapes = None,
+    operating_point: OpPoint = None,
     debug: Debug = False,
 ) -> None:
     """Per-layer table: cycles, bound, MACs, utilization, energy and traffic."""
     _DEBUG["on"] = debug
     from ndpsim.report.text import layer_table, summary
 
-    report = _simulate(model, preset, config, set_, timing_only, None, 0, input_shape)
+    report = _simulate(model, preset, config, set_, timing_only, None, 0, input_shape,
+                       op=operating_point)  # fmt: skip
     typer.echo(layer_table(report))
     typer.echo("")
     typer.echo(summary(report))
     if json_out:
         json_out.write_text(report.model_dump_json(indent=2))
+
+
+@app.command()
+def trace(
+    model: Annotated[Path, typer.Argument(help="ONNX model file")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="trace .json")] = Path("trace.json"),
+    preset: Preset = None,
+    config: Config = None,
+    set_: Sets = None,
+    operating_point: OpPoint = None,
+    input_shape: Shapes = None,
+    debug: Debug = False,
+) -> None:
+    """Write a Chrome / Perfetto trace of the run (open in ui.perfetto.dev)."""
+    _DEBUG["on"] = debug
+    from ndpsim.report.trace import trace_model, write_trace
+
+    if not model.exists():
+        raise UserError(f"model file not found: {model}")
+    hw = _hardware(preset, config, set_, operating_point)
+    data, report = trace_model(model, hw, _parse_shapes(input_shape))
+    write_trace(data, out)
+    spans = sum(1 for e in data["traceEvents"] if e["ph"] == "X")
+    typer.echo(f"trace of {report.latency_us:,.2f} us ({spans} spans) written to {out}; "
+               "open it in ui.perfetto.dev or chrome://tracing")  # fmt: skip
 
 
 @app.command()

@@ -23,6 +23,16 @@ from ndpsim.errors import ConfigError
 _PRESET_DIR = Path(__file__).parent / "presets"
 
 
+class OperatingPoint(BaseModel):
+    """A named (supply voltage, clock) pair the part is specified at."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    voltage_v: float = Field(gt=0, le=5)
+    clock_mhz: float = Field(gt=0, le=10_000)
+
+
 class HardwareConfig(BaseModel):
     """One NDP: cores of compute-in-memory macros, a vector unit, activation SRAM, external
     memory, an operating point and per-event energies at a reference voltage."""
@@ -64,8 +74,15 @@ class HardwareConfig(BaseModel):
     ext_mem_bytes_per_cycle: float = Field(4.0, gt=0)
     ext_mem_latency_cycles: int = Field(40, ge=0)
     instruction_issue_cycles: int = Field(1, ge=0)
+    layer_setup_cycles: int = Field(0, ge=0, description="per-layer configuration, core clock")
+    layer_setup_us: float = Field(
+        0.0, ge=0, description="per-layer configuration on a clock that ignores clock_mhz"
+    )
     clock_mhz: float = Field(100.0, gt=0, le=10_000)
     voltage_v: float = Field(0.9, gt=0, le=5)
+    operating_points: tuple[OperatingPoint, ...] = Field(
+        (), description="named (voltage_v, clock_mhz) pairs; select one with at_operating_point"
+    )
     # -- energy per event at energy_reference_voltage_v (dynamic; scales with V^2) --
     energy_reference_voltage_v: float = Field(0.9, gt=0, le=5)
     macro_bit_op_energy_fj: float = Field(
@@ -84,9 +101,15 @@ class HardwareConfig(BaseModel):
     weight_write_energy_pj_per_byte: float = Field(2.0, ge=0)
     host_transfer_energy_pj_per_byte: float = Field(1.0, ge=0)
     instruction_energy_pj: float = Field(2.0, ge=0)
+    clock_energy_pj_per_cycle: float = Field(
+        0.0, ge=0, description="per active cycle: clock tree and control processor"
+    )
     # -- static power --
     leakage_mw: float = Field(0.1, ge=0, description="at energy_reference_voltage_v; scales with V")
-    fixed_power_mw: float = Field(0.0, ge=0, description="always-on power independent of V")
+    fixed_power_mw: float = Field(0.0, ge=0, description="power while active, independent of V")
+    idle_power_mw: float | None = Field(
+        None, ge=0, description="power between inferences (None: leakage + fixed power)"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> HardwareConfig:
@@ -98,6 +121,9 @@ class HardwareConfig(BaseModel):
             )
         if self.accumulator_entries_per_macro < self.macro_cols:
             raise ValueError("accumulator_entries_per_macro must hold at least one output vector")
+        names = [p.name for p in self.operating_points]
+        if len(set(names)) != len(names):
+            raise ValueError(f"operating point names must be unique: {names}")
         return self
 
     # -- derived quantities: computed here only --
@@ -122,6 +148,27 @@ class HardwareConfig(BaseModel):
     def weight_capacity_bytes(self) -> int:
         cells = self.total_macros * self.macro_rows * self.macro_cols * self.macro_weight_sets
         return cells * self.weight_bits // 8
+
+    @property
+    def layer_setup_total_cycles(self) -> int:
+        """Core-clock cycles of one layer setup: its own cycles plus its fixed time at clock_mhz."""
+        return self.layer_setup_cycles + math.ceil(self.layer_setup_us * self.clock_mhz - 1e-9)
+
+    @property
+    def idle_power_total_mw(self) -> float:
+        """Power between inferences: idle_power_mw, or when unset leakage + fixed power."""
+        if self.idle_power_mw is not None:
+            return self.idle_power_mw
+        leak = self.leakage_mw * self.voltage_v / self.energy_reference_voltage_v
+        return leak + self.fixed_power_mw
+
+    def at_operating_point(self, name: str) -> HardwareConfig:
+        """A copy running at the named operating point (its voltage_v and clock_mhz)."""
+        for p in self.operating_points:
+            if p.name == name:
+                return self.with_(voltage_v=p.voltage_v, clock_mhz=p.clock_mhz)
+        known = ", ".join(p.name for p in self.operating_points) or "none defined"
+        raise ConfigError(f"unknown operating point {name!r} for {self.name!r} ({known})")
 
     def config_id(self) -> str:
         """A short, stable key of every field: equal configs have equal ids."""
@@ -220,11 +267,17 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 
 def resolve_hardware(
-    preset: str | None = None, config: str | Path | None = None, overrides: list[str] | None = None
+    preset: str | None = None,
+    config: str | Path | None = None,
+    overrides: list[str] | None = None,
+    operating_point: str | None = None,
 ) -> HardwareConfig:
-    """The CLI's rule: a config file or a preset (default `generic`), then `--set` overrides."""
+    """The CLI's rule: a config file or a preset (default `generic`), then its named operating
+    point, then `--set` overrides."""
     if preset and config:
         raise ConfigError("give either --preset or --config, not both")
     hw = load_config(config) if config else load_preset(preset or "generic")
+    if operating_point:
+        hw = hw.at_operating_point(operating_point)
     changes = parse_overrides(overrides or [])
     return hw.with_(**changes) if changes else hw

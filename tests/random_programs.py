@@ -73,6 +73,7 @@ def random_timing(rng: np.random.Generator) -> Timing:
         ext_mem_bytes_per_cycle=float(rng.choice([0.25, 1.0, 2.0, 4.5, 8.0])),
         ext_mem_latency_cycles=int(rng.integers(0, 200)),
         instruction_issue_cycles=int(rng.integers(0, 4)),
+        layer_setup_cycles=int(rng.integers(0, 40)),
     )
 
 
@@ -360,7 +361,7 @@ class _Gen:
         layer = int(r.integers(0, self.n_layers))
         if r.random() < 0.25:
             return {"op": Opcode.NOP, "unit": int(r.integers(0, len(self.b.unit_class))),
-                    "layer": layer}
+                    "layer": layer, "a0": int(r.integers(0, 2))}  # a0 = 1: a layer setup
         op = _DMA_OPS[int(r.integers(0, len(_DMA_OPS)))]
         b_in, b_out = _ilist(r, 2, 0, 5000)
         return {"op": op, "unit": self.unit(Unit.DMA), "layer": layer, "bytes_in": b_in,

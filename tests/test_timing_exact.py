@@ -194,3 +194,13 @@ def test_double_buffering_overlaps_load_and_compute():
     assert end[:2] == [load, 2 * load]
     assert start[2:] == [load, max(load + 84, 2 * load)] == [100, 200]
     assert max(end) == 2 * load + 84  # not 2 x (100 + 84): the second load hid the first MVM
+
+
+def test_layer_setup_nop_takes_layer_setup_cycles():
+    t = T._replace(layer_setup_cycles=30)
+    # a0 = 1 marks a layer setup: it occupies its unit; the MVM waiting on it starts after
+    start, end, cnt, busy = schedule("NOP unit=2 a0=1 signal=0\nMVM unit=0 a2=1 cols=64 "
+                                     "a_bits=8 wait0=0\nNOP unit=2", t)  # fmt: skip
+    assert end[0] == 30 and start[1] == 30 and end[1] == 30 + 1 * 8 + 4
+    assert start[2] == end[2] == 30  # a plain NOP still takes 0 cycles
+    assert busy[2] == 30

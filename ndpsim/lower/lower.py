@@ -10,6 +10,8 @@ Stages, in order:
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ndpsim.config import HardwareConfig
@@ -64,6 +66,20 @@ def _check_supported(g: Graph, hw: HardwareConfig) -> None:
                 f"hardware {hw.name!r} runs fully-connected layers only; node {node.name!r} is a "
                 "Conv (choose a preset with supports_conv, e.g. ndp120)"
             )
+
+
+def _setup(b: Builder, unit: int, li: int, ins: list[Placement]) -> list[Placement]:
+    """The layer's setup NOP (a0 = 1: it lasts layer_setup_cycles) after all its inputs are
+    ready; the layer's instructions then wait on the setup (copies: other readers do not)."""
+    toks = list(dict.fromkeys(p.token for p in ins if p.token >= 0))
+    while len(toks) > 3:  # more inputs than wait slots (Concat): join them with barriers
+        tok = b.token()
+        b.emit(Opcode.NOP, unit, li, wait0=toks[0], wait1=toks[1], wait2=toks[2], signal=tok)
+        toks = [tok, *toks[3:]]
+    waits = dict(zip(("wait0", "wait1", "wait2"), toks, strict=False))
+    tok = b.token()
+    b.emit(Opcode.NOP, unit, li, a0=1, signal=tok, **waits)
+    return [dataclasses.replace(p, token=tok) for p in ins]
 
 
 def lower(graph: Graph, hw: HardwareConfig) -> Program:
@@ -157,6 +173,7 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
                 tok = b.token()
                 b.emit(Opcode.LOAD_A, dma, li, bytes_in=p.nbytes, wait0=p.token, signal=tok)
                 p.token = tok
+        ins = _setup(b, vec_units[li % hw.cores], li, ins)
         ctx = V.VecContext(b, vec_units[li % hw.cores], dma, li, _VECTOR_CHUNK, a_bits)
         op = node.op_type
         if op in MAC_OPS:

@@ -9,7 +9,7 @@ from ndpsim.config import HardwareConfig
 from ndpsim.isa import Counter as C
 from ndpsim.isa import Opcode, Unit
 from ndpsim.lower.program import Program
-from ndpsim.report.energy import COMPONENTS, dynamic_pj, static_pj, static_power_mw
+from ndpsim.report.energy import COMPONENTS, clock_pj, dynamic_pj, static_pj, static_power_mw
 from ndpsim.report.schema import Agreement, LayerReport, SimulationReport
 from ndpsim.sim.run import RunResult
 
@@ -68,6 +68,7 @@ def build_report(
     for i, lay in enumerate(program.layers):
         cnt = res.counters[i]
         parts = {k: float(dyn[k][i]) / 1e6 for k in dyn}
+        parts["clock"] = float(clock_pj(span[i], hw)) / 1e6
         parts["leakage"] = float(static_pj(span[i], hw)) / 1e6
         layers.append(
             LayerReport(
@@ -104,6 +105,7 @@ def build_report(
         )
     total = res.counters.sum(axis=0)
     breakdown = {k: float(dyn[k].sum()) / 1e6 for k in dyn}
+    breakdown["clock"] = float(clock_pj(cycles, hw)) / 1e6
     breakdown["leakage"] = float(static_pj(cycles, hw)) / 1e6
     breakdown = {k: breakdown[k] for k in COMPONENTS}
     util = {

@@ -1,6 +1,7 @@
 """Price event counters in energy: counters x per-event energy at the reference voltage,
-scaled by (V / V_ref)^2 for dynamic energy; leakage (proportional to V) and fixed power
-times latency. The equations are in docs/machine_model.md ("Energy")."""
+scaled by (V / V_ref)^2 for dynamic energy; clock energy per active cycle (also V^2);
+leakage (proportional to V) and fixed power times latency. The equations are in
+docs/machine_model.md ("Energy")."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ COMPONENTS = (
     "external_memory",
     "vector_unit",
     "control",
+    "clock",
     "leakage",
 )
 
@@ -42,6 +44,13 @@ def dynamic_pj(counters: np.ndarray, hw: HardwareConfig) -> dict[str, np.ndarray
         "control": c[:, C.INSTRUCTIONS] * hw.instruction_energy_pj,
     }
     return {k: v * v_scale for k, v in parts.items()}
+
+
+def clock_pj(cycles: float | np.ndarray, hw: HardwareConfig) -> float | np.ndarray:
+    """Clock tree and control processor: energy per active cycle at the reference voltage,
+    scaled by (V / V_ref)^2 like every dynamic energy."""
+    v_scale = (hw.voltage_v / hw.energy_reference_voltage_v) ** 2
+    return np.asarray(cycles, np.float64) * hw.clock_energy_pj_per_cycle * v_scale
 
 
 def static_power_mw(hw: HardwareConfig) -> float:

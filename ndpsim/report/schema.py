@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: always_on, budget; energy component "clock"
 
 
 class _Model(BaseModel):
@@ -83,3 +83,5 @@ class SimulationReport(_Model):
     layers: list[LayerReport]
     agreement: list[Agreement] = []
     outputs: dict[str, list] | None = None  # dequantized outputs, when asked for
+    always_on: dict | None = None  # report/power.py AlwaysOn, with --rate
+    budget: dict | None = None  # report/budget.py Budget, with --budget*

@@ -17,8 +17,8 @@ from numba import njit
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 from ndpsim.sim.kernels_mac import CHANNEL_BLOCK, mvm
 
-ISA_DIGEST = "70598ea8b507115d"
-KERNELS_DIGEST = "baf50a209fbdfa66"
+ISA_DIGEST = "72d6e91d2dc63688"
+KERNELS_DIGEST = "560d2212d1907d00"
 
 
 class Timing(NamedTuple):
@@ -34,6 +34,7 @@ class Timing(NamedTuple):
     ext_mem_bytes_per_cycle: float
     ext_mem_latency_cycles: int
     instruction_issue_cycles: int
+    layer_setup_cycles: int = 0  # a setup NOP (a0 = 1): per-layer configuration time
 
 
 @njit(cache=True)
@@ -229,9 +230,9 @@ def _duration(ins, t):
         nbytes = ins["bytes_in"] + ins["bytes_out"]
         return t.ext_mem_latency_cycles + np.int64(np.ceil(nbytes / t.ext_mem_bytes_per_cycle)), 0
     if op == OP_HOST_IN or op == OP_HOST_OUT:
-        nbytes = ins["bytes_in"] + ins["bytes_out"]
-        return np.int64(np.ceil(nbytes / t.sram_bytes_per_cycle)), 0
-    return np.int64(0), np.int64(0)
+        return np.int64(np.ceil((ins["bytes_in"] + ins["bytes_out"]) / t.sram_bytes_per_cycle)), 0
+    setup = op == OP_NOP and ins["a0"] == 1  # a layer setup NOP; other NOPs take 0 cycles
+    return np.int64(t.layer_setup_cycles if setup else 0), np.int64(0)
 
 
 @njit(cache=True)

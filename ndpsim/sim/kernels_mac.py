@@ -22,7 +22,7 @@ from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-ISA_DIGEST = "70598ea8b507115d"
+ISA_DIGEST = "72d6e91d2dc63688"
 
 _INT32_MAX = 2147483647
 CHANNEL_BLOCK = 4  # output channels computed side by side
