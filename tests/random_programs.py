@@ -273,7 +273,8 @@ class _Gen:
         a_s, a_span = _layout(r, dims, 0.3)
         b_s, b_span = _layout(r, dims, 0.3)
         y_s, y_span = _layout(r, dims)
-        kind = EltwiseKind(int(r.integers(0, len(EltwiseKind))))
+        kinds = len(EltwiseKind) - (1 if self.float_mode else 0)  # QADD: integer only
+        kind = EltwiseKind(int(r.integers(0, kinds)))
         a_base, b_base = self.source(a_span), self.source(b_span)
         # Exactly in place (y over a) is well defined: each element is read, then written.
         in_place = a_s == y_s and r.random() < 0.3
@@ -285,7 +286,7 @@ class _Gen:
             **{f"b_s{k}": v for k, v in enumerate(b_s)},
             **{f"y_s{k}": v for k, v in enumerate(y_s)},
             za=self.zp(), zb=self.zp(), zy=self.zp(), **self.quant(), ra=self.scale(),
-            rb=self.scale(), **self.act())
+            rb=self.scale(), rc=self.fp(float(r.normal(0, 20))), **self.act())
         self.vector(Opcode.ELTWISE, d, int(np.prod(dims)), 1, 2, 1)
         self.regions.append((y_base, y_span))
 
@@ -302,13 +303,13 @@ class _Gen:
         sh, sw, dh, dw = _ilist(r, 4, 1, 2)
         pt, pl, pb, pr = _ilist(r, 4, 0, 2)
         oh, ow = _out_size(h, kh, sh, dh, pt, pb), _out_size(w, kw, sw, dw, pl, pr)
-        kind = PoolKind(int(r.integers(0, len(PoolKind))))
+        kind = PoolKind(int(r.integers(0, 2 if self.float_mode else len(PoolKind))))
         cip = int(r.integers(0, 2))
         empty = _has_empty_window(h, w, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl)
         if empty and not self.empty_pool_windows:  # without pads every window has an element
             pt = pl = pb = pr = 0
             oh, ow = _out_size(h, kh, sh, dh, 0, 0), _out_size(w, kw, sw, dw, 0, 0)
-        elif empty and kind == PoolKind.AVG and not cip:
+        elif empty and kind != PoolKind.MAX and not cip:
             cip = 1  # an empty window averaged over zero elements is undefined
         in_s, in_span = _layout(r, [c, h, w])
         out_s, out_span = _layout(r, [c, oh, ow])
@@ -318,7 +319,8 @@ class _Gen:
             in_sx=in_s[2], c=c, h=h, w=w, out_base=out_base, out_sc=out_s[0],
             out_sy=out_s[1], out_sx=out_s[2], oh=oh, ow=ow, kh=kh, kw=kw, stride_h=sh,
             stride_w=sw, dil_h=dh, dil_w=dw, pad_top=pt, pad_left=pl, count_include_pad=cip,
-            zx=self.zp(), zy=self.zp(), **self.quant(), r=self.scale(), **self.act())
+            zx=self.zp(), zy=self.zp(), **self.quant(), r=self.scale(), r2=self.scale(),
+            **self.act())
         self.vector(Opcode.POOL, d, c * oh * ow, kh * kw, kh * kw, 1)
         self.regions.append((out_base, out_span))
 
@@ -330,9 +332,19 @@ class _Gen:
         y_base = x_base if r.random() < 0.2 else self.alloc(n)
         d = self.b.descriptor(
             "softmax", x_base=x_base, y_base=y_base, outer=outer, length=length, inner=inner,
-            zx=self.zp(), zy=self.zp(), **self.quant(), sx=self.scale(), sy=self.scale())
+            zx=self.zp(), zy=self.zp(), **self.quant(), sx=self.scale(), sy=self.scale(),
+            **self.softmax_lut())
         self.vector(Opcode.SOFTMAX, d, outer * inner, length, length, length)
         self.regions.append((y_base, n))
+
+    def softmax_lut(self) -> dict[str, int]:
+        """Integer mode: sometimes onnxruntime's exp-table softmax (uint8 or int8 flavour)."""
+        if self.float_mode or self.rng.random() < 0.5:
+            return {}
+        lut = self.fp(float(self.rng.uniform(0.01, 100.0)))
+        for _ in range(255):
+            self.fp(float(self.rng.uniform(0.01, 100.0)))
+        return {"mode": int(self.rng.integers(1, 3)), "lut": lut}
 
     def copy(self) -> None:
         r = self.rng
@@ -346,7 +358,8 @@ class _Gen:
             **{f"d{k}": v for k, v in enumerate(dims)},
             **{f"x_s{k}": v for k, v in enumerate(x_s)},
             **{f"y_s{k}": v for k, v in enumerate(y_s)},
-            zx=self.zp(), zy=self.zp(), **self.quant(), r=self.scale(), **self.act())
+            zx=self.zp(), zy=self.zp(), **self.quant(), r=self.scale(), **self.act(),
+            mode=int(not self.float_mode and r.random() < 0.3), r2=self.scale())
         self.vector(Opcode.COPY, d, int(np.prod(dims)), 1, 1, 1)
         self.regions.append((y_base - pad, y_span + 2 * pad))
 
