@@ -12,6 +12,8 @@ so with full 8-bit weights onnxruntime itself departs from exact integer arithme
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -152,3 +154,49 @@ def test_full_range_weights_saturate_in_onnxruntime(tmp_path):
         if t.name == next(n for n in m.graph.node if n.op_type == "QLinearConv").input[3]
     )
     assert np.abs(w).max() == 127  # full range: 255 * 127 * 2 > 32767 is possible
+
+
+def _dq_model(block_size: int = 0, zp_type=onnx.TensorProto.INT8) -> onnx.ModelProto:
+    h = onnx.helper
+    w = h.make_tensor("w", onnx.TensorProto.INT8, [4, 4], [1] * 16)
+    s = h.make_tensor(
+        "s", onnx.TensorProto.FLOAT, [4, 1] if block_size else [], [0.1] * (4 if block_size else 1)
+    )
+    zp = h.make_tensor("zp", zp_type, [], [0])
+    attrs = {"block_size": block_size, "axis": 1} if block_size else {}
+    nodes = [
+        h.make_node("QuantizeLinear", ["x", "s1", "zp"], ["xq"]),
+        h.make_node("DequantizeLinear", ["xq", "s1", "zp"], ["xd"]),
+        h.make_node(
+            "DequantizeLinear", ["w", "s", "zp"] if not block_size else ["w", "s"], ["wd"], **attrs
+        ),
+        h.make_node("MatMul", ["xd", "wd"], ["y"]),
+    ]
+    s1 = h.make_tensor("s1", onnx.TensorProto.FLOAT, [], [0.05])
+    g = h.make_graph(
+        nodes,
+        "q",
+        [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])],
+        [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4])],
+        [w, s, zp, s1],
+    )
+    return h.make_model(g, opset_imports=[h.make_opsetid("", 21)], ir_version=10)
+
+
+@pytest.mark.parametrize(
+    ("model", "words"),
+    [
+        (_dq_model(block_size=2), "block_size"),
+        (_dq_model(zp_type=onnx.TensorProto.FLOAT8E4M3FN), "FLOAT8E4M3FN"),
+        (_dq_model(zp_type=onnx.TensorProto.INT4), "INT4"),
+    ],
+)
+def test_unsupported_quantization_refused_by_name(model, words, tmp_path):
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ndpsim", "simulate", str(path)], capture_output=True, text=True
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert words in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
