@@ -18,6 +18,7 @@ from ndpsim.lower import Program, lower
 from ndpsim.report.build import build_report
 from ndpsim.report.schema import Agreement, SimulationReport
 from ndpsim.sim.bind import QuantPlan, bind
+from ndpsim.sim.model_plan import model_plan
 from ndpsim.sim.quantize import calibrate
 from ndpsim.sim.run import RunResult, read_value, run
 
@@ -136,7 +137,11 @@ def execute(
 ) -> tuple[RunResult, QuantPlan, dict]:
     """Quantize post-training on `calibration`, run the integer datapath on `inputs`;
     returns the run, the plan and the dequantized outputs."""
-    plan = calibrate(program, hw, calibration)
+    plan = (
+        model_plan(program)
+        if program.graph.quant is not None
+        else calibrate(program, hw, calibration)
+    )
     res = run(program, hw, bind(program, plan), inputs, plan)
     outs = {o: read_value(program, res, o, plan) for o in program.outputs}
     return res, plan, outs

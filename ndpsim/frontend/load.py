@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from ndpsim.frontend.attributes import check_attributes
 from ndpsim.frontend.convert import to_graph
 from ndpsim.frontend.infer import check_and_infer
+from ndpsim.frontend.quantized import split_quantized
 from ndpsim.frontend.reader import ModelSource, load_external_data, read_model
 from ndpsim.frontend.validate import (
     apply_input_shapes,
@@ -33,6 +34,7 @@ def load_graph(
         raise ValueError("max_tensor_elements must be positive")
     limit = max_tensor_elements
     model, folder = read_model(source)  # bounded read + protobuf decode
+    model, quant = split_quantized(model)  # QDQ / QLinear ops -> float ops + their qparams
     opset = check_header(model)  # IR version, opset range, known domains
     check_ops(model, opset, require_supported)  # ops that can neither run nor fold, by name
     for node in model.graph.node:
@@ -42,7 +44,8 @@ def load_graph(
     sort_nodes(model)  # missing values, duplicates, cycles; topological order
     load_external_data(model, folder, limit)  # confined to the model's folder, bounded
     inferred = check_and_infer(model)  # onnx checker + strict shape inference
-    return to_graph(inferred, opset, limit, require_supported=require_supported)
+    graph = to_graph(inferred, opset, limit, require_supported=require_supported)
+    return graph if quant is None else graph.with_(quant=quant)
 
 
 def load_model(

@@ -59,6 +59,7 @@ class Graph:
     tensors: Mapping[str, TensorInfo]
     constants: Mapping[str, np.ndarray]
     opset: int = 13
+    quant: Any = None  # frontend.quantized.ModelQuant of a quantized model, else None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tensors", _frozen(self.tensors))

@@ -5,6 +5,7 @@ integers for a QuantPlan (the integer datapath the machine runs)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -12,6 +13,7 @@ from ndpsim.isa import DESC_FIELDS, Act
 from ndpsim.lower.passes import activation_of
 from ndpsim.lower.program import Program
 from ndpsim.lower.tiling import bias_vector, geometry, weight_matrix
+from ndpsim.sim.ort_bind import OrtBinder
 
 
 @dataclass(frozen=True)
@@ -24,17 +26,25 @@ class QParams:
     qmax: int
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
-        q = np.rint(np.asarray(x, np.float64) / self.scale) + self.zero_point
-        return np.clip(q, self.qmin, self.qmax).astype(np.int64)
+        """float32 x / scale, round half to even, + zero point, saturate (as QuantizeLinear)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            f = np.asarray(x, np.float32) / np.float32(self.scale)
+        f = np.clip(np.nan_to_num(f), self.qmin - self.zero_point, self.qmax - self.zero_point)
+        return (np.rint(f).astype(np.int64) + self.zero_point).astype(np.int64)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
-        return (np.asarray(q, np.float64) - self.zero_point) * self.scale
+        """float32 (q - zero point) * scale (as DequantizeLinear)."""
+        qq = np.asarray(q, np.int64) - self.zero_point
+        return qq.astype(np.float32) * np.float32(self.scale)
 
 
 @dataclass
 class QuantPlan:
     tensors: dict[str, QParams]  # every value the program stores (aliases share their source)
     weight_bits: int
+    # the quantized model's own weights and biases (frontend.quantized.ModelQuant): bind uses
+    # them as they are and reproduces onnxruntime's quantized kernels (sim/ort_bind.py)
+    model: Any = None
 
 
 @dataclass
@@ -86,6 +96,7 @@ def bind(program: Program, plan: QuantPlan | None) -> Params:
     ftype = np.float32 if float_mode else np.int32
     desc = program.desc.copy()
     fparams = np.zeros(program.fparam_size, dtype=np.float32)
+    ort = None if float_mode or plan.model is None else OrtBinder(program, plan, desc)
     weights = np.zeros(program.weight_size, dtype=ftype)
     mem = np.zeros(program.mem_size, dtype=ftype)
 
@@ -118,6 +129,8 @@ def bind(program: Program, plan: QuantPlan | None) -> Params:
                 if bias is not None:
                     weights[s["bias_base"] : s["bias_base"] + geom.cout] = bias
                 fparams[s["scale_base"] : s["scale_base"] + geom.cout] = 1.0
+            elif ort is not None:
+                ort.conv(bd, node, geom, x, y, weights, fparams)
             else:
                 wq, sw = _quantize_weights(w, plan.weight_bits)
                 weights[s["w_base"] : s["w_base"] + n] = wq.reshape(-1)
@@ -137,7 +150,9 @@ def bind(program: Program, plan: QuantPlan | None) -> Params:
             _act_params(program, "conv", bd.desc, node.attrs, fparams, y.scale)
         elif bd.kind == "eltwise":
             a, b = q(bd.inputs[0]), q(bd.inputs[1])
-            if node.op_type == "Mul":
+            if ort is not None and node.op_type != "Mul":
+                ort.add(bd, a, b, y, fparams)
+            elif node.op_type == "Mul":
                 fparams[bd.slots["ra"]] = a.scale * b.scale / y.scale
             else:
                 fparams[bd.slots["ra"]] = a.scale / y.scale
@@ -156,6 +171,8 @@ def bind(program: Program, plan: QuantPlan | None) -> Params:
         elif bd.kind in ("pool", "copy"):
             x = q(bd.inputs[0])
             fparams[bd.slots["r"]] = x.scale / y.scale
+            if ort is not None:
+                ort.pool_or_copy(bd, x, y, fparams)
             _set(
                 desc,
                 bd.desc,
@@ -176,6 +193,10 @@ def bind(program: Program, plan: QuantPlan | None) -> Params:
             _set(
                 desc, bd.desc, "softmax", zx=x.zero_point, zy=y.zero_point, qmin=y.qmin, qmax=y.qmax
             )
+            if ort is not None:
+                ort.softmax(bd, x, y, fparams)
+    if ort is not None:
+        fparams = np.concatenate([fparams, np.asarray(ort.extra, np.float32)])
     return Params(desc, fparams, weights, mem, float_mode)
 
 

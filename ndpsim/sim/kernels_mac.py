@@ -22,7 +22,7 @@ from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-ISA_DIGEST = "72d6e91d2dc63688"
+ISA_DIGEST = "e5ed26dfd66a1264"
 
 _INT32_MAX = 2147483647
 CHANNEL_BLOCK = 4  # output channels computed side by side

@@ -117,8 +117,32 @@ def _addr(d, f, base, prefix, idx):
     return d[f[base]] + sum(i * d[f[f"{prefix}{k}"]] for k, i in enumerate(idx))
 
 
+def fma_f32(a, b, c):
+    """float32 a*b + c with one rounding (the exact sum, rounded to odd in float64, then to
+    float32)."""
+    p, cc = float(a) * float(b), float(c)
+    s = p + cc
+    bb = s - p
+    err = (p - (s - bb)) + (cc - bb)
+    if err != 0.0 and s != 0.0:
+        m, e = math.frexp(s)
+        if (m * 2.0**53) % 2.0 == 0.0:
+            s += math.copysign(math.ldexp(1.0, e - 53), err)
+    return _F32(s)
+
+
 def _eltwise(d, e0, n, mem, fparams, float_mode):
     dims = [d[EW[f"d{k}"]] for k in range(4)]
+    if d[EW["kind"]] == EltwiseKind.QADD:  # onnxruntime's QLinearAdd
+        ra, rb, rc = fparams[d[EW["ra"]]], fparams[d[EW["rb"]]], fparams[d[EW["rc"]]]
+        for e in range(e0, e0 + n):
+            idx = _view_index(e, dims)
+            a = _F32(mem[_addr(d, EW, "a_base", "a_s", idx)])
+            b = _F32(mem[_addr(d, EW, "b_base", "b_s", idx)])
+            f = fma_f32(a, ra, fma_f32(b, rb, rc))
+            y = _addr(d, EW, "y_base", "y_s", idx)
+            _store(mem, y, f, 0, d[EW["qmin"]], d[EW["qmax"]], False)
+        return
     ra, rb = fparams[d[EW["ra"]]], fparams[d[EW["rb"]]]
     for e in range(e0, e0 + n):
         idx = _view_index(e, dims)
@@ -139,8 +163,36 @@ def _eltwise(d, e0, n, mem, fparams, float_mode):
         )
 
 
+def _pool_ort(g, p0, n, mem, fparams):
+    r = fparams[g["r"]]
+    for p in range(p0, p0 + n):
+        c, t = divmod(p, g["oh"] * g["ow"])
+        oy, ox = divmod(t, g["ow"])
+        s, sf, count = 0, _F32(0.0), 0
+        for ky in range(g["kh"]):
+            iy = oy * g["stride_h"] - g["pad_top"] + ky * g["dil_h"]
+            for kx in range(g["kw"]):
+                ix = ox * g["stride_w"] - g["pad_left"] + kx * g["dil_w"]
+                if 0 <= iy < g["h"] and 0 <= ix < g["w"]:
+                    x = int(mem[g["in_base"] + c * g["in_sc"] + iy * g["in_sy"] + ix * g["in_sx"]])
+                    s += x - g["zx"]
+                    sf = _F32(sf + _F32(x - g["zx"]) * r)
+                    count += 1
+        if g["count_include_pad"]:
+            count = g["kh"] * g["kw"]
+        y = g["out_base"] + c * g["out_sc"] + oy * g["out_sy"] + ox * g["out_sx"]
+        if g["kind"] == PoolKind.AVG_SCALED:
+            _store(mem, y, _F32(s) * r, g["zy"], g["qmin"], g["qmax"], False)
+        else:
+            f = _F32(_F32(sf / _F32(count)) / fparams[g["r2"]]) + _F32(g["zy"])
+            _store(mem, y, f, 0, g["qmin"], g["qmax"], False)
+
+
 def _pool(d, p0, n, mem, fparams, float_mode):
     g = {k: int(d[v]) for k, v in PL.items()}
+    if g["kind"] in (PoolKind.AVG_SCALED, PoolKind.AVG_DQ):
+        _pool_ort(g, p0, n, mem, fparams)
+        return
     r = fparams[g["r"]]
     for p in range(p0, p0 + n):
         c, t = divmod(p, g["oh"] * g["ow"])
@@ -166,8 +218,27 @@ def _pool(d, p0, n, mem, fparams, float_mode):
         _store(mem, y, f, g["zy"], g["qmin"], g["qmax"], float_mode)
 
 
+def _softmax_lut(g, r0, n, mem, fparams):
+    sy, lut, signed = fparams[g["sy"]], g["lut"], g["mode"] == 2
+    for row in range(r0, r0 + n):
+        o, i = divmod(row, g["inner"])
+        addrs = [o * g["length"] * g["inner"] + i + j * g["inner"] for j in range(g["length"])]
+        xs = [int(mem[g["x_base"] + a]) for a in addrs]
+        off = (127 if signed else 255) - max(xs)
+        total = _F32(0.0)
+        for x in xs:
+            total = _F32(total + fparams[lut + ((x + off) & 255)])
+        for a, x in zip(addrs, xs, strict=True):
+            v = int(np.rint(_F32(_F32(fparams[lut + ((x + off) & 255)] * sy) / total))) + g["zy"]
+            v = min(v, 255)
+            mem[g["y_base"] + a] = ((v + 128) & 255) - 128 if signed else v
+
+
 def _softmax(d, r0, n, mem, fparams, float_mode):
     g = {k: int(d[v]) for k, v in SM.items()}
+    if g["mode"]:
+        _softmax_lut(g, r0, n, mem, fparams)
+        return
     sx, sy = fparams[g["sx"]], fparams[g["sy"]]
     for row in range(r0, r0 + n):
         o, i = divmod(row, g["inner"])
@@ -189,6 +260,8 @@ def _copy(d, e0, n, mem, fparams, float_mode):
         idx = _view_index(e, dims)
         x = mem[_addr(d, CP, "x_base", "x_s", idx)]
         f = _F32(x - d[CP["zx"]]) * r
+        if d[CP["mode"]] == 1:  # dequantize, then quantize
+            f = f / fparams[d[CP["r2"]]]
         f = _activate(f, d[CP["act"]], d[CP["act_p0"]], d[CP["act_p1"]], fparams)
         _store(
             mem,
