@@ -76,16 +76,19 @@ def _act_params(program: Program, kind: str, row: int, node_attrs, fparams, sy: 
 
 
 def _quantize_weights(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-output-channel symmetric quantization: returns (integer weights, scale per row).
+    """Per-output-channel symmetric quantization: returns (integer-valued weights, scale per row).
     One bit is binary: sign(w) x mean|w| per channel (the two levels a 1-bit cell holds)."""
     if bits == 1:
         scale = np.abs(w).mean(axis=1)
         scale = np.where(scale > 0, scale, 1.0)
         return np.where(w >= 0, 1, -1).astype(np.int64), scale
     qmax = (1 << (bits - 1)) - 1
-    amax = np.abs(w).max(axis=1)
+    amax = np.maximum(w.max(axis=1), -w.min(axis=1))
     scale = np.where(amax > 0, amax / qmax, 1.0)
-    return np.clip(np.rint(w / scale[:, None]), -qmax, qmax).astype(np.int64), scale
+    q = w / scale[:, None]  # in place from here on: weights can be tens of millions
+    np.rint(q, out=q)
+    np.clip(q, -qmax, qmax, out=q)
+    return q, scale
 
 
 def bind(program: Program, plan: QuantPlan | None) -> Params:

@@ -19,7 +19,7 @@ from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the 
 from ndpsim.sim.kernels_mac import CHANNEL_BLOCK, mvm
 
 ISA_DIGEST = "e5ed26dfd66a1264"
-KERNELS_DIGEST = "9c743f06883630e4"
+KERNELS_DIGEST = "2f8efe2ffc1937d0"
 
 
 class Timing(NamedTuple):
@@ -78,22 +78,32 @@ def _store(mem, addr, f, zp, qmin, qmax, float_mode):
 
 @njit(cache=True)
 def _requant(d, c0, nc, p0, n, mem, weights, acc, fparams, float_mode):
+    # descriptor fields in locals: stores to mem/acc may alias d as far as numba knows, so
+    # reading d[...] inside the loop would reload it for every element
     ow = d[CV_OW]
     npix = d[CV_OH] * ow
+    ab, bb, out = d[CV_AB], d[CV_BB], d[CV_OUT]
+    osc, osy, osx = d[CV_OSC], d[CV_OSY], d[CV_OSX]
+    act, ap0, ap1 = d[CV_ACT], d[CV_AP0], d[CV_AP1]
+    zp, qmin, qmax = d[CV_OZ], d[CV_QMIN], d[CV_QMAX]
     for c in range(c0, c0 + nc):
         scale = fparams[d[CV_SB] + c]
-        for p in range(p0, p0 + n):
-            ai = d[CV_AB] + c * npix + p
-            v = acc[ai]
-            acc[ai] = 0
-            if d[CV_BB] >= 0:
-                v += weights[d[CV_BB] + c]
+        bias = weights[bb + c] if bb >= 0 else weights[0] * 0
+        row = acc[ab + c * npix + p0 : ab + c * npix + p0 + n]
+        oy = p0 // ow
+        ox = p0 - oy * ow
+        for q in range(n):
+            v = row[q]
+            row[q] = 0
+            if bb >= 0:
+                v += bias
             f = np.float32(v) * scale
-            f = _activate(f, d[CV_ACT], d[CV_AP0], d[CV_AP1], fparams)
-            oy = p // ow
-            ox = p - oy * ow
-            addr = d[CV_OUT] + c * d[CV_OSC] + oy * d[CV_OSY] + ox * d[CV_OSX]
-            _store(mem, addr, f, d[CV_OZ], d[CV_QMIN], d[CV_QMAX], float_mode)
+            f = _activate(f, act, ap0, ap1, fparams)
+            _store(mem, out + c * osc + oy * osy + ox * osx, f, zp, qmin, qmax, float_mode)
+            ox += 1
+            if ox == ow:
+                ox = 0
+                oy += 1
 
 
 @njit(cache=True)
@@ -104,26 +114,41 @@ def _eltwise(d, e0, n, mem, fparams, float_mode):
     d1, d2, d3 = d[EW_D1], d[EW_D2], d[EW_D3]
     ra, rb = fparams[d[EW_RA]], fparams[d[EW_RB]]
     za, zb = d[EW_ZA], d[EW_ZB]
-    for e in range(e0, e0 + n):
-        i3 = e % d3
-        t = e // d3
-        i2 = t % d2
-        t = t // d2
-        i1 = t % d1
-        i0 = t // d1
-        a = mem[
-            d[EW_A_BASE] + i0 * d[EW_A_S0] + i1 * d[EW_A_S1] + i2 * d[EW_A_S2] + i3 * d[EW_A_S3]
-        ]
-        b = mem[
-            d[EW_B_BASE] + i0 * d[EW_B_S0] + i1 * d[EW_B_S1] + i2 * d[EW_B_S2] + i3 * d[EW_B_S3]
-        ]
-        if d[EW_KIND] == E_MUL:
+    # fields in locals (stores to mem may alias d as far as numba knows); the 4-D index
+    # advances like an odometer instead of being divided out of e for every element
+    is_mul = d[EW_KIND] == E_MUL
+    act, ap0, ap1 = d[EW_ACT], d[EW_ACT_P0], d[EW_ACT_P1]
+    zy, qmin, qmax = d[EW_ZY], d[EW_QMIN], d[EW_QMAX]
+    sa = (d[EW_A_S0], d[EW_A_S1], d[EW_A_S2], d[EW_A_S3])
+    sb = (d[EW_B_S0], d[EW_B_S1], d[EW_B_S2], d[EW_B_S3])
+    sy = (d[EW_Y_S0], d[EW_Y_S1], d[EW_Y_S2], d[EW_Y_S3])
+    abase, bbase, ybase = d[EW_A_BASE], d[EW_B_BASE], d[EW_Y_BASE]
+    i3 = e0 % d3
+    t = e0 // d3
+    i2 = t % d2
+    t = t // d2
+    i1 = t % d1
+    i0 = t // d1
+    for _ in range(n):
+        a = mem[abase + i0 * sa[0] + i1 * sa[1] + i2 * sa[2] + i3 * sa[3]]
+        b = mem[bbase + i0 * sb[0] + i1 * sb[1] + i2 * sb[2] + i3 * sb[3]]
+        if is_mul:
             f = np.float32(a - za) * np.float32(b - zb) * ra
         else:
             f = np.float32(a - za) * ra + np.float32(b - zb) * rb
-        f = _activate(f, d[EW_ACT], d[EW_ACT_P0], d[EW_ACT_P1], fparams)
-        y = d[EW_Y_BASE] + i0 * d[EW_Y_S0] + i1 * d[EW_Y_S1] + i2 * d[EW_Y_S2] + i3 * d[EW_Y_S3]
-        _store(mem, y, f, d[EW_ZY], d[EW_QMIN], d[EW_QMAX], float_mode)
+        f = _activate(f, act, ap0, ap1, fparams)
+        y = ybase + i0 * sy[0] + i1 * sy[1] + i2 * sy[2] + i3 * sy[3]
+        _store(mem, y, f, zy, qmin, qmax, float_mode)
+        i3 += 1
+        if i3 == d3:
+            i3 = 0
+            i2 += 1
+            if i2 == d2:
+                i2 = 0
+                i1 += 1
+                if i1 == d1:
+                    i1 = 0
+                    i0 += 1
 
 
 @njit(cache=True)

@@ -31,29 +31,34 @@ CHANNEL_BLOCK = 4  # output channels computed side by side
 @njit(cache=True)
 def gather(d, g, k0, kt, p0, n, mem, xblk, transposed, float_mode):
     """im2col of pixels p0..p0+n, rows k0..k0+kt of group g, minus the input zero point, into
-    xblk[j, q] (or xblk[q, j] when `transposed`); returns max |x| (0 for floats)."""
+    xblk[j, q] (or xblk[q, j] when `transposed`); returns max |x| (0 for floats). The
+    descriptor's fields are read into locals first: the stores below could alias `d` as far
+    as the compiler knows, so it would otherwise reload them for every element."""
     kh, kw, ow = d[CV_KH], d[CV_KW], d[CV_OW]
+    h, w, dh, dw = d[CV_H], d[CV_W], d[CV_DH], d[CV_DW]
+    sth, stw, pt, pl = d[CV_STH], d[CV_STW], d[CV_PT], d[CV_PL]
+    sc, sy, sx = d[CV_SC], d[CV_SY], d[CV_SX]
     khw = kh * kw
-    cin_g = d[CV_CIN] // d[CV_G]
+    base = d[CV_IN] + g * (d[CV_CIN] // d[CV_G]) * sc
     in_zp = d[CV_IZ]
+    ci0 = k0 // khw
+    r0 = k0 - ci0 * khw
     xmax = 0
     for q in range(n):
         p = p0 + q
         oy = p // ow
         ox = p - oy * ow
-        base_y = oy * d[CV_STH] - d[CV_PT]
-        base_x = ox * d[CV_STW] - d[CV_PL]
-        ci = k0 // khw
-        r = k0 - ci * khw
-        ky = r // kw
-        kx = r - ky * kw
+        base_y = oy * sth - pt
+        base_x = ox * stw - pl
+        ci = ci0
+        ky = r0 // kw
+        kx = r0 - ky * kw
         for j in range(kt):
-            iy = base_y + ky * d[CV_DH]
-            ix = base_x + kx * d[CV_DW]
+            iy = base_y + ky * dh
+            ix = base_x + kx * dw
             v = 0
-            if iy >= 0 and iy < d[CV_H] and ix >= 0 and ix < d[CV_W]:
-                a = d[CV_IN] + (g * cin_g + ci) * d[CV_SC] + iy * d[CV_SY] + ix * d[CV_SX]
-                v = mem[a] - in_zp
+            if iy >= 0 and iy < h and ix >= 0 and ix < w:
+                v = mem[base + ci * sc + iy * sy + ix * sx] - in_zp
                 if not float_mode and abs(v) > xmax:
                     xmax = abs(v)
             if transposed:
