@@ -26,6 +26,7 @@ Opcode = IntEnum("Opcode", [(o["name"], o["code"]) for o in SPEC["opcodes"]])
 Act = IntEnum("Act", [(n, i) for i, n in enumerate(SPEC["enums"]["act"])])
 EltwiseKind = IntEnum("EltwiseKind", [(n, i) for i, n in enumerate(SPEC["enums"]["eltwise_kind"])])
 PoolKind = IntEnum("PoolKind", [(n, i) for i, n in enumerate(SPEC["enums"]["pool_kind"])])
+FuncKind = IntEnum("FuncKind", [(n, i) for i, n in enumerate(SPEC["enums"]["func_kind"])])
 
 N_COUNTERS = len(Counter)
 INSTR_DTYPE = np.dtype([(f["name"], f["type"]) for f in SPEC["fields"]])
@@ -168,11 +169,30 @@ def _write() -> None:
     for path in KERNEL_MODULES:
         file = root / path
         text = file.read_text()
-        file.write_text(re.sub(r'ISA_DIGEST = "[0-9a-f]*"', f'ISA_DIGEST = "{ISA_DIGEST}"', text))
+        text = re.sub(r'ISA_DIGEST = "[0-9a-f]*"', f'ISA_DIGEST = "{ISA_DIGEST}"', text)
+        file.write_text(text)
+    # core.py compiles in the kernels of its sibling kernel modules: stamp their source too
+    core = root / KERNEL_MODULES[0]
+    core.write_text(
+        re.sub(
+            r'SIBLING_DIGEST = "[0-9a-f]*"',
+            f'SIBLING_DIGEST = "{sibling_digest(root)}"',
+            core.read_text(),
+        )
+    )
+
+
+def sibling_digest(root) -> str:
+    """Hash of the kernel modules core.py calls into (numba caches run_program by core.py
+    alone, so an edit there must change core.py: this stamp does)."""
+    h = hashlib.sha256()
+    for path in KERNEL_MODULES[1:]:
+        h.update((root / path).read_bytes())
+    return h.hexdigest()[:16]
 
 
 # Modules whose numba kernels compile the ISA's constants in; each carries ISA_DIGEST.
-KERNEL_MODULES = ("ndpsim/sim/core.py",)
+KERNEL_MODULES = ("ndpsim/sim/core.py", "ndpsim/sim/kernels_vector.py")
 
 if __name__ == "__main__":
     import sys

@@ -111,6 +111,11 @@ def test_core_digest_is_current():
     assert core.ISA_DIGEST == isa.ISA_DIGEST
 
 
+def test_core_carries_the_sibling_kernels_digest():
+    # run_program's numba cache is keyed on core.py: edits to kernels it calls must show there
+    assert core.SIBLING_DIGEST == isa.sibling_digest(ROOT), "run `python -m ndpsim.isa --write`"
+
+
 # --- assembler ---------------------------------------------------------------------------
 
 

@@ -13,9 +13,11 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from ndpsim.sim import kernels_vector
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-ISA_DIGEST = "70598ea8b507115d"
+ISA_DIGEST = "b5a259595428135d"
+SIBLING_DIGEST = "3776c17152345948"  # hash of kernels_vector.py (see ndpsim.isa.sibling_digest)
 
 
 class Timing(NamedTuple):
@@ -300,7 +302,14 @@ def _duration(ins, t):
         compute = np.int64(ins["a2"]) * in_cyc * readout + t.macro_pipeline_cycles
         sram = np.int64(np.ceil(ins["bytes_in"] / t.sram_bytes_per_cycle))
         return max(compute, sram), compute
-    if op == OP_REQUANT or op == OP_ELTWISE or op == OP_POOL or op == OP_COPY or op == OP_SOFTMAX:
+    if (
+        op == OP_REQUANT
+        or op == OP_ELTWISE
+        or op == OP_POOL
+        or op == OP_COPY
+        or op == OP_SOFTMAX
+        or op == OP_FUNC
+    ):
         per = t.softmax_cycles_per_element if op == OP_SOFTMAX else 1
         compute = _ceil_div(ins["work"], t.vector_lanes) * per + t.vector_pipeline_cycles
         sram = np.int64(np.ceil((ins["bytes_in"] + ins["bytes_out"]) / t.sram_bytes_per_cycle))
@@ -340,6 +349,13 @@ def _count(cnt, ins, dur, compute, in_cycles):
         cnt[C_VOPS] += ins["work"] * (3 if op == OP_SOFTMAX else 1)
         if op == OP_SOFTMAX:
             cnt[C_LUT] += ins["work"]
+        cnt[C_SRAM_R] += ins["bytes_in"]
+        cnt[C_SRAM_W] += ins["bytes_out"]
+        cnt[C_VBUSY] += dur
+        cnt[C_VCOMP] += compute
+    elif op == OP_FUNC:
+        cnt[C_VOPS] += ins["work"]
+        cnt[C_LUT] += n
         cnt[C_SRAM_R] += ins["bytes_in"]
         cnt[C_SRAM_W] += ins["bytes_out"]
         cnt[C_VBUSY] += dur
@@ -464,6 +480,10 @@ def run_program(
                 _softmax(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode)
             elif op == OP_COPY:
                 _copy(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode)
+            elif op == OP_FUNC:
+                kernels_vector.func(
+                    desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode
+                )
     return counters, unit_busy, start, end
 
 
