@@ -6,10 +6,19 @@ import numpy as np
 
 from ndpsim.errors import UnsupportedOpError
 from ndpsim.ir import Graph, Node, TensorInfo
+from ndpsim.lower.recurrent import decompose_recurrent, split_batched_matmul
 
 _MAC_OPS = {"Conv", "Gemm", "MatMul"}
 # Producers whose output passes through the vector unit's activation stage anyway.
-_ACT_HOSTS = _MAC_OPS | {"Add", "Mul", "MaxPool", "AveragePool", "GlobalAveragePool", "Transpose"}
+_ACT_HOSTS = _MAC_OPS | {
+    "Add",
+    "Sub",
+    "Mul",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "Transpose",
+}
 
 
 def _rename_inputs(nodes: list[Node], old: str, new: str) -> list[Node]:
@@ -141,6 +150,8 @@ def fuse_activations(g: Graph) -> Graph:
 
 # The pipeline, in order: each entry is Graph -> Graph.
 PASSES = (
+    decompose_recurrent,  # LSTM / GRU -> the recurrence unrolled over the sequence
+    split_batched_matmul,  # MatMul with a batched constant B -> one MatMul per batch
     remove_identities,  # Identity / Dropout are wires at inference
     fold_batchnorm,  # BN into the preceding conv's weights, else a Mul + Add
     fuse_activations,  # activations into their producer's output stage
