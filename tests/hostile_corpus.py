@@ -85,7 +85,7 @@ def _structural_cases() -> list[Case]:
         ("ir_version_2", _edit(lambda m: setattr(m, "ir_version", 2)), "IR version 2"),
         ("ir_version_future", _edit(lambda m: setattr(m, "ir_version", 99)), "IR version 99"),
         ("opset_future", small_model(opset=99).SerializeToString(), "opset 99"),
-        ("opset_24", small_model(opset=24, ir_version=11).SerializeToString(), "opset 24"),
+        ("opset_26", small_model(opset=26, ir_version=11).SerializeToString(), "opset 26"),
         ("opset_too_old", small_model(opset=6, ir_version=3).SerializeToString(), "opset 6"),
         ("no_default_opset", _edit(lambda m: m.opset_import[0].__setattr__("domain", "ai.onnx.ml")),
          "no default-domain"),

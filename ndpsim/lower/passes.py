@@ -35,12 +35,22 @@ def remove_identities(g: Graph) -> Graph:
     for node in list(nodes):
         if node.op_type not in ("Identity", "Dropout"):
             continue
+        if node.op_type == "Dropout":
+            _check_inference_dropout(g, node)
         src, dst = node.inputs[0], node.outputs[0]
         if dst in outputs:  # keep the graph's output name: rename the producer side instead
             continue
         nodes.remove(node)
         nodes = _rename_inputs(nodes, dst, src)
     return g.with_(nodes=tuple(nodes), outputs=tuple(outputs))
+
+
+def _check_inference_dropout(g: Graph, node: Node) -> None:
+    if len(node.outputs) > 1 and node.outputs[1]:
+        raise UnsupportedOpError(f"Dropout {node.name!r}: the mask output (training only)")
+    mode = node.inputs[2] if len(node.inputs) > 2 else ""
+    if mode and (mode not in g.constants or bool(np.asarray(g.constants[mode]).any())):
+        raise UnsupportedOpError(f"Dropout {node.name!r}: training_mode must be constant false")
 
 
 def _single_consumer(g: Graph, value: str) -> Node | None:
@@ -61,6 +71,10 @@ def fold_batchnorm(g: Graph) -> Graph:
             nodes.append(node)
             continue
         x, scale, bias, mean, var = node.inputs[:5]
+        if int(node.attrs.get("training_mode", 0) or 0) or len([o for o in node.outputs if o]) > 1:
+            raise UnsupportedOpError(
+                f"BatchNormalization {node.name!r}: training mode (batch statistics)"
+            )
         if not all(v in consts for v in (scale, bias, mean, var)):
             raise UnsupportedOpError(
                 f"BatchNormalization {node.name!r}: scale, bias, mean and var must be constants"
