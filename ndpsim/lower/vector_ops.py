@@ -121,6 +121,7 @@ def copy_nd(
     y_off: int,
     done: int,
     last: bool,
+    y_name: str = "",
 ) -> list[Binding]:
     """Copy a strided view of any rank (dims with element strides of x and y, from element
     offsets x_off / y_off): one COPY descriptor when it merges to 4 dims, else one per index
@@ -159,6 +160,7 @@ def copy_nd(
                 last=last and j == len(combos) - 1,
             )
         )
+        out[-1].output = y_name or node.outputs[0]  # the value whose scale y is stored at
     return out
 
 
@@ -221,10 +223,10 @@ def emit_split(
     rm = row_major(x.shape)
     done = ctx.b.token()
     out, offset = [], 0
-    for j, (_, y) in enumerate(ys):
+    for j, (y_name, y) in enumerate(ys):
         out += copy_nd(ctx, node, x, y, node.inputs[0], list(y.shape), list(rm),
                        list(row_major(y.shape)), offset * rm[axis], 0, done,
-                       j == len(ys) - 1)  # fmt: skip
+                       j == len(ys) - 1, y_name)  # fmt: skip
         offset += y.shape[axis]
     for _, y in ys:
         y.token = done
