@@ -45,6 +45,7 @@ PARAM_INPUTS: dict[str, tuple[int, ...]] = {
     "LSTM": (1, 2, 3, 4, 7), "GRU": (1, 2, 3, 4), "Clip": (1, 2), "Reshape": (1,),
     "Squeeze": (1,), "Unsqueeze": (1,), "Pad": (1, 2, 3), "Slice": (1, 2, 3, 4),
     "Split": (1,), "Gather": (1,), "ReduceMean": (1,), "Resize": (1, 2, 3), "Dropout": (1, 2),
+    "Pow": (1,),
 }  # fmt: skip
 TOLERANCE = 1e-4  # float cases: |got - want| <= 1e-4 + 1e-4 |want|
 # A small machine, so that the node tests exercise folding and tiling.

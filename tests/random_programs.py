@@ -367,6 +367,7 @@ class _Gen:
             "func", kind=int(kind), x_base=x_base, y_base=y_base, zx=self.zp(), zy=self.zp(),
             **self.quant(), sx=self.scale(), ry=self.fp(10.0 ** r.uniform(-1.0, 2.0)),
             p0=self.fp(r.uniform(-1.0, 1.0)), p1=self.fp(r.uniform(-1.0, 1.0)),
+            p2=self.fp(r.choice([-0.75, 0.5, 2.0, 3.0, r.uniform(-2.0, 2.0)])),
             lut_base=lut_base, lut_size=size, lut_lo=self.fp(r.uniform(-2.0, 0.0)),
             lut_inv_step=self.fp(10.0 ** r.uniform(-0.5, 1.5)))
         self.vector(Opcode.FUNC, d, n, int(r.integers(1, 4)), 1, 1)

@@ -201,6 +201,33 @@ CASES = {
         [1, 2, 6, 8],
         [numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "sc")],
     ),
+    "Pow": _model(
+        [N("Mul", ["x", "x"], ["t"]), N("Pow", ["t", "e"], ["y"])],
+        [1, 8],
+        [1, 8],
+        [numpy_helper.from_array(np.float32(0.75), "e")],
+    ),
+    "Pow-square": _model(
+        [N("Pow", ["x", "e"], ["y"])], [1, 8], [1, 8],
+        [numpy_helper.from_array(np.float32(2.0), "e")],
+    ),
+    "LRN": _model(
+        [N("LRN", ["x"], ["y"], size=3, alpha=0.5, beta=0.75, bias=2.0)], [2, 6, 4, 3],
+        [2, 6, 4, 3],
+    ),
+    "Cast": _model([N("Cast", ["x"], ["t"], to=1), N("Relu", ["t"], ["y"])], [1, 5], [1, 5]),
+    "Pad-reflect": _model(
+        [N("Pad", ["x", "p"], ["y"], mode="reflect")],
+        [1, 2, 4, 5],
+        [1, 2, 7, 6],
+        [numpy_helper.from_array(np.array([0, 0, 1, 0, 0, 0, 2, 1]), "p")],
+    ),
+    "Pad-edge": _model(
+        [N("Pad", ["x", "p"], ["y"], mode="edge")],
+        [1, 3, 5],
+        [1, 3, 9],
+        [numpy_helper.from_array(np.array([0, 0, 3, 0, 0, 1]), "p")],
+    ),
     "MatMul-batched": _model(
         [N("MatMul", ["x", "w"], ["y"])], [2, 3, 5], [2, 3, 4], [_const("w", (2, 5, 4))]
     ),

@@ -242,6 +242,8 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
             bindings += V.emit_concat(
                 ctx, node, list(zip(_value_inputs(g, node), ins, strict=True)), y
             )
+        elif op == "Pad" and node.attrs.get("mode") in ("reflect", "edge"):
+            bindings += VO.emit_pad_mirror(ctx, g, node, ins[0], y)
         elif op == "Pad":
             fill_name = f"{node.name}.pad_value"
             fp = Placement(addr, (1,), a_bits)
@@ -250,7 +252,7 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
             bindings.append(Binding("pad_value", -1, node.name, (fill_name,), node.outputs[0]))
             bindings += V.emit_pad(ctx, g, node, ins[0], y, (fill_name, fp))
         elif op in VO.FUNC_OPS:
-            bindings += VO.emit_func(ctx, node, ins[0], y)
+            bindings += VO.emit_func(ctx, g, node, ins[0], y)
         elif op == "Slice":
             bindings += VO.emit_slice(ctx, g, node, ins[0], y)
         elif op == "Split":

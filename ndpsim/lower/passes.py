@@ -6,7 +6,12 @@ import numpy as np
 
 from ndpsim.errors import UnsupportedOpError
 from ndpsim.ir import Graph, Node, TensorInfo
-from ndpsim.lower.recurrent import decompose_recurrent, split_batched_matmul
+from ndpsim.lower.recurrent import (
+    casts_to_identity,
+    decompose_normalization,
+    decompose_recurrent,
+    split_batched_matmul,
+)
 
 _MAC_OPS = {"Conv", "Gemm", "MatMul"}
 # Producers whose output passes through the vector unit's activation stage anyway.
@@ -164,8 +169,10 @@ def fuse_activations(g: Graph) -> Graph:
 
 # The pipeline, in order: each entry is Graph -> Graph.
 PASSES = (
+    casts_to_identity,  # float -> float Casts of activations are wires
     decompose_recurrent,  # LSTM / GRU -> the recurrence unrolled over the sequence
     split_batched_matmul,  # MatMul with a batched constant B -> one MatMul per batch
+    decompose_normalization,  # LRN -> Mul, channel AveragePool, power; Pow 2 / 0.5 -> Mul / Sqrt
     remove_identities,  # Identity / Dropout are wires at inference
     fold_batchnorm,  # BN into the preceding conv's weights, else a Mul + Add
     fuse_activations,  # activations into their producer's output stage

@@ -274,3 +274,68 @@ def split_batched_matmul(g: Graph) -> Graph:
         tensors.update(e.tensors)
         consts.update(e.consts)
     return g.with_(nodes=tuple(nodes), tensors=tensors, constants=consts)
+
+
+def decompose_normalization(g: Graph) -> Graph:
+    """LRN -> x * (bias + alpha * mean of x^2 over `size` channels)^-beta: a Mul, an
+    AveragePool across channels (count_include_pad: the mean is sum/size as the spec's
+    alpha/size * sum), the power on the function unit and a Mul. Pow with exponent 2 -> Mul,
+    0.5 -> Sqrt (exact for negative bases too, where the function unit's power gives 0)."""
+    if not any(n.op_type in ("LRN", "Pow") for n in g.nodes):
+        return g
+    nodes: list[Node] = []
+    tensors, consts = dict(g.tensors), dict(g.constants)
+    for node in g.nodes:
+        if node.op_type == "Pow" and node.inputs[1] in consts and consts[node.inputs[1]].size == 1:
+            e = float(np.asarray(consts[node.inputs[1]]).reshape(-1)[0])
+            if e in (2.0, 0.5):
+                x = node.inputs[0]
+                new = (x, x) if e == 2.0 else (x,)
+                nodes.append(
+                    node.with_(op_type="Mul" if e == 2.0 else "Sqrt", inputs=new, attrs={})
+                )
+                continue
+        if node.op_type != "LRN":
+            nodes.append(node)
+            continue
+        x = node.inputs[0]
+        shape = tensors[x].shape
+        if len(shape) < 3:
+            raise UnsupportedOpError(f"LRN {node.name!r}: input of rank < 3 ({shape})")
+        nb, c, hw = shape[0], shape[1], int(np.prod(shape[2:]))
+        size = int(node.attrs["size"])
+        e = _Emitter(g.with_(tensors=tensors, constants=consts), node.name)
+        sq = e.op("Mul", [x, x], shape)
+        # batches as pooling "channels", channels as rows: the window never crosses a batch
+        sq4 = e.op("Reshape", [sq, e.const("v", np.array([1, nb, c, hw]))], (1, nb, c, hw))
+        lo = (size - 1) // 2
+        avg = e.op("AveragePool", [sq4], (1, nb, c, hw), kernel_shape=(size, 1),
+                   pads=(lo, 0, size - 1 - lo, 0), strides=(1, 1), count_include_pad=1,
+                   auto_pad="NOTSET", ceil_mode=0, dilations=None)  # fmt: skip
+        avg4 = e.op("Reshape", [avg, e.const("s", np.array(shape))], shape)
+        beta = e.const("beta", np.array(-float(node.attrs.get("beta", 0.75)), np.float32))
+        norm = e.op("Pow", [avg4, beta], shape, pow_scale=float(node.attrs.get("alpha", 1e-4)),
+                    pow_offset=float(node.attrs.get("bias", 1.0)))  # fmt: skip
+        e.op("Mul", [x, norm], shape, out=node.outputs[0])
+        nodes += e.nodes
+        tensors.update(e.tensors)
+        consts.update(e.consts)
+    return g.with_(nodes=tuple(nodes), tensors=tensors, constants=consts)
+
+
+def casts_to_identity(g: Graph) -> Graph:
+    """A Cast of an activation between float types is a wire on the machine (its datapath
+    has one activation format); any other Cast of an activation is refused."""
+    if not any(n.op_type == "Cast" for n in g.nodes):
+        return g
+    nodes = []
+    for node in g.nodes:
+        if node.op_type == "Cast":
+            src, dst = g.tensors[node.inputs[0]].dtype, g.tensors[node.outputs[0]].dtype
+            if np.dtype(src).kind != "f" or np.dtype(dst).kind != "f":
+                raise UnsupportedOpError(
+                    f"Cast {node.name!r}: {src} -> {dst} of an activation (only float -> float)"
+                )
+            node = node.with_(op_type="Identity", attrs={})
+        nodes.append(node)
+    return g.with_(nodes=tuple(nodes))

@@ -30,6 +30,7 @@ FUNC_OPS = {
     "HardSigmoid": FuncKind.HARD_SIGMOID,
     "HardSwish": FuncKind.HARD_SWISH,
     "Sqrt": FuncKind.SQRT,
+    "Pow": FuncKind.POW,
 }
 # Vector element operations per element of each function (scale + interpolate; multiply-add
 # + clamp (+ multiply); an iterative square root counted as 4).
@@ -39,6 +40,7 @@ FUNC_WORK = {
     FuncKind.HARD_SIGMOID: 2,
     FuncKind.HARD_SWISH: 3,
     FuncKind.SQRT: 4,
+    FuncKind.POW: 6,
 }
 
 
@@ -50,12 +52,16 @@ def lut_values(kind: str) -> np.ndarray:
     return f.astype(np.float32)
 
 
-def func_params(node: Node) -> tuple[float, float]:
-    """(alpha, beta) of the piecewise-linear functions: HardSigmoid's attributes; HardSwish
-    is x * HardSigmoid(x) with alpha = 1/6, beta = 0.5 (ONNX definition)."""
+def func_params(g: Graph, node: Node) -> tuple[float, float, float]:
+    """(p0, p1, p2) of a function: HardSigmoid's alpha, beta; HardSwish is x * HardSigmoid(x)
+    with alpha = 1/6, beta = 0.5 (ONNX definition); Pow is (p1 + p0 x)^exponent, where the
+    LRN rewrite sets p0, p1 (attributes pow_scale, pow_offset) and plain Pow has 1, 0."""
     if node.op_type == "HardSigmoid":
-        return float(node.attrs.get("alpha", 0.2)), float(node.attrs.get("beta", 0.5))
-    return 1.0 / 6.0, 0.5
+        return float(node.attrs.get("alpha", 0.2)), float(node.attrs.get("beta", 0.5)), 0.0
+    if node.op_type == "Pow":
+        e = float(np.asarray(g.constants[node.inputs[1]]).reshape(-1)[0])
+        return float(node.attrs.get("pow_scale", 1.0)), float(node.attrs.get("pow_offset", 0.0)), e
+    return 1.0 / 6.0, 0.5, 0.0
 
 
 def _lut_slots(ctx: VecContext, kind: FuncKind, bindings: list[Binding]) -> tuple[int, int, int]:
@@ -71,7 +77,7 @@ def _lut_slots(ctx: VecContext, kind: FuncKind, bindings: list[Binding]) -> tupl
     return base, base + size, base + size + 1
 
 
-def emit_func(ctx: VecContext, node: Node, x: Placement, y: Placement) -> list[Binding]:
+def emit_func(ctx: VecContext, g: Graph, node: Node, x: Placement, y: Placement) -> list[Binding]:
     kind = FUNC_OPS[node.op_type]
     out: list[Binding] = []
     fields = {"lut_base": 0, "lut_size": 0, "lut_lo": 0, "lut_inv_step": 0}
@@ -83,7 +89,11 @@ def emit_func(ctx: VecContext, node: Node, x: Placement, y: Placement) -> list[B
             "lut_lo": lo_slot,
             "lut_inv_step": inv_slot,
         }
-    slot = ctx.b.fslots(4)
+    if node.op_type == "Pow" and (
+        node.inputs[1] not in g.constants or np.asarray(g.constants[node.inputs[1]]).size != 1
+    ):
+        raise UnsupportedOpError(f"Pow {node.name!r}: the exponent must be a scalar constant")
+    slot = ctx.b.fslots(5)
     desc = ctx.b.descriptor(
         "func",
         kind=int(kind),
@@ -93,13 +103,14 @@ def emit_func(ctx: VecContext, node: Node, x: Placement, y: Placement) -> list[B
         ry=slot + 1,
         p0=slot + 2,
         p1=slot + 3,
+        p2=slot + 4,
         **fields,
     )
     done = ctx.b.token()
     n = y.size
     _chunks(ctx, Opcode.FUNC, desc, n, FUNC_WORK[kind], x.nbytes, y.nbytes, [x.token], done)
     y.token = done
-    slots = {"sx": slot, "ry": slot + 1, "p0": slot + 2, "p1": slot + 3}
+    slots = {"sx": slot, "ry": slot + 1, "p0": slot + 2, "p1": slot + 3, "p2": slot + 4}
     out.append(Binding("func", desc, node.name, (node.inputs[0],), node.outputs[0], slots))
     return out
 
@@ -436,5 +447,54 @@ def emit_resize(ctx: VecContext, g: Graph, node: Node, x: Placement, y: Placemen
         yst += [r * yrm[ax], yrm[ax]]
     done = ctx.b.token()
     out = copy_nd(ctx, node, x, y, node.inputs[0], dims, xst, yst, off, 0, done, True)
+    y.token = done
+    return out
+
+
+def emit_pad_mirror(
+    ctx: VecContext, g: Graph, node: Node, x: Placement, y: Placement
+) -> list[Binding]:
+    """Pad in mode reflect or edge: x into the centre of y, then axis by axis every padded
+    slice is a copy of the slice of y it mirrors (edge: the border slice). Later axes copy
+    the full extent of the axes already padded."""
+    mode = node.attrs.get("mode")
+    pads = _const_ints(g, node, 1) if g.opset >= 11 else [int(v) for v in node.attrs["pads"]]
+    if len(node.inputs) > 3 and node.inputs[3]:
+        raise UnsupportedOpError(f"Pad {node.name!r}: the axes input")
+    rank = len(x.shape)
+    begin, end = pads[:rank], pads[rank:]
+    if any(p < 0 for p in pads):
+        raise UnsupportedOpError(f"Pad {node.name!r}: negative pads (cropping)")
+    if mode == "reflect" and any(
+        max(b, e) >= d for b, e, d in zip(begin, end, x.shape, strict=True)
+    ):
+        raise UnsupportedOpError(f"Pad {node.name!r}: reflect pads must be smaller than the dims")
+    ys = list(row_major(y.shape))
+    done = ctx.b.token()
+    centre = sum(b * s for b, s in zip(begin, ys, strict=True))
+    jobs = []
+    for a in range(rank):
+        n = x.shape[a]
+        for j in range(begin[a]):  # before: index j mirrors begin + (begin - j) (edge: begin)
+            jobs.append((a, j, begin[a] + (begin[a] - j if mode == "reflect" else 0)))
+        for j in range(end[a]):  # after: index begin+n+j mirrors begin+n-2-j (edge: begin+n-1)
+            jobs.append(
+                (a, begin[a] + n + j, begin[a] + n - 1 - (j + 1 if mode == "reflect" else 0))
+            )
+    out = copy_nd(ctx, node, x, y, node.inputs[0], list(x.shape), list(row_major(x.shape)), ys,
+                  0, centre, done, not jobs)  # fmt: skip
+    src_view = Placement(y.addr, y.shape, y.bits, y.on_chip, x.token)
+    for k, (a, dst, src) in enumerate(jobs):
+        dims, off = [], 0
+        for i in range(rank):
+            if i == a:
+                dims.append(1)
+            elif i < a:
+                dims.append(y.shape[i])
+            else:
+                dims.append(x.shape[i])
+                off += begin[i] * ys[i]
+        out += copy_nd(ctx, node, src_view, y, node.outputs[0], dims, ys, ys, off + src * ys[a],
+                       off + dst * ys[a], done, k == len(jobs) - 1)  # fmt: skip
     y.token = done
     return out

@@ -180,10 +180,9 @@ def bind(program: Program, plan: QuantPlan | None) -> Params:
             _act_params(program, bd.kind, bd.desc, attrs, fparams, y.scale)
         elif bd.kind == "func":
             x = q(bd.inputs[0])
-            alpha, beta = func_params(node)
             s = bd.slots
             fparams[s["sx"]], fparams[s["ry"]] = x.scale, 1.0 / y.scale
-            fparams[s["p0"]], fparams[s["p1"]] = alpha, beta
+            fparams[s["p0"]], fparams[s["p1"]], fparams[s["p2"]] = func_params(g, node)
             _set(desc, bd.desc, "func", zx=x.zero_point, zy=y.zero_point, qmin=y.qmin, qmax=y.qmax)
         elif bd.kind == "softmax":
             x = q(bd.inputs[0])

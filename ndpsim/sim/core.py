@@ -16,8 +16,8 @@ from numba import njit
 from ndpsim.sim import kernels_vector
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-ISA_DIGEST = "b5a259595428135d"
-SIBLING_DIGEST = "3776c17152345948"  # hash of kernels_vector.py (see ndpsim.isa.sibling_digest)
+ISA_DIGEST = "e508dc22dc531085"
+SIBLING_DIGEST = "30157adf170e07b2"  # hash of kernels_vector.py (see ndpsim.isa.sibling_digest)
 
 
 class Timing(NamedTuple):

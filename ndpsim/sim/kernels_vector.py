@@ -1,5 +1,6 @@
 """Numba kernels of the vector unit's function unit (opcode FUNC): look-up tables with linear
-interpolation (sigmoid, tanh), piecewise-linear functions (hard sigmoid, hard swish) and sqrt.
+interpolation (sigmoid, tanh), piecewise-linear functions (hard sigmoid, hard swish), sqrt
+and a power of a positive base (LRN's normalizer, Pow).
 
 core.run_program calls `func` (numba compiles it into run_program's cache entry, which is
 keyed on core.py alone: `python -m ndpsim.isa --write` stamps this file's hash into core.py
@@ -9,12 +10,14 @@ ndpsim/sim/reference.py (`_func`), which this must match bit for bit.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-ISA_DIGEST = "b5a259595428135d"
+ISA_DIGEST = "e508dc22dc531085"
 
 
 @njit(cache=True)
@@ -41,6 +44,11 @@ def evaluate(kind, v, fparams, d):
         if h > one:
             h = one
         return h if kind == F_HSIG else v * h
+    if kind == F_POW:  # (p1 + p0 v)^p2 in float64 (libm pow), for a positive base only
+        u = fparams[d[FN_P1]] + fparams[d[FN_P0]] * v
+        if not u > zero:
+            return zero
+        return np.float32(math.pow(np.float64(u), np.float64(fparams[d[FN_P2]])))
     # F_SQRT: negative inputs (ONNX: NaN) give 0 on the machine
     return np.float32(np.sqrt(v)) if v > zero else zero
 

@@ -236,6 +236,11 @@ def evaluate(kind: int, v, fparams: np.ndarray, g: dict):
         h = fparams[g["p0"]] * v + fparams[g["p1"]]
         h = min(max(h, _F32(0.0)), _F32(1.0))
         return h if kind == FuncKind.HARD_SIGMOID else v * h
+    if kind == FuncKind.POW:  # (p1 + p0 v)^p2 in float64, positive bases only
+        u = fparams[g["p1"]] + fparams[g["p0"]] * v
+        if not u > 0:
+            return _F32(0.0)
+        return _F32(math.pow(float(u), float(fparams[g["p2"]])))
     return _F32(np.sqrt(v)) if v > 0 else _F32(0.0)  # SQRT; negative inputs give 0
 
 
