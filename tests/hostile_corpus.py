@@ -139,11 +139,11 @@ def _structural_cases() -> list[Case]:
          "holds 107 values"),
         ("unsupported_op", _edit(lambda m: m.graph.node[1].__setattr__("op_type", "Foo")),
          "unsupported op 'Foo' (node 'relu')"),
-        ("unsupported_real_op", _edit(lambda m: m.graph.node[1].__setattr__("op_type", "LRN")),
-         "unsupported op 'LRN'"),
-        ("gather_on_activation", _edit(lambda m: (m.graph.initializer.append(
-            helper.make_tensor("i", TensorProto.INT64, [1], [0])), _replace_nodes(m, [
-                conv, n("Gather", ["c", "i"], ["y"], name="g")]))), "unsupported op 'Gather'"),
+        ("unsupported_real_op", _edit(lambda m: m.graph.node[1].__setattr__("op_type", "Erf")),
+         "unsupported op 'Erf'"),
+        ("expand_on_activation", _edit(lambda m: (m.graph.initializer.append(
+            helper.make_tensor("i", TensorProto.INT64, [1], [1])), _replace_nodes(m, [
+                conv, n("Expand", ["c", "i"], ["y"], name="g")]))), "unsupported op 'Expand'"),
         ("unknown_attribute", _edit(lambda m: m.graph.node[0].attribute.append(
             helper.make_attribute("foo", 1))), "unknown attribute 'foo'"),
         ("wrong_attribute_type", _edit(lambda m: m.graph.node[0].attribute.append(
