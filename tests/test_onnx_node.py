@@ -53,10 +53,21 @@ def test_excluded_cases_fail_with_a_reason(results):
             assert not r.passed and r.reason, f"{name} passes: add it to the include list"
 
 
+# Supported ops none of whose node tests can pass, and why (each checked to be refused).
+NO_PASSABLE_CASE = {
+    # every single-node Cast case is at opset 28 (beyond the accepted 25) or casts between
+    # non-float types; ndpsim lowers only float -> float Casts of activations (a wire)
+    "Cast": "opset 28",
+}
+
+
 def test_every_supported_op_with_node_tests_has_included_cases(results):
     rows = coverage_rows(list(results.values()), set(INCLUDED))
     missing = [op for op, n, inc, _ in rows if n and not inc]
-    assert not missing, f"ops with node tests but none included: {missing}"
+    assert sorted(missing) == sorted(NO_PASSABLE_CASE), f"none included: {missing}"
+    for op, why in NO_PASSABLE_CASE.items():
+        cases = [r for r in results.values() if r.op == op]
+        assert any(why in r.reason for r in cases)
     assert {r.op for r in results.values()} <= SUPPORTED_OPS
 
 
