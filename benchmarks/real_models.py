@@ -7,6 +7,7 @@ Sources (nothing is downloaded at simulate time):
   from the installed onnx package;
 - the voice-activity detectors in the silero-vad wheel (PyPI), fetched once into a cache
   folder with `pip download --no-deps` when `--fetch` is given (or put the wheel there);
+  their time axis is fixed to one 16 kHz chunk and their sample-rate input to 16000;
 - the trained MLPerf Tiny ONNX models, when a `shared/mlperf_tiny_onnx` folder is found
   above this repository or named by NDPSIM_SHARED.
 
@@ -32,13 +33,15 @@ from ndpsim.api import SimOptions
 from ndpsim.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
-# Symbolic input dims of the silero-vad models: one 16 kHz chunk (512 samples + 64 context)
-SILERO_SHAPES = {
-    "silero_vad_16k_sequence.onnx": {"input": (1, 576)},
-    "silero_vad.onnx": {"input": (1, 576), "state": (2, 1, 128)},
-    "silero_vad_16k_op15.onnx": {"input": (1, 576), "state": (2, 1, 128)},
-    "silero_vad_half.onnx": {"input": (1, 576), "state": (2, 1, 128)},
-    "silero_vad_op18_ifless.onnx": {"input": (1, 576), "state": (2, 1, 128)},
+# Symbolic input dims of the silero-vad models: one 16 kHz chunk (512 samples + 64 context),
+# batch 1; the sample-rate input fixed to 16 kHz (its If then takes the 16 kHz branch).
+_CHUNK = {"input": (1, 576), "state": (2, 1, 128)}
+SILERO = {
+    "silero_vad_16k_sequence.onnx": ({"input": (1, 576)}, None),
+    "silero_vad.onnx": (_CHUNK, {"sr": (16000,)}),
+    "silero_vad_16k_op15.onnx": (_CHUNK, {"sr": (16000,)}),
+    "silero_vad_half.onnx": (_CHUNK, None),
+    "silero_vad_op18_ifless.onnx": (_CHUNK, {"sr": (16000,)}),
 }
 
 
@@ -65,7 +68,7 @@ def silero_models(cache: Path, fetch: bool) -> list[tuple[str, Path, dict | None
                 out.mkdir(parents=True, exist_ok=True)
                 (out / Path(name).name).write_bytes(z.read(name))
     source = f"PyPI {wheel.stem.split('-py')[0].replace('_', '-')}"
-    return [(source, p, SILERO_SHAPES.get(p.name)) for p in sorted(out.glob("*.onnx"))]
+    return [(source, p, SILERO.get(p.name)) for p in sorted(out.glob("*.onnx"))]
 
 
 def mlperf_models() -> list[tuple[str, Path, dict | None]]:
@@ -78,10 +81,11 @@ def mlperf_models() -> list[tuple[str, Path, dict | None]]:
     return []
 
 
-def simulate_one(path: Path, shapes: dict | None, preset: str, full: bool) -> dict:
+def simulate_one(path: Path, fixed: tuple | None, preset: str, full: bool) -> dict:
     t0 = time.perf_counter()
+    shapes, values = fixed or (None, None)
     try:
-        opts = SimOptions(timing_only=not full, input_shapes=shapes)
+        opts = SimOptions(timing_only=not full, input_shapes=shapes, input_values=values)
         r = ndpsim.simulate(path, preset, opts)
     except UserError as exc:
         return {"status": "refused", "reason": str(exc), "s": time.perf_counter() - t0}
@@ -111,10 +115,12 @@ def main() -> int:
         rows.append((source, path.name, shapes, simulate_one(path, shapes, args.preset, args.full)))
     print(f"preset {args.preset}, {'full' if args.full else 'timing-only'}")
     head = f"{'source':<22} {'model':<34} {'latency ms':>11} {'energy uJ':>10} {'GMACs':>7} "
-    head += f"{'fits':>5} {'SQNR dB':>8} {'sim s':>6}  input shape / refusal"
+    head += f"{'fits':>5} {'SQNR dB':>8} {'sim s':>6}  inputs fixed / refusal"
     print(head)
-    for source, name, shapes, r in rows:
+    for source, name, fixed, r in rows:
+        shapes, values = fixed or ({}, {})
         given = ", ".join(f"{k}={'x'.join(map(str, v))}" for k, v in (shapes or {}).items())
+        given += "".join(f", {k}={v[0]:g}" for k, v in (values or {}).items())
         if r["status"] == "ok":
             sq = "-" if r["sqnr"] is None else f"{r['sqnr']:.1f}"
             print(f"{source:<22} {name:<34} {r['latency_ms']:>11.3f} {r['energy_uj']:>10.2f} "

@@ -28,6 +28,10 @@ Sets = Annotated[list[str] | None, typer.Option("--set", "-s", help="override a 
 Shapes = Annotated[
     list[str] | None, typer.Option("--input-shape", help="name=1x3x96x96 for symbolic dims")
 ]
+Values = Annotated[
+    list[str] | None,
+    typer.Option("--input-value", help="name=16000 or name=1,2,3: fix an input to constants"),
+]
 Debug = Annotated[bool, typer.Option("--debug", help="show tracebacks")]
 
 
@@ -47,13 +51,31 @@ def _parse_shapes(items: list[str] | None) -> dict[str, tuple[int, ...]] | None:
     return out
 
 
+def _parse_values(items: list[str] | None) -> dict[str, tuple[float, ...]] | None:
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        try:
+            values = tuple(float(v) for v in text.split(","))
+        except ValueError:
+            values = ()
+        if not sep or not name or not values:
+            raise UserError(f"--input-value expects name=16000 or name=1,2,3, got {item!r}")
+        out[name] = values
+    return out
+
+
 def _hardware(preset, config, sets):
     from ndpsim.config import resolve_hardware
 
     return resolve_hardware(preset, config, sets)
 
 
-def _simulate(model: Path, preset, config, sets, timing_only, inputs, seed, shapes, outputs=False):
+def _simulate(
+    model: Path, preset, config, sets, timing_only, inputs, seed, shapes, outputs=False, values=None
+):
     from ndpsim.api import SimOptions, simulate
 
     if not model.exists():
@@ -64,6 +86,7 @@ def _simulate(model: Path, preset, config, sets, timing_only, inputs, seed, shap
         inputs=str(inputs) if inputs else None,
         seed=seed,
         input_shapes=_parse_shapes(shapes),
+        input_values=_parse_values(values),
         include_outputs=outputs,
     )
     return simulate(model, hw, opts)
@@ -82,13 +105,16 @@ def simulate(
     inputs: Annotated[Path | None, typer.Option("--inputs", help=".npz of input arrays")] = None,
     seed: Annotated[int, typer.Option(help="seed of the random input")] = 0,
     input_shape: Shapes = None,
+    input_value: Values = None,
     debug: Debug = False,
 ) -> None:
     """Simulate MODEL: latency, energy, memory traffic and agreement with onnxruntime."""
     _DEBUG["on"] = debug
     from ndpsim.report.text import summary
 
-    report = _simulate(model, preset, config, set_, timing_only, inputs, seed, input_shape)
+    report = _simulate(
+        model, preset, config, set_, timing_only, inputs, seed, input_shape, values=input_value
+    )
     typer.echo(summary(report))
     if json_out:
         json_out.write_text(report.model_dump_json(indent=2))
@@ -106,13 +132,16 @@ def profile(
     ] = None,
     timing_only: Annotated[bool, typer.Option("--timing-only")] = True,
     input_shape: Shapes = None,
+    input_value: Values = None,
     debug: Debug = False,
 ) -> None:
     """Per-layer table: cycles, bound, MACs, utilization, energy and traffic."""
     _DEBUG["on"] = debug
     from ndpsim.report.text import layer_table, summary
 
-    report = _simulate(model, preset, config, set_, timing_only, None, 0, input_shape)
+    report = _simulate(
+        model, preset, config, set_, timing_only, None, 0, input_shape, values=input_value
+    )
     typer.echo(layer_table(report))
     typer.echo("")
     typer.echo(summary(report))

@@ -71,7 +71,8 @@ def check_ops(model: onnx.ModelProto, opset: int, require_supported: bool = True
     for i, node in enumerate(model.graph.node):
         if node.domain not in _DEFAULT_DOMAINS:
             raise unsupported_op(node, i)
-        if require_supported and node.op_type not in SUPPORTED_OPS | FOLDABLE_OPS:
+        # If is resolved at import when its condition is static (frontend/control.py)
+        if require_supported and node.op_type not in SUPPORTED_OPS | FOLDABLE_OPS | {"If"}:
             raise unsupported_op(node, i)
         try:
             onnx.defs.get_schema(node.op_type, opset, "")

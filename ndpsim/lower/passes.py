@@ -37,9 +37,9 @@ def remove_identities(g: Graph) -> Graph:
     """Identity and Dropout (inference mode) forward their input; consumers read it directly."""
     nodes = list(g.nodes)
     outputs = list(g.outputs)
-    for node in list(nodes):
-        if node.op_type not in ("Identity", "Dropout"):
-            continue
+    for name in [n.name for n in nodes if n.op_type in ("Identity", "Dropout")]:
+        # the current version of the node: a chain of Identities renames later ones' inputs
+        node = next(n for n in nodes if n.name == name)
         if node.op_type == "Dropout":
             _check_inference_dropout(g, node)
         src, dst = node.inputs[0], node.outputs[0]
