@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 from pydantic import BaseModel, ConfigDict, Field
 
 from ndpsim.config import HardwareConfig, load_preset
@@ -37,20 +38,23 @@ class SimOptions(BaseModel):
     compare_reference: bool = True
     include_outputs: bool = False
     input_shapes: dict[str, tuple[int, ...]] | None = None
+    input_values: dict[str, tuple[float, ...]] | None = Field(
+        None, description="inputs fixed to constant values (resolves If on them)"
+    )
 
 
-def _model_bytes_and_graph(model: Any, input_shapes) -> tuple[Graph, str, str]:
+def _model_bytes_and_graph(model: Any, input_shapes, input_values=None) -> tuple[Graph, str, str]:
     if isinstance(model, Graph):
         return model, model.name, ""
     if isinstance(model, (str, os.PathLike)):
         path = Path(model)
         data = path.read_bytes() if path.is_file() else b""
         return (
-            load_model(path, input_shapes=input_shapes),
+            load_model(path, input_shapes=input_shapes, input_values=input_values),
             str(path),
             hashlib.sha256(data).hexdigest(),
         )
-    graph = load_model(model, input_shapes=input_shapes)
+    graph = load_model(model, input_shapes=input_shapes, input_values=input_values)
     raw = model if isinstance(model, bytes) else model.SerializeToString()
     return graph, graph.name, hashlib.sha256(raw).hexdigest()
 
@@ -111,8 +115,11 @@ def agreement(
     return rows
 
 
-def onnxruntime_outputs(model: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
-    """onnxruntime's float result, or None when onnxruntime is not installed."""
+def onnxruntime_outputs(
+    model: Any, inputs: dict[str, np.ndarray], fixed: dict | None = None
+) -> dict[str, np.ndarray] | None:
+    """onnxruntime's float result, or None when onnxruntime is not installed. `fixed`: inputs
+    fixed to values (SimOptions.input_values), fed in the dtype the model declares."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -126,7 +133,19 @@ def onnxruntime_outputs(model: Any, inputs: dict[str, np.ndarray]) -> dict[str, 
     opts.log_severity_level = 3
     sess = ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
-    return dict(zip(names, sess.run(None, inputs), strict=True))
+    feed = dict(inputs)
+    for i in sess.get_inputs():
+        if fixed and i.name in fixed:
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(
+                onnx.helper.np_dtype_to_tensor_dtype(np.dtype(_ORT_TYPES.get(i.type, "float32")))
+            )
+            shape = [d for d in i.shape if isinstance(d, int)]
+            feed[i.name] = np.asarray(fixed[i.name], dtype).reshape(shape)
+    return dict(zip(names, sess.run(None, feed), strict=True))
+
+
+_ORT_TYPES = {"tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(float)": "float32",
+              "tensor(double)": "float64", "tensor(bool)": "bool"}  # fmt: skip
 
 
 def execute(
@@ -159,7 +178,7 @@ def simulate(
         hw = hardware
     else:
         raise ConfigError("hardware must be a HardwareConfig or a preset name")
-    graph, name, digest = _model_bytes_and_graph(model, opts.input_shapes)
+    graph, name, digest = _model_bytes_and_graph(model, opts.input_shapes, opts.input_values)
     program = lower(graph, hw)
     if opts.timing_only:
         res = run(program, hw)
@@ -169,7 +188,9 @@ def simulate(
     res, _, outs = execute(program, hw, samples[0], calib)
     rows: list[Agreement] = []
     if opts.compare_reference:
-        ref = None if isinstance(model, Graph) else onnxruntime_outputs(model, samples[0])
+        ref = None
+        if not isinstance(model, Graph):
+            ref = onnxruntime_outputs(model, samples[0], fixed=opts.input_values)
         ref_name = "onnxruntime"
         if ref is None:  # no onnxruntime: compare with the simulator's own float datapath
             fres = run(program, hw, bind(program, None), samples[0])

@@ -29,6 +29,10 @@ Sets = Annotated[list[str] | None, typer.Option("--set", "-s", help="override a 
 Shapes = Annotated[
     list[str] | None, typer.Option("--input-shape", help="name=1x3x96x96 for symbolic dims")
 ]
+Values = Annotated[
+    list[str] | None,
+    typer.Option("--input-value", help="name=16000 or name=1,2,3: fix an input to constants"),
+]
 Debug = Annotated[bool, typer.Option("--debug", help="show tracebacks")]
 OpPoint = Annotated[
     str | None, typer.Option("--operating-point", "-O", help="named (V, MHz) of the preset")
@@ -51,6 +55,22 @@ def _parse_shapes(items: list[str] | None) -> dict[str, tuple[int, ...]] | None:
     return out
 
 
+def _parse_values(items: list[str] | None) -> dict[str, tuple[float, ...]] | None:
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        try:
+            values = tuple(float(v) for v in text.split(","))
+        except ValueError:
+            values = ()
+        if not sep or not name or not values:
+            raise UserError(f"--input-value expects name=16000 or name=1,2,3, got {item!r}")
+        out[name] = values
+    return out
+
+
 def _hardware(preset, config, sets, op=None):
     from ndpsim.config import resolve_hardware
 
@@ -58,7 +78,7 @@ def _hardware(preset, config, sets, op=None):
 
 
 def _simulate(model: Path, preset, config, sets, timing_only, inputs, seed, shapes, outputs=False,
-              op=None):  # fmt: skip
+              op=None, values=None):  # fmt: skip
     from ndpsim.api import SimOptions, simulate
 
     if not model.exists():
@@ -69,6 +89,7 @@ def _simulate(model: Path, preset, config, sets, timing_only, inputs, seed, shap
         inputs=str(inputs) if inputs else None,
         seed=seed,
         input_shapes=_parse_shapes(shapes),
+        input_values=_parse_values(values),
         include_outputs=outputs,
     )
     return simulate(model, hw, opts)
@@ -94,6 +115,7 @@ def simulate(
     budget: Annotated[bool, typer.Option(help="check the part's memory (exit 1: over)")] = False,
     budget_weights: Annotated[str | None, typer.Option(help="weight budget: 64KiB, 1MB")] = None,
     budget_activations: Annotated[str | None, typer.Option(help="activation budget")] = None,
+    input_value: Values = None,
     debug: Debug = False,
 ) -> None:
     """Simulate MODEL: latency, energy, memory traffic and agreement with onnxruntime;
@@ -103,7 +125,7 @@ def simulate(
     from ndpsim.report.text import summary
 
     report = _simulate(model, preset, config, set_, timing_only, inputs, seed, input_shape,
-                       op=operating_point)  # fmt: skip
+                       op=operating_point, values=input_value)  # fmt: skip
     report, text, ok = extras(report, rate, battery_mah, battery_v, budget, budget_weights,
                               budget_activations)  # fmt: skip
     typer.echo(summary(report) + text)
@@ -126,6 +148,7 @@ def profile(
     timing_only: Annotated[bool, typer.Option("--timing-only")] = True,
     input_shape: Shapes = None,
     operating_point: OpPoint = None,
+    input_value: Values = None,
     debug: Debug = False,
 ) -> None:
     """Per-layer table: cycles, bound, MACs, utilization, energy and traffic."""
@@ -133,7 +156,7 @@ def profile(
     from ndpsim.report.text import layer_table, summary
 
     report = _simulate(model, preset, config, set_, timing_only, None, 0, input_shape,
-                       op=operating_point)  # fmt: skip
+                       op=operating_point, values=input_value)  # fmt: skip
     typer.echo(layer_table(report))
     typer.echo("")
     typer.echo(summary(report))

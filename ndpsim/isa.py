@@ -27,6 +27,7 @@ Opcode = IntEnum("Opcode", [(o["name"], o["code"]) for o in SPEC["opcodes"]])
 Act = IntEnum("Act", [(n, i) for i, n in enumerate(SPEC["enums"]["act"])])
 EltwiseKind = IntEnum("EltwiseKind", [(n, i) for i, n in enumerate(SPEC["enums"]["eltwise_kind"])])
 PoolKind = IntEnum("PoolKind", [(n, i) for i, n in enumerate(SPEC["enums"]["pool_kind"])])
+FuncKind = IntEnum("FuncKind", [(n, i) for i, n in enumerate(SPEC["enums"]["func_kind"])])
 
 N_COUNTERS = len(Counter)
 INSTR_DTYPE = np.dtype([(f["name"], f["type"]) for f in SPEC["fields"]])
@@ -186,7 +187,11 @@ def _write() -> None:
 
 # Modules whose numba kernels compile the ISA's constants in; each carries ISA_DIGEST, and the
 # first (core.py, which calls the others) also KERNELS_DIGEST.
-KERNEL_MODULES = ("ndpsim/sim/core.py", "ndpsim/sim/kernels_mac.py")
+KERNEL_MODULES = (
+    "ndpsim/sim/core.py",
+    "ndpsim/sim/kernels_mac.py",
+    "ndpsim/sim/kernels_vector.py",
+)
 
 if __name__ == "__main__":
     import sys

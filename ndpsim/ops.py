@@ -6,7 +6,10 @@ SUPPORTED_OPS: frozenset[str] = frozenset(
     {
         "Conv", "Gemm", "MatMul", "BatchNormalization",
         "Relu", "Clip", "LeakyRelu",
-        "Add", "Mul", "Sum",
+        "Add", "Sub", "Mul", "Sum",
+        "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Sqrt", "Pow", "LRN",
+        "Slice", "Split", "Gather", "ReduceMean", "Resize",
+        "LSTM", "GRU", "Cast",
         "MaxPool", "AveragePool", "GlobalAveragePool",
         "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze",
         "Softmax", "Concat", "Pad", "Identity", "Dropout",

@@ -85,7 +85,7 @@ def _structural_cases() -> list[Case]:
         ("ir_version_2", _edit(lambda m: setattr(m, "ir_version", 2)), "IR version 2"),
         ("ir_version_future", _edit(lambda m: setattr(m, "ir_version", 99)), "IR version 99"),
         ("opset_future", small_model(opset=99).SerializeToString(), "opset 99"),
-        ("opset_24", small_model(opset=24, ir_version=11).SerializeToString(), "opset 24"),
+        ("opset_26", small_model(opset=26, ir_version=11).SerializeToString(), "opset 26"),
         ("opset_too_old", small_model(opset=6, ir_version=3).SerializeToString(), "opset 6"),
         ("no_default_opset", _edit(lambda m: m.opset_import[0].__setattr__("domain", "ai.onnx.ml")),
          "no default-domain"),
@@ -139,11 +139,11 @@ def _structural_cases() -> list[Case]:
          "holds 107 values"),
         ("unsupported_op", _edit(lambda m: m.graph.node[1].__setattr__("op_type", "Foo")),
          "unsupported op 'Foo' (node 'relu')"),
-        ("unsupported_real_op", _edit(lambda m: m.graph.node[1].__setattr__("op_type", "LRN")),
-         "unsupported op 'LRN'"),
-        ("gather_on_activation", _edit(lambda m: (m.graph.initializer.append(
-            helper.make_tensor("i", TensorProto.INT64, [1], [0])), _replace_nodes(m, [
-                conv, n("Gather", ["c", "i"], ["y"], name="g")]))), "unsupported op 'Gather'"),
+        ("unsupported_real_op", _edit(lambda m: m.graph.node[1].__setattr__("op_type", "Erf")),
+         "unsupported op 'Erf'"),
+        ("expand_on_activation", _edit(lambda m: (m.graph.initializer.append(
+            helper.make_tensor("i", TensorProto.INT64, [1], [1])), _replace_nodes(m, [
+                conv, n("Expand", ["c", "i"], ["y"], name="g")]))), "unsupported op 'Expand'"),
         ("unknown_attribute", _edit(lambda m: m.graph.node[0].attribute.append(
             helper.make_attribute("foo", 1))), "unknown attribute 'foo'"),
         ("wrong_attribute_type", _edit(lambda m: m.graph.node[0].attribute.append(

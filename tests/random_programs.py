@@ -3,7 +3,8 @@
 `random_program(seed)` draws a machine (units, timing), a memory arena, weights, float
 parameters and a short list of operations — convs (dense, grouped, depthwise, Gemm-like h x 1,
 strides, dilations, pads, non-square kernels, k-folded and block-diagonal tiles), element-wise
-add/mul with broadcasting, max/avg pooling, softmax and strided copies — lowered to MVM /
+add/mul with broadcasting, max/avg pooling, softmax, strided copies and function-unit
+(FUNC: tables, piecewise, sqrt) evaluations — lowered to MVM /
 REQUANT / vector instructions, with DMA, HOST and NOP instructions sprinkled in, random units,
 report rows and dependency tokens. Everything is small (arena < ~5,000 elements, < ~60
 instructions) so the reference runs in milliseconds.
@@ -21,7 +22,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ndpsim.isa import Act, EltwiseKind, Opcode, PoolKind, Unit
+from ndpsim.isa import Act, EltwiseKind, FuncKind, Opcode, PoolKind, Unit
 from ndpsim.lower.program import Builder
 from ndpsim.sim.core import Timing
 
@@ -496,6 +497,28 @@ class _Gen:
         self.vector(Opcode.COPY, d, int(np.prod(dims)), 1, 1, 1)
         self.regions.append((y_base - pad, y_span + 2 * pad))
 
+    def func(self) -> None:
+        """The function unit: a random table (random range and step: inputs fall before,
+        inside and past it), or hard sigmoid / hard swish / sqrt."""
+        r = self.rng
+        n = int(r.integers(1, 40))
+        kind = FuncKind(int(r.integers(0, len(FuncKind))))
+        size = int(r.integers(2, 20))
+        lut_base = self.fp(float(r.normal()))
+        for v in r.normal(0.0, 1.0, size - 1):
+            self.fp(float(v))
+        x_base = self.source(n)
+        y_base = x_base if r.random() < 0.2 else self.alloc(n)
+        d = self.b.descriptor(
+            "func", kind=int(kind), x_base=x_base, y_base=y_base, zx=self.zp(), zy=self.zp(),
+            **self.quant(), sx=self.scale(), ry=self.fp(10.0 ** r.uniform(-1.0, 2.0)),
+            p0=self.fp(r.uniform(-1.0, 1.0)), p1=self.fp(r.uniform(-1.0, 1.0)),
+            p2=self.fp(r.choice([-0.75, 0.5, 2.0, 3.0, r.uniform(-2.0, 2.0)])),
+            lut_base=lut_base, lut_size=size, lut_lo=self.fp(r.uniform(-2.0, 0.0)),
+            lut_inv_step=self.fp(10.0 ** r.uniform(-0.5, 1.5)))
+        self.vector(Opcode.FUNC, d, n, int(r.integers(1, 4)), 1, 1)
+        self.regions.append((y_base, n))
+
     def misc(self) -> dict:
         """A DMA / host transfer with random byte counts, or a NOP barrier on any unit."""
         r = self.rng
@@ -570,7 +593,7 @@ def _has_empty_window(h, w, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl) -> bool:
     return empty(oh, h, kh, sh, dh, pt) or empty(ow, w, kw, sw, dw, pl)
 
 
-KINDS = ("conv", "eltwise", "pool", "softmax", "copy")
+KINDS = ("conv", "eltwise", "pool", "softmax", "copy", "func")
 
 
 def random_program(

@@ -172,6 +172,84 @@ CASES = {
     ),
     "Identity": _model([N("Identity", ["x"], ["t"]), N("Relu", ["t"], ["y"])], [1, 4], [1, 4]),
     "Dropout": _model([N("Dropout", ["x"], ["t"]), N("Relu", ["t"], ["y"])], [1, 4], [1, 4]),
+    "Sub": _model([N("Sub", ["x", "z"], ["y"])], [1, 3, 4], [1, 3, 4], extra_inputs=[("z", [4])]),
+    "Sigmoid": _model([N("Sigmoid", ["x"], ["y"])], [1, 3, 7], [1, 3, 7]),
+    "Tanh": _model([N("Tanh", ["x"], ["y"])], [2, 5, 3], [2, 5, 3]),
+    "HardSigmoid": _model([N("HardSigmoid", ["x"], ["y"], alpha=0.3, beta=0.4)], [1, 20], [1, 20]),
+    "HardSwish": _model([N("HardSwish", ["x"], ["y"])], [1, 4, 5], [1, 4, 5], opset=14),
+    "Sqrt": _model([N("Mul", ["x", "x"], ["t"]), N("Sqrt", ["t"], ["y"])], [1, 6], [1, 6]),
+    "Slice": _model(
+        [N("Slice", ["x", "st", "en", "ax", "sp"], ["y"])],
+        [1, 4, 6, 8],
+        [1, 2, 3, 3],
+        [numpy_helper.from_array(np.array(v), n) for n, v in
+         (("st", [1, -1, 1]), ("en", [3, -100, 8]), ("ax", [1, 2, 3]), ("sp", [1, -2, 3]))],
+    ),
+    "Split": _model(
+        [N("Split", ["x", "sp"], ["a", "b"], axis=2), N("Concat", ["b", "a"], ["y"], axis=2)],
+        [1, 3, 7],
+        [1, 3, 7],
+        [numpy_helper.from_array(np.array([3, 4]), "sp")],
+    ),
+    "Gather": _model(
+        [N("Gather", ["x", "i"], ["y"], axis=1)],
+        [2, 6, 3],
+        [2, 2, 2, 3],
+        [numpy_helper.from_array(np.array([[5, 0], [2, -1]]), "i")],
+    ),
+    "ReduceMean": _model(
+        [N("ReduceMean", ["x"], ["y"], axes=[1, 3], keepdims=0)], [2, 3, 4, 5], [2, 4]
+    ),
+    "Resize": _model(
+        [N("Resize", ["x", "", "sc"], ["y"], mode="nearest")],
+        [1, 2, 3, 4],
+        [1, 2, 6, 8],
+        [numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "sc")],
+    ),
+    "Pow": _model(
+        [N("Mul", ["x", "x"], ["t"]), N("Pow", ["t", "e"], ["y"])],
+        [1, 8],
+        [1, 8],
+        [numpy_helper.from_array(np.float32(0.75), "e")],
+    ),
+    "Pow-square": _model(
+        [N("Pow", ["x", "e"], ["y"])], [1, 8], [1, 8],
+        [numpy_helper.from_array(np.float32(2.0), "e")],
+    ),
+    "LRN": _model(
+        [N("LRN", ["x"], ["y"], size=3, alpha=0.5, beta=0.75, bias=2.0)], [2, 6, 4, 3],
+        [2, 6, 4, 3],
+    ),
+    "Cast": _model([N("Cast", ["x"], ["t"], to=1), N("Relu", ["t"], ["y"])], [1, 5], [1, 5]),
+    "Pad-reflect": _model(
+        [N("Pad", ["x", "p"], ["y"], mode="reflect")],
+        [1, 2, 4, 5],
+        [1, 2, 7, 6],
+        [numpy_helper.from_array(np.array([0, 0, 1, 0, 0, 0, 2, 1]), "p")],
+    ),
+    "Pad-edge": _model(
+        [N("Pad", ["x", "p"], ["y"], mode="edge")],
+        [1, 3, 5],
+        [1, 3, 9],
+        [numpy_helper.from_array(np.array([0, 0, 3, 0, 0, 1]), "p")],
+    ),
+    "MatMul-batched": _model(
+        [N("MatMul", ["x", "w"], ["y"])], [2, 3, 5], [2, 3, 4], [_const("w", (2, 5, 4))]
+    ),
+    "LSTM": _model(
+        [N("LSTM", ["x", "W", "R", "B", "", "h0", "c0"], ["y"], hidden_size=6,
+           direction="bidirectional")],
+        [5, 1, 4],
+        [5, 2, 1, 6],
+        [_const("W", (2, 24, 4)), _const("R", (2, 24, 6)), _const("B", (2, 48)),
+         _const("h0", (2, 1, 6)), _const("c0", (2, 1, 6))],
+    ),
+    "GRU": _model(
+        [N("GRU", ["x", "W", "R", "B"], ["y"], hidden_size=6, linear_before_reset=1)],
+        [5, 1, 4],
+        [5, 1, 1, 6],
+        [_const("W", (1, 18, 4)), _const("R", (1, 18, 6)), _const("B", (1, 36))],
+    ),
 }
 
 

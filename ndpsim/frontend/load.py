@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from ndpsim.frontend.attributes import check_attributes
+from ndpsim.frontend.control import bind_input_values, inline_static_ifs
 from ndpsim.frontend.convert import to_graph
 from ndpsim.frontend.infer import check_and_infer
 from ndpsim.frontend.quantized import split_quantized
@@ -28,6 +29,7 @@ def load_graph(
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     max_tensor_elements: int = DEFAULT_MAX_TENSOR_ELEMENTS,
     require_supported: bool = True,
+    input_values: Mapping[str, Sequence] | None = None,
 ) -> Graph:
     """`load_model`, with the final supported-op check optional (see `to_graph`)."""
     if max_tensor_elements < 1:
@@ -40,9 +42,11 @@ def load_graph(
     for node in model.graph.node:
         check_attributes(node, opset)  # names and types against the schema
     check_declarations(model, limit)  # dtypes, dims, sizes from declarations only
+    bind_input_values(model, input_values)  # inputs fixed by the user become initializers
     apply_input_shapes(model, input_shapes, limit)  # overrides, then inputs must be static
     sort_nodes(model)  # missing values, duplicates, cycles; topological order
     load_external_data(model, folder, limit)  # confined to the model's folder, bounded
+    inline_static_ifs(model, opset, limit)  # If on constants and static shapes -> the branch taken
     inferred = check_and_infer(model)  # onnx checker + strict shape inference
     graph = to_graph(inferred, opset, limit, require_supported=require_supported)
     return graph if quant is None else graph.with_(quant=quant)
@@ -53,11 +57,18 @@ def load_model(
     *,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     max_tensor_elements: int = DEFAULT_MAX_TENSOR_ELEMENTS,
+    input_values: Mapping[str, Sequence] | None = None,
 ) -> Graph:
     """Read an ONNX model (path, bytes or ModelProto) into a checked, folded `Graph`.
 
-    `input_shapes` fixes the dims of dynamic inputs (name -> dims). Any problem with the
-    model raises a `ModelError` (an `UnsupportedOpError` for ops, attributes or dtypes the
-    simulator lacks) with a one-line message naming it; no tensor over
-    `max_tensor_elements` elements is ever allocated."""
-    return load_graph(source, input_shapes=input_shapes, max_tensor_elements=max_tensor_elements)
+    `input_shapes` fixes the dims of dynamic inputs (name -> dims); `input_values` fixes
+    inputs to constant values (name -> values), which resolves `If`s branching on them.
+    Any problem with the model raises a `ModelError` (an `UnsupportedOpError` for ops,
+    attributes or dtypes the simulator lacks) with a one-line message naming it; no tensor
+    over `max_tensor_elements` elements is ever allocated."""
+    return load_graph(
+        source,
+        input_shapes=input_shapes,
+        max_tensor_elements=max_tensor_elements,
+        input_values=input_values,
+    )

@@ -20,10 +20,11 @@ from ndpsim.frontend.tensors import (
 from ndpsim.ops import FOLDABLE_OPS, SUPPORTED_OPS, supported_ops_text
 
 # Default-domain opsets the frontend accepts: 7 is the oldest with today's broadcasting
-# and BatchNormalization semantics; 23 is the newest the lowering was written against
-# (onnx itself may know newer ones, see onnx.defs.onnx_opset_version()).
+# and BatchNormalization semantics; 25 is the newest the lowering was checked against
+# (opsets 24 and 25 only widened the types of the ops it lowers; onnx itself may know
+# newer ones, see onnx.defs.onnx_opset_version()).
 MIN_OPSET = 7
-MAX_OPSET = min(23, onnx.defs.onnx_opset_version())
+MAX_OPSET = min(25, onnx.defs.onnx_opset_version())
 MIN_IR_VERSION = 3  # IR 3 is the first with opset_import (ONNX 1.0)
 MAX_IR_VERSION = onnx.IR_VERSION
 _DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -70,7 +71,8 @@ def check_ops(model: onnx.ModelProto, opset: int, require_supported: bool = True
     for i, node in enumerate(model.graph.node):
         if node.domain not in _DEFAULT_DOMAINS:
             raise unsupported_op(node, i)
-        if require_supported and node.op_type not in SUPPORTED_OPS | FOLDABLE_OPS:
+        # If is resolved at import when its condition is static (frontend/control.py)
+        if require_supported and node.op_type not in SUPPORTED_OPS | FOLDABLE_OPS | {"If"}:
             raise unsupported_op(node, i)
         try:
             onnx.defs.get_schema(node.op_type, opset, "")

@@ -19,6 +19,7 @@ from ndpsim.errors import UnsupportedOpError
 from ndpsim.ir import Graph, Node
 from ndpsim.isa import Opcode, Unit
 from ndpsim.lower import vector as V
+from ndpsim.lower import vector_ops as VO
 from ndpsim.lower.mac import MacContext, emit_mac
 from ndpsim.lower.memory import ALIAS_OPS, place_weights, plan_memory
 from ndpsim.lower.passes import activation_of, run_passes
@@ -36,9 +37,15 @@ def _value_inputs(g: Graph, node: Node) -> list[str]:
     inputs, such as Reshape's shape or Clip's bounds, are not activation traffic)."""
     if node.op_type in MAC_OPS:
         return [node.inputs[0]]
-    if node.op_type in ("Add", "Mul", "Sum", "Concat"):
+    if node.op_type in ("Add", "Sub", "Mul", "Sum", "Concat"):
         return [i for i in node.inputs if i]
     return [node.inputs[0]]
+
+
+def _weight_key(node: Node, geom) -> tuple:
+    """What identifies a MAC node's weight matrix: the constant, its layout and Gemm's alpha."""
+    alpha = float(node.attrs.get("alpha", 1.0)) if node.op_type == "Gemm" else 1.0
+    return (geom.weight, geom.layout, geom.k_g, geom.cout, geom.groups, alpha)
 
 
 def _units(hw: HardwareConfig) -> tuple[list[Unit], list[str], list[int], int]:
@@ -105,11 +112,20 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
     mac_nodes = [n for n in g.nodes if n.op_type in MAC_OPS]
     geoms = {n.name: geometry(g, n) for n in mac_nodes}
     col_tiles = {n.name: tiles_for(geoms[n.name], hw.macro_rows, hw.macro_cols) for n in mac_nodes}
+    # MAC nodes applying the same weight matrix (a recurrent layer's steps) share its tiles:
+    # the weights are placed once and every use runs on the macros that hold them
+    weight_key = {n.name: _weight_key(n, geoms[n.name]) for n in mac_nodes}
+    first_use = list(dict.fromkeys(weight_key.values()))
     wplan = place_weights(
-        [sum(len(ct) for ct in col_tiles[n.name]) for n in mac_nodes],
+        [
+            sum(len(ct) for ct in col_tiles[n.name])
+            for k in first_use
+            for n in [next(m for m in mac_nodes if weight_key[m.name] == k)]
+        ],
         hw.total_macros,
         hw.macro_weight_sets,
     )
+    seen_weights: set[tuple] = set()
     # -- arena: one region per root buffer (functional memory; SRAM placement is mem plan)
     classes, names, vec_units, dma = _units(hw)
     b = Builder(classes, names)
@@ -144,7 +160,6 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
         b.emit(Opcode.HOST_IN, dma, li, bytes_in=p.nbytes, signal=p.token)
     slot_tokens: dict[int, int] = {}
     stream_cursor = [0]
-    mac_i = 0
     for i, node in enumerate(g.nodes):
         li = len(layers)
         act = node.attrs.get("fused_act")
@@ -200,8 +215,8 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
                     node.name,
                     geom,
                     col_tiles[node.name],
-                    wplan.macro_of_tile[mac_i],
-                    wplan.resident[mac_i],
+                    wplan.macro_of_tile[first_use.index(weight_key[node.name])],
+                    wplan.resident[first_use.index(weight_key[node.name])],
                     ins[0],
                     y,
                     act,
@@ -211,8 +226,10 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
                     node.outputs[0],
                 )
             )
-            mac_i += 1
-        elif op in ("Add", "Mul", "Sum"):
+            if weight_key[node.name] in seen_weights:  # counted at its first use
+                layer.weight_bytes = layer.params = 0
+            seen_weights.add(weight_key[node.name])
+        elif op in ("Add", "Sub", "Mul", "Sum"):
             names_in = _value_inputs(g, node)
             if len(names_in) == 1:  # Sum of one input: a copy
                 bindings.append(V.emit_unary(ctx, node, ins[0], y, names_in[0], act))
@@ -242,6 +259,8 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
             bindings += V.emit_concat(
                 ctx, node, list(zip(_value_inputs(g, node), ins, strict=True)), y
             )
+        elif op == "Pad" and node.attrs.get("mode") in ("reflect", "edge"):
+            bindings += VO.emit_pad_mirror(ctx, g, node, ins[0], y)
         elif op == "Pad":
             fill_name = f"{node.name}.pad_value"
             fp = Placement(addr, (1,), a_bits)
@@ -249,6 +268,19 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
             placements[fill_name] = fp
             bindings.append(Binding("pad_value", -1, node.name, (fill_name,), node.outputs[0]))
             bindings += V.emit_pad(ctx, g, node, ins[0], y, (fill_name, fp))
+        elif op in VO.FUNC_OPS:
+            bindings += VO.emit_func(ctx, g, node, ins[0], y)
+        elif op == "Slice":
+            bindings += VO.emit_slice(ctx, g, node, ins[0], y)
+        elif op == "Split":
+            outs = [(o, place(o)) for o in node.outputs if o]
+            bindings += VO.emit_split(ctx, node, ins[0], outs)
+        elif op == "Gather":
+            bindings += VO.emit_gather(ctx, g, node, ins[0], y)
+        elif op == "ReduceMean":
+            bindings += VO.emit_reduce_mean(ctx, g, node, ins[0], y)
+        elif op == "Resize":
+            bindings += VO.emit_resize(ctx, g, node, ins[0], y)
         elif op in _ACT_OPS:
             act_here = activation_of(g, node)
             if act_here is None:
@@ -256,10 +288,11 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
             bindings.append(V.emit_unary(ctx, node, ins[0], y, node.inputs[0], act_here))
         else:
             raise UnsupportedOpError(f"no lowering rule for {op!r} (node {node.name!r})")
-        if not y.on_chip:  # spilled output: written out to external memory
-            tok = b.token()
-            b.emit(Opcode.STORE_A, dma, li, bytes_out=y.nbytes, wait0=y.token, signal=tok)
-            y.token = tok
+        for yo in [place(o) for o in node.outputs if o]:
+            if not yo.on_chip:  # spilled output: written out to external memory
+                tok = b.token()
+                b.emit(Opcode.STORE_A, dma, li, bytes_out=yo.nbytes, wait0=yo.token, signal=tok)
+                yo.token = tok
     for v in g.outputs:
         li = len(layers)
         layers.append(

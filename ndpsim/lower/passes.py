@@ -6,10 +6,24 @@ import numpy as np
 
 from ndpsim.errors import UnsupportedOpError
 from ndpsim.ir import Graph, Node, TensorInfo
+from ndpsim.lower.recurrent import (
+    casts_to_identity,
+    decompose_normalization,
+    decompose_recurrent,
+    split_batched_matmul,
+)
 
 _MAC_OPS = {"Conv", "Gemm", "MatMul"}
 # Producers whose output passes through the vector unit's activation stage anyway.
-_ACT_HOSTS = _MAC_OPS | {"Add", "Mul", "MaxPool", "AveragePool", "GlobalAveragePool", "Transpose"}
+_ACT_HOSTS = _MAC_OPS | {
+    "Add",
+    "Sub",
+    "Mul",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "Transpose",
+}
 
 
 def _rename_inputs(nodes: list[Node], old: str, new: str) -> list[Node]:
@@ -23,15 +37,25 @@ def remove_identities(g: Graph) -> Graph:
     """Identity and Dropout (inference mode) forward their input; consumers read it directly."""
     nodes = list(g.nodes)
     outputs = list(g.outputs)
-    for node in list(nodes):
-        if node.op_type not in ("Identity", "Dropout"):
-            continue
+    for name in [n.name for n in nodes if n.op_type in ("Identity", "Dropout")]:
+        # the current version of the node: a chain of Identities renames later ones' inputs
+        node = next(n for n in nodes if n.name == name)
+        if node.op_type == "Dropout":
+            _check_inference_dropout(g, node)
         src, dst = node.inputs[0], node.outputs[0]
         if dst in outputs:  # keep the graph's output name: rename the producer side instead
             continue
         nodes.remove(node)
         nodes = _rename_inputs(nodes, dst, src)
     return g.with_(nodes=tuple(nodes), outputs=tuple(outputs))
+
+
+def _check_inference_dropout(g: Graph, node: Node) -> None:
+    if len(node.outputs) > 1 and node.outputs[1]:
+        raise UnsupportedOpError(f"Dropout {node.name!r}: the mask output (training only)")
+    mode = node.inputs[2] if len(node.inputs) > 2 else ""
+    if mode and (mode not in g.constants or bool(np.asarray(g.constants[mode]).any())):
+        raise UnsupportedOpError(f"Dropout {node.name!r}: training_mode must be constant false")
 
 
 def _single_consumer(g: Graph, value: str) -> Node | None:
@@ -52,6 +76,10 @@ def fold_batchnorm(g: Graph) -> Graph:
             nodes.append(node)
             continue
         x, scale, bias, mean, var = node.inputs[:5]
+        if int(node.attrs.get("training_mode", 0) or 0) or len([o for o in node.outputs if o]) > 1:
+            raise UnsupportedOpError(
+                f"BatchNormalization {node.name!r}: training mode (batch statistics)"
+            )
         if not all(v in consts for v in (scale, bias, mean, var)):
             raise UnsupportedOpError(
                 f"BatchNormalization {node.name!r}: scale, bias, mean and var must be constants"
@@ -141,6 +169,10 @@ def fuse_activations(g: Graph) -> Graph:
 
 # The pipeline, in order: each entry is Graph -> Graph.
 PASSES = (
+    casts_to_identity,  # float -> float Casts of activations are wires
+    decompose_recurrent,  # LSTM / GRU -> the recurrence unrolled over the sequence
+    split_batched_matmul,  # MatMul with a batched constant B -> one MatMul per batch
+    decompose_normalization,  # LRN -> Mul, channel AveragePool, power; Pow 2 / 0.5 -> Mul / Sqrt
     remove_identities,  # Identity / Dropout are wires at inference
     fold_batchnorm,  # BN into the preceding conv's weights, else a Mul + Add
     fuse_activations,  # activations into their producer's output stage

@@ -56,7 +56,7 @@ class Binding:
     """What `bind` must fill for a descriptor: its kind, the graph node and values it serves,
     and the parameter slots reserved for it."""
 
-    kind: str  # "conv", "eltwise", "pool", "softmax", "copy", "const"
+    kind: str  # "conv", "eltwise", "pool", "softmax", "copy", "func", "lut", "const"
     desc: int
     node: str
     inputs: tuple[str, ...]
@@ -108,6 +108,7 @@ class Builder:
         self.n_tokens = 0
         self.fparam_size = 0
         self.weight_size = 0
+        self.luts: dict[str, int] = {}  # function-unit table kind -> first float slot
 
     def token(self) -> int:
         self.n_tokens += 1

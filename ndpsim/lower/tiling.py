@@ -141,11 +141,13 @@ def matmul_geometry(g: Graph, node: Node) -> ConvGeom:
             "(activation x activation products are not mapped onto the macros)"
         )
     ashape = g.tensors[a].shape
-    if len(ashape) > 2 and any(d != 1 for d in ashape[:-2]):
-        raise UnsupportedOpError(f"{node.op_type} {node.name!r}: batched MatMul {ashape}")
     bshape = g.constants[b].shape
+    if len(bshape) > 2 and all(d == 1 for d in bshape[:-2]):
+        bshape = bshape[-2:]
     if len(bshape) != 2:
         raise UnsupportedOpError(f"{node.op_type} {node.name!r}: weights must be 2-D")
+    if len(ashape) > 2:  # batched A times a 2-D B: every row of every batch is a pixel
+        ashape = (int(np.prod(ashape[:-1])), ashape[-1])
     trans_a = node.op_type == "Gemm" and int(node.attrs.get("transA", 0)) == 1
     trans_b = node.op_type == "Gemm" and int(node.attrs.get("transB", 0)) == 1
     m, k = (
@@ -191,6 +193,7 @@ def weight_matrix(g: Graph, node: Node, geom: ConvGeom) -> np.ndarray:
     if geom.layout == "conv":
         m = w.reshape(geom.cout, geom.k_g)
     else:
+        w = w.reshape(w.shape[-2:])  # a [1, .., K, N] MatMul operand is 2-D
         m = (w if geom.layout == "nk" else w.T).reshape(geom.cout, geom.k_g)
     if node.op_type == "Gemm":
         m = m * float(node.attrs.get("alpha", 1.0))

@@ -13,6 +13,7 @@ from ndpsim.isa import DESC_FIELDS, Act
 from ndpsim.lower.passes import activation_of
 from ndpsim.lower.program import Program
 from ndpsim.lower.tiling import bias_vector, geometry, weight_matrix
+from ndpsim.lower.vector_ops import LUTS, func_params, lut_values
 from ndpsim.sim.ort_bind import OrtBinder
 
 
@@ -107,6 +108,13 @@ def bind(program: Program, plan: QuantPlan | None) -> Params:
         return QParams(1.0, 0, 0, 0) if float_mode else plan.tensors[name]
 
     for bd in program.bindings:
+        if bd.kind == "lut":  # a function-unit table: samples, first sample, 1/step
+            lo, hi, size = LUTS[bd.node]
+            base = bd.slots["base"]
+            fparams[base : base + size] = lut_values(bd.node)
+            fparams[base + size] = lo
+            fparams[base + size + 1] = (size - 1) / (hi - lo)
+            continue
         if bd.kind in ("const", "pad_value"):
             if bd.kind == "const":
                 values = np.asarray(g.constants[bd.output], np.float64).reshape(-1)
@@ -157,9 +165,10 @@ def bind(program: Program, plan: QuantPlan | None) -> Params:
                 ort.add(bd, a, b, y, fparams)
             elif node.op_type == "Mul":
                 fparams[bd.slots["ra"]] = a.scale * b.scale / y.scale
-            else:
+            else:  # Sub is an Add of the negated second operand
                 fparams[bd.slots["ra"]] = a.scale / y.scale
-                fparams[bd.slots["rb"]] = b.scale / y.scale
+                sign = -1.0 if node.op_type == "Sub" else 1.0
+                fparams[bd.slots["rb"]] = sign * b.scale / y.scale
             _set(
                 desc,
                 bd.desc,
@@ -189,6 +198,12 @@ def bind(program: Program, plan: QuantPlan | None) -> Params:
             if bd.kind == "copy" and node.op_type in ("Relu", "Clip", "LeakyRelu"):
                 attrs = {"fused_act": activation_of(g, node)}
             _act_params(program, bd.kind, bd.desc, attrs, fparams, y.scale)
+        elif bd.kind == "func":
+            x = q(bd.inputs[0])
+            s = bd.slots
+            fparams[s["sx"]], fparams[s["ry"]] = x.scale, 1.0 / y.scale
+            fparams[s["p0"]], fparams[s["p1"]], fparams[s["p2"]] = func_params(g, node)
+            _set(desc, bd.desc, "func", zx=x.zero_point, zy=y.zero_point, qmin=y.qmin, qmax=y.qmax)
         elif bd.kind == "softmax":
             x = q(bd.inputs[0])
             fparams[bd.slots["sx"]] = x.scale

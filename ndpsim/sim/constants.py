@@ -4,12 +4,13 @@ They change only when isa/isa.toml changes, and then the ISA_DIGEST stamp in cor
 too, which is what invalidates numba's cache of the kernels (it does not watch this file).
 """
 
-from ndpsim.isa import DESC_FIELDS, Act, Counter, EltwiseKind, Opcode, PoolKind, Unit
+from ndpsim.isa import DESC_FIELDS, Act, Counter, EltwiseKind, FuncKind, Opcode, PoolKind, Unit
 
 OP_NOP, OP_MVM, OP_REQUANT = int(Opcode.NOP), int(Opcode.MVM), int(Opcode.REQUANT)
 OP_ELTWISE, OP_POOL, OP_SOFTMAX = int(Opcode.ELTWISE), int(Opcode.POOL), int(Opcode.SOFTMAX)
 OP_COPY, OP_LOAD_W, OP_LOAD_A = int(Opcode.COPY), int(Opcode.LOAD_W), int(Opcode.LOAD_A)
 OP_STORE_A, OP_HOST_IN, OP_HOST_OUT = int(Opcode.STORE_A), int(Opcode.HOST_IN), int(Opcode.HOST_OUT)
+OP_FUNC = int(Opcode.FUNC)
 U_MACRO, U_VECTOR, U_DMA = int(Unit.MACRO), int(Unit.VECTOR), int(Unit.DMA)
 A_RELU, A_CLIP, A_LEAKY = int(Act.RELU), int(Act.CLIP), int(Act.LEAKY_RELU)
 E_MUL, P_MAX = int(EltwiseKind.MUL), int(PoolKind.MAX)
@@ -153,3 +154,12 @@ CV_QMIN, CV_QMAX, CV_ACT, CV_AP0, CV_AP1 = (
     CV["act_p1"],
 )
 CV_AMIN, CV_AMAX = CV["acc_min"], CV["acc_max"]
+# func descriptor columns and kinds (kernels_vector.py)
+FN = _F["func"]
+FN_KIND, FN_X_BASE, FN_Y_BASE = FN["kind"], FN["x_base"], FN["y_base"]
+FN_ZX, FN_ZY, FN_QMIN, FN_QMAX = FN["zx"], FN["zy"], FN["qmin"], FN["qmax"]
+FN_SX, FN_RY, FN_P0, FN_P1, FN_P2 = FN["sx"], FN["ry"], FN["p0"], FN["p1"], FN["p2"]
+FN_LUT_BASE, FN_LUT_SIZE = FN["lut_base"], FN["lut_size"]
+FN_LUT_LO, FN_LUT_INV_STEP = FN["lut_lo"], FN["lut_inv_step"]
+F_SIGMOID, F_TANH, F_HSIG = int(FuncKind.SIGMOID), int(FuncKind.TANH), int(FuncKind.HARD_SIGMOID)
+F_HSWISH, F_SQRT, F_POW = int(FuncKind.HARD_SWISH), int(FuncKind.SQRT), int(FuncKind.POW)

@@ -15,11 +15,12 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from ndpsim.sim import kernels_vector
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 from ndpsim.sim.kernels_mac import CHANNEL_BLOCK, mvm
 
-ISA_DIGEST = "e5ed26dfd66a1264"
-KERNELS_DIGEST = "2f8efe2ffc1937d0"
+ISA_DIGEST = "fc7904078c72472f"
+KERNELS_DIGEST = "dce30bed303f799a"
 
 
 class Timing(NamedTuple):
@@ -367,7 +368,14 @@ def _duration(ins, t):
         compute = np.int64(ins["a2"]) * in_cyc * readout + t.macro_pipeline_cycles
         sram = np.int64(np.ceil(ins["bytes_in"] / t.sram_bytes_per_cycle))
         return max(compute, sram), compute
-    if op == OP_REQUANT or op == OP_ELTWISE or op == OP_POOL or op == OP_COPY or op == OP_SOFTMAX:
+    if (
+        op == OP_REQUANT
+        or op == OP_ELTWISE
+        or op == OP_POOL
+        or op == OP_COPY
+        or op == OP_SOFTMAX
+        or op == OP_FUNC
+    ):
         per = t.softmax_cycles_per_element if op == OP_SOFTMAX else 1
         compute = _ceil_div(ins["work"], t.vector_lanes) * per + t.vector_pipeline_cycles
         sram = np.int64(np.ceil((ins["bytes_in"] + ins["bytes_out"]) / t.sram_bytes_per_cycle))
@@ -407,6 +415,13 @@ def _count(cnt, ins, dur, compute, in_cycles):
         cnt[C_VOPS] += ins["work"] * (3 if op == OP_SOFTMAX else 1)
         if op == OP_SOFTMAX:
             cnt[C_LUT] += ins["work"]
+        cnt[C_SRAM_R] += ins["bytes_in"]
+        cnt[C_SRAM_W] += ins["bytes_out"]
+        cnt[C_VBUSY] += dur
+        cnt[C_VCOMP] += compute
+    elif op == OP_FUNC:
+        cnt[C_VOPS] += ins["work"]
+        cnt[C_LUT] += n
         cnt[C_SRAM_R] += ins["bytes_in"]
         cnt[C_SRAM_W] += ins["bytes_out"]
         cnt[C_VBUSY] += dur
@@ -533,6 +548,10 @@ def run_program(
                 _softmax(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode)
             elif op == OP_COPY:
                 _copy(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode)
+            elif op == OP_FUNC:
+                kernels_vector.func(
+                    desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode
+                )
     return counters, unit_busy, start, end
 
 

@@ -11,12 +11,29 @@ import math
 
 import numpy as np
 
-from ndpsim.isa import DESC_FIELDS, N_COUNTERS, Act, Counter, EltwiseKind, Opcode, PoolKind
+from ndpsim.isa import (
+    DESC_FIELDS,
+    N_COUNTERS,
+    Act,
+    Counter,
+    EltwiseKind,
+    FuncKind,
+    Opcode,
+    PoolKind,
+)
 from ndpsim.sim.core import Timing
 
 _F32 = np.float32
 CV, EW, PL, SM, CP = (DESC_FIELDS[k] for k in ("conv", "eltwise", "pool", "softmax", "copy"))
-_VECTOR_OPS = {Opcode.REQUANT, Opcode.ELTWISE, Opcode.POOL, Opcode.COPY, Opcode.SOFTMAX}
+FN = DESC_FIELDS["func"]
+_VECTOR_OPS = {
+    Opcode.REQUANT,
+    Opcode.ELTWISE,
+    Opcode.POOL,
+    Opcode.COPY,
+    Opcode.SOFTMAX,
+    Opcode.FUNC,
+}
 
 
 def _activate(f, act: int, p0: int, p1: int, fparams: np.ndarray):
@@ -274,6 +291,41 @@ def _copy(d, e0, n, mem, fparams, float_mode):
         )
 
 
+def evaluate(kind: int, v, fparams: np.ndarray, g: dict):
+    """F(v) in float32 (the function unit): table with linear interpolation, piecewise linear
+    or sqrt."""
+    if kind in (FuncKind.SIGMOID, FuncKind.TANH):
+        base, size = g["lut_base"], g["lut_size"]
+        t = (v - fparams[g["lut_lo"]]) * fparams[g["lut_inv_step"]]
+        if not t > 0:  # also NaN: the first entry
+            return fparams[base]
+        if t >= _F32(size - 1):
+            return fparams[base + size - 1]
+        i = int(t)
+        frac = t - _F32(i)
+        lo = fparams[base + i]
+        return lo + frac * (fparams[base + i + 1] - lo)
+    if kind in (FuncKind.HARD_SIGMOID, FuncKind.HARD_SWISH):
+        h = fparams[g["p0"]] * v + fparams[g["p1"]]
+        h = min(max(h, _F32(0.0)), _F32(1.0))
+        return h if kind == FuncKind.HARD_SIGMOID else v * h
+    if kind == FuncKind.POW:  # (p1 + p0 v)^p2 in float64, positive bases only
+        u = fparams[g["p1"]] + fparams[g["p0"]] * v
+        if not u > 0:
+            return _F32(0.0)
+        return _F32(math.pow(float(u), float(fparams[g["p2"]])))
+    return _F32(np.sqrt(v)) if v > 0 else _F32(0.0)  # SQRT; negative inputs give 0
+
+
+def _func(d, e0, n, mem, fparams, float_mode):
+    g = {k: int(d[v]) for k, v in FN.items()}
+    sx, ry = fparams[g["sx"]], fparams[g["ry"]]
+    for e in range(e0, e0 + n):
+        v = _F32(mem[g["x_base"] + e] - g["zx"]) * sx
+        f = evaluate(g["kind"], v, fparams, g) * ry
+        _store(mem, g["y_base"] + e, f, g["zy"], g["qmin"], g["qmax"], float_mode)
+
+
 def duration(ins, t: Timing) -> tuple[int, int]:
     """(cycles on the unit, of which compute-bound): docs/machine_model.md's timing equations."""
     op = Opcode(int(ins["op"]))
@@ -320,6 +372,8 @@ def count(cnt: np.ndarray, ins, dur: int, compute: int, t: Timing) -> None:
         cnt[C.VECTOR_ELEMENT_OPS] += work * (3 if op == Opcode.SOFTMAX else 1)
         if op == Opcode.SOFTMAX:
             cnt[C.VECTOR_LUT_OPS] += work
+        if op == Opcode.FUNC:
+            cnt[C.VECTOR_LUT_OPS] += n
         if op != Opcode.REQUANT:
             cnt[C.SRAM_READ_BYTES] += b_in
         cnt[C.SRAM_WRITE_BYTES] += b_out
@@ -393,4 +447,6 @@ def run_program(
             _softmax(d, a1, a2, mem, fparams, float_mode)
         elif op == Opcode.COPY:
             _copy(d, a1, a2, mem, fparams, float_mode)
+        elif op == Opcode.FUNC:
+            _func(d, a1, a2, mem, fparams, float_mode)
     return counters, unit_busy, start, end
