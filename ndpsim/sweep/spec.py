@@ -177,7 +177,9 @@ def _check_value(where: str, field: str, value: Any) -> None:
         raise ValueError(_unknown(field))
     info = FIELDS[field]
     if field not in _ADAPTERS:
-        _ADAPTERS[field] = TypeAdapter(Annotated[info.annotation, *info.metadata])
+        metadata = tuple(info.metadata)
+        annotated = Annotated[info.annotation, *metadata] if metadata else info.annotation
+        _ADAPTERS[field] = TypeAdapter(annotated)
     try:
         _ADAPTERS[field].validate_python(value, strict=False)
     except ValidationError as exc:
