@@ -3,6 +3,7 @@ exactly once, failures are rows, the dataset carries its versions, reports are f
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -203,3 +204,11 @@ def test_a_sigkilled_sweep_rerun_has_every_point_exactly_once(tmp_path):
     layers = pq.read_table(out / "layers", partitioning="hive").to_pylist()
     layer_keys = [(r["model_sha256"], r["config_id"], r["layer_index"]) for r in layers]
     assert len(layer_keys) == len(set(layer_keys)) == sum(r["layers"] for r in rows)
+
+
+def test_the_totals_only_report_gives_the_rows_of_the_full_report():
+    spec = parse_spec({**SMALL, "models": [KWS, AD, str(ROOT / "models" / "ic_resnet8.onnx")]})
+    for p in make_plan(spec, ROOT).points(spec):
+        fast, no_layers = worker.evaluate(dataclasses.replace(p, per_layer=False))
+        full, layers = worker.evaluate(p)  # through simulate() and the whole report
+        assert fast == full and not no_layers and len(layers) == full["layers"]

@@ -89,7 +89,7 @@ class LocalEngine:
         # forkserver: workers fork from a clean server that imported ndpsim once (fast start,
         # no state or threads inherited from this process, e.g. pyarrow's thread pool).
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["ndpsim.sweep.point"])
+        ctx.set_forkserver_preload(["ndpsim.sweep.preload"])
         return ProcessPoolExecutor(
             self.jobs, mp_context=ctx, initializer=_init_once, initargs=(initializer,)
         )

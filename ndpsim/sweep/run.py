@@ -56,8 +56,10 @@ def run_sweep(
     quiet: bool = False,
     chunk_size: int | None = None,
     on_start: Callable[[SweepOutcome], None] | None = None,
+    on_point: Callable[[SweepOutcome], None] | None = None,
 ) -> SweepOutcome:
-    """Run the plan's points not yet in `output` on `engine` (default: local pool)."""
+    """Run the plan's points not yet in `output` on `engine` (default: local pool).
+    `on_start` sees the counts before the first point, `on_point` after each point."""
     engine = engine or LocalEngine()
     with ResultStore(output) as store:
         done = store.done_keys(mode=spec.mode)
@@ -82,6 +84,8 @@ def run_sweep(
                 outcome.ran += 1
                 outcome.failed += failed
                 progress.update(1, int(failed))
+                if on_point:
+                    on_point(outcome)
         finally:
             progress.close()
             outcome.elapsed_s = progress.elapsed_s

@@ -33,8 +33,8 @@ from ndpsim.sweep.rows import LAYER_SCHEMA, POINT_SCHEMA
 
 DATASET_SCHEMA_VERSION = 1
 KEY = ("model_sha256", "config_id", "ndpsim_version", "mode")
-BATCH_POINTS = 2000  # rows buffered before a write ...
-BATCH_SECONDS = 30.0  # ... or seconds, whichever comes first (bounds the work a kill loses)
+BATCH_POINTS = 1000  # rows buffered before a write (bounds memory) ...
+BATCH_SECONDS = 10.0  # ... or seconds, whichever comes first (bounds the work a kill loses)
 
 
 def _metadata(table: str) -> dict[bytes, bytes]:
