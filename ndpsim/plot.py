@@ -6,6 +6,7 @@ with one line that says so. Figures are written with the non-interactive Agg bac
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,20 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(fig, output: str | Path, dpi: int = 80) -> None:
+    """PNGs are quantized to a 256-color palette (a third of the bytes, same look); any
+    other format matplotlib knows (svg, pdf) is written as is."""
+    if Path(output).suffix.lower() != ".png":
+        fig.savefig(output, dpi=dpi)
+        return
+    from PIL import Image  # a dependency of matplotlib
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    buf.seek(0)
+    Image.open(buf).convert("RGB").quantize(colors=256).save(output, optimize=True)
 
 
 def pareto_mask(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -55,7 +70,7 @@ def _log_axis(values: np.ndarray, flag: bool | None) -> bool:
     if flag is not None:
         return flag
     positive = values[values > 0]
-    return bool(len(positive) == len(values) and positive.max() / positive.min() >= 100)
+    return bool(len(positive) == len(values) and positive.max() / positive.min() >= 20)
 
 
 def _colors(plt, values: np.ndarray) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -92,6 +107,8 @@ def pareto_plot(
     from ndpsim.sweep.store import read_points
 
     plt = _pyplot()
+    from matplotlib.ticker import NullFormatter
+
     table = read_points(results)
     table = table.filter(pc.equal(table["status"], "ok"))
     if model is not None:
@@ -127,6 +144,8 @@ def pareto_plot(
             front_sizes[name] = int(mask.sum())
         ax.set_xscale("log" if _log_axis(xs, log_x) else "linear")
         ax.set_yscale("log" if _log_axis(ys, log_y) else "linear")
+        for axis in (ax.xaxis, ax.yaxis):  # minor labels of a short log axis overlap
+            axis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(x)
         ax.set_ylabel(y)
         extra = f", {front_sizes[name]} on the Pareto front" if pareto else ""
@@ -140,7 +159,7 @@ def pareto_plot(
         ]
         fig.legend(handles=handles, title=color, loc="upper right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(output, dpi=90)
+    _save(fig, output)
     plt.close(fig)
     return {"points": table.num_rows, "models": len(models), "pareto": front_sizes}
 
@@ -175,5 +194,5 @@ def layers_plot(report, output: str | Path) -> None:
     ax_e.set_title(f"{report.energy_uj:.3g} uJ per inference", fontsize=9)
     ax_e.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(output, dpi=90)
+    _save(fig, output)
     plt.close(fig)
