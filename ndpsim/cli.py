@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 
 _DEBUG = {"on": False}
+_EXTRAS = {"pyarrow": "sweep", "distributed": "sweep", "matplotlib": "plot"}  # optional deps
 
 Preset = Annotated[str | None, typer.Option("--preset", "-p", help="named hardware preset")]
 Config = Annotated[
@@ -211,6 +212,11 @@ def main() -> None:
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click's usage errors
             exc.show()
             sys.exit(2 if exc.exit_code == 2 else 1)
+        package = (getattr(exc, "name", None) or "").split(".")[0]
+        if isinstance(exc, ModuleNotFoundError) and package in _EXTRAS and not _DEBUG["on"]:
+            typer.echo(f"error: this needs {package}: pip install 'ndpsim[{_EXTRAS[package]}]'",
+                       err=True)  # fmt: skip
+            sys.exit(2)
         if _DEBUG["on"]:
             raise
         typer.echo(

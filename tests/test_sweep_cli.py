@@ -141,3 +141,10 @@ def test_a_spec_error_names_the_field(tmp_path, monkeypatch, capsys):
     bad.write_text(yaml.safe_dump({"models": [str(KWS)], "constraints": ["__import__('os')"]}))
     code, _, err = cli(monkeypatch, capsys, "sweep", str(bad), "--dry-run")
     assert code == 2 and "constraint" in err and "not allowed" in err
+
+
+def test_a_missing_optional_dependency_names_its_extra(spec, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed
+    code, _, err = cli(monkeypatch, capsys, "sweep", str(spec), "--dask-local", "2")
+    assert code == 2
+    assert err.strip() == "error: this needs distributed: pip install 'ndpsim[sweep]'"
