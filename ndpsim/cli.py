@@ -197,7 +197,9 @@ def isa() -> None:
 def main() -> None:
     """Console entry point: map errors to exit codes and one-line messages."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        if code == 130:  # typer turns Ctrl-C into this return value when not standalone
+            raise KeyboardInterrupt
     except UserError as exc:
         if _DEBUG["on"]:
             raise

@@ -4,10 +4,14 @@ call the CLI's entry point in this process (same code path, no interpreter start
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -148,3 +152,36 @@ def test_a_missing_optional_dependency_names_its_extra(spec, monkeypatch, capsys
     code, _, err = cli(monkeypatch, capsys, "sweep", str(spec), "--dask-local", "2")
     assert code == 2
     assert err.strip() == "error: this needs distributed: pip install 'ndpsim[sweep]'"
+
+
+def test_ctrl_c_keeps_finished_points_exits_130_and_the_same_command_resumes(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "models": [str(KWS)],
+                "parameters": {"macro_cols": [8, 16, 32, 64], "clock_mhz": list(range(10, 110))},
+            }
+        )
+    )
+    out = tmp_path / "r"
+    args = ["ndpsim", "sweep", str(spec), "-o", str(out), "--jobs", "2"]
+    code = (  # the CLI's entry point, with small batches so files appear early
+        "import sys; from ndpsim.sweep import store; store.BATCH_POINTS = 20; "
+        f"sys.argv = {args!r}; from ndpsim.cli import main; main()"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(out.glob("points/*/part-*.parquet")):
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's process group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted: finished points are stored" in err and "Traceback" not in err
+    stored = pq.read_table(out / "points", partitioning="hive").num_rows
+    assert 0 < stored < 400
+    p = ndpsim("sweep", str(spec), "-o", str(out), "-q", "--jobs", "1")
+    assert p.returncode == 0 and f"{400 - stored} points" in p.stdout
+    keys = pq.read_table(out / "points", columns=["config_id"]).column(0).to_pylist()
+    assert len(keys) == len(set(keys)) == 400

@@ -45,7 +45,12 @@ def sweep_command(
                 err=True,
             )
 
-    outcome = run_sweep(spec, plan, output, engine, quiet=quiet, on_start=started)
+    try:
+        outcome = run_sweep(spec, plan, output, engine, quiet=quiet, on_start=started)
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: finished points are stored in {output}; the same command "
+                   "resumes", err=True)  # fmt: skip
+        raise
     typer.echo(
         f"{outcome.ran} points in {outcome.elapsed_s:.1f} s ({outcome.rate:.0f} points/s), "
         f"{outcome.failed} failed, {outcome.skipped} skipped (already done); "

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import forkserver
 from typing import Any
 
 from ndpsim.errors import ConfigError
@@ -67,6 +70,28 @@ def _chunks(points: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
+class _HoldCtrlC:
+    """Ctrl-C is held back (and raised after) while a task is submitted: a submit may start a
+    worker process, and one interrupted half-way is never joined (it then fails noisily
+    after this process has exited)."""
+
+    def __enter__(self) -> _HoldCtrlC:
+        self.hit = False
+        self.main = threading.current_thread() is threading.main_thread()
+        if self.main:  # signal handlers can only be set from the main thread
+            self.previous = signal.signal(signal.SIGINT, self._hold)
+        return self
+
+    def _hold(self, *_: object) -> None:
+        self.hit = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self.main:
+            signal.signal(signal.SIGINT, self.previous)
+            if self.hit:
+                raise KeyboardInterrupt
+
+
 class LocalEngine:
     """A process pool on this machine (`jobs` processes; 1 runs in this process)."""
 
@@ -86,10 +111,18 @@ class LocalEngine:
         yield from self._pool(fn, chunks, initializer)
 
     def _executor(self, initializer) -> ProcessPoolExecutor:
-        # forkserver: workers fork from a clean server that imported ndpsim once (fast start,
-        # no state or threads inherited from this process, e.g. pyarrow's thread pool).
+        # forkserver: workers fork from a clean server that loaded ndpsim and the compiled
+        # core once (fast start, no state or threads inherited from this process, e.g.
+        # pyarrow's thread pool). The server starts with Ctrl-C ignored, a disposition its
+        # workers inherit: this process alone handles it, stores what finished and stops
+        # the pool, with no worker tracebacks.
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["ndpsim.sweep.preload"])
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            forkserver.ensure_running()
+        finally:
+            signal.signal(signal.SIGINT, previous)
         return ProcessPoolExecutor(
             self.jobs, mp_context=ctx, initializer=_init_once, initargs=(initializer,)
         )
@@ -107,10 +140,12 @@ class LocalEngine:
                     if chunk is None:
                         exhausted = True
                         break
-                    pending[pool.submit(apply_chunk, fn, chunk, initializer)] = chunk
+                    with _HoldCtrlC():
+                        pending[pool.submit(apply_chunk, fn, chunk, initializer)] = chunk
                 if suspects and not pending:  # isolate: one suspect point in flight
                     chunk = suspects.popleft()
-                    pending[pool.submit(apply_chunk, fn, chunk, initializer)] = chunk
+                    with _HoldCtrlC():
+                        pending[pool.submit(apply_chunk, fn, chunk, initializer)] = chunk
                 if not pending:
                     return
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)

@@ -45,7 +45,8 @@ class Progress:
     def line(self) -> str:
         pct = 100.0 * self.done / self.total if self.total else 100.0
         rate = self.rate
-        eta = _clock((self.total - self.done) / rate) if rate > 0 else "?"
+        settled = self.elapsed_s >= 3 or self.done >= 0.05 * self.total  # start-up skews it
+        eta = _clock((self.total - self.done) / rate) if rate > 0 and settled else "?"
         failed = f", {self.failed} failed" if self.failed else ""
         return (
             f"{self.done:,}/{self.total:,} points ({pct:.0f}%{failed})  "
