@@ -144,9 +144,8 @@ def measure(label: str, spec_data: dict, mode: str, jobs: int, repeats: int) -> 
     """Median of `repeats` runs by points/s (the machine is shared: one run is noisy)."""
     spec = parse_spec({**spec_data, "mode": mode})
     plan = make_plan(spec, ROOT)
-    runs = sorted((measure_once(spec, plan, jobs) for _ in range(repeats)),
-                  key=lambda r: r["rate"])  # fmt: skip
-    median = runs[len(runs) // 2]
+    runs = [measure_once(spec, plan, jobs) for _ in range(repeats)]
+    median = sorted(runs, key=lambda r: r["rate"])[len(runs) // 2]
     return {"workload": label, "mode": mode, "configs": len(plan.configs),
             "repeats": repeats, "rates": [r["rate"] for r in runs], **median}  # fmt: skip
 
@@ -201,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "points/s: median run, points / wall time (plan excluded; pool start-up, the numba "
         "core loaded from cache, Parquet writes included); start s: to the first stored row; "
-        "steady/s: after it; MiB: RSS of the sweep process and its workers"
+        "steady/s: after it; all runs: in order (the very first run also starts the pool's "
+        "fork server, which imports ndpsim and loads the compiled core once per process, as "
+        "every `ndpsim sweep` command does); MiB: RSS of the sweep process and its workers"
     )
     print(
         "load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -136,6 +136,7 @@ def sweep(
     dask_local: Annotated[int | None, typer.Option(help="start a Dask LocalCluster of N")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="results dir")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress line")] = False,
+    retry_failed: Annotated[bool, typer.Option(help="run stored failed points again")] = False,
     debug: Debug = False,
 ) -> None:
     """Simulate every (model, configuration) of SPEC into a resumable Parquet dataset."""
@@ -143,7 +144,7 @@ def sweep(
     from ndpsim.sweep.command import sweep_command
 
     sweep_command(spec, dry_run=dry_run, jobs=jobs, scheduler=scheduler, dask_local=dask_local,
-                  output=output, quiet=quiet)  # fmt: skip
+                  output=output, quiet=quiet, retry_failed=retry_failed)  # fmt: skip
 
 
 @app.command()

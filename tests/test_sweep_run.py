@@ -93,9 +93,14 @@ def test_failed_points_are_rows_with_their_error_and_do_not_stop_the_sweep(tmp_p
     error = failed[0]["error"]
     assert error.startswith("UnsupportedOpError") and "fully-connected" in error
     assert failed[0]["latency_us"] is None and failed[0]["macro_cols"] is not None
-    # a re-run does not redo it
+    # a re-run does not redo it; --retry-failed does, and the point is still stored once
     again = run_sweep(spec, make_plan(spec, ROOT), tmp_path, LocalEngine(1), quiet=True)
     assert again.ran == 0 and again.skipped == 4
+    retry = run_sweep(spec, make_plan(spec, ROOT), tmp_path, LocalEngine(1), quiet=True,
+                      retry_failed=True)  # fmt: skip
+    assert retry.ran == 1 and retry.failed == 1 and retry.skipped == 3
+    rows = read_points(tmp_path).to_pylist()
+    assert len(rows) == 4 and sum(r["status"] == "failed" for r in rows) == 1
 
 
 def test_files_carry_versions_and_readers_see_the_hive_partition(tmp_path):

@@ -25,6 +25,7 @@ def sweep_command(
     dask_local: int | None,
     output: Path | None,
     quiet: bool,
+    retry_failed: bool = False,
 ) -> None:
     engine = make_engine(jobs, scheduler, dask_local)  # usage errors before any work
     spec, plan = prepare(spec_path)
@@ -46,7 +47,8 @@ def sweep_command(
             )
 
     try:
-        outcome = run_sweep(spec, plan, output, engine, quiet=quiet, on_start=started)
+        outcome = run_sweep(spec, plan, output, engine, quiet=quiet, on_start=started,
+                            retry_failed=retry_failed)  # fmt: skip
     except KeyboardInterrupt:
         typer.echo(f"interrupted: finished points are stored in {output}; the same command "
                    "resumes", err=True)  # fmt: skip

@@ -154,13 +154,17 @@ class LocalEngine:
                 for future in done:
                     chunk = pending.pop(future)
                     try:
-                        yield chunk, future.result()
+                        results = future.result()
                     except BrokenProcessPool:
                         broken = True
                         if isolated:  # this point alone killed its worker
                             yield chunk, [(None, "worker process died running this point")]
                         else:
                             suspects.extend([p] for p in chunk)
+                        continue
+                    except Exception as exc:  # e.g. a result that cannot be pickled back
+                        results = [(None, _error(exc))] * len(chunk)
+                    yield chunk, results
                 if broken:
                     for chunk in pending.values():
                         suspects.extend([p] for p in chunk)

@@ -57,11 +57,15 @@ def run_sweep(
     chunk_size: int | None = None,
     on_start: Callable[[SweepOutcome], None] | None = None,
     on_point: Callable[[SweepOutcome], None] | None = None,
+    retry_failed: bool = False,
 ) -> SweepOutcome:
     """Run the plan's points not yet in `output` on `engine` (default: local pool).
-    `on_start` sees the counts before the first point, `on_point` after each point."""
+    `on_start` sees the counts before the first point, `on_point` after each point.
+    `retry_failed` first removes stored failed points, so they run again."""
     engine = engine or LocalEngine()
     with ResultStore(output) as store:
+        if retry_failed:
+            store.drop_failed()
         done = store.done_keys(mode=spec.mode)
         outcome = SweepOutcome(plan.total, count_done(plan, done))
         if on_start:

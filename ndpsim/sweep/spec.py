@@ -50,7 +50,7 @@ DERIVED = (
     "weight_capacity_bytes",
 )
 CONSTRAINT_NAMES = frozenset(FIELDS) | frozenset(DERIVED)
-MAX_POINTS = 10_000_000  # a bound on generated points, so a typo cannot plan forever
+MAX_POINTS = 1_000_000  # generated configurations: a typo must not plan for hours or GBs
 
 
 class _Strict(BaseModel):

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ndpsim import __version__
@@ -125,6 +126,22 @@ class ResultStore:
                 if ver == version and (mode is None or md == mode):
                     done.add((sha, cid))
         return done
+
+    def drop_failed(self) -> int:
+        """Remove the rows of failed points (each file rewritten atomically), so that a
+        re-run retries them; returns how many were removed."""
+        removed = 0
+        for path in self.points_dir.rglob("part-*.parquet"):
+            table = pq.read_table(path)
+            ok = pc.equal(table["status"], "ok")
+            kept = table.filter(ok)
+            if kept.num_rows < table.num_rows:
+                removed += table.num_rows - kept.num_rows
+                if kept.num_rows:
+                    write_atomic(kept, path)
+                else:
+                    path.unlink()
+        return removed
 
     # -- writing --
     def add(self, row: dict[str, Any], layers: list[dict[str, Any]]) -> None:
