@@ -147,11 +147,13 @@ def test_a_spec_error_names_the_field(tmp_path, monkeypatch, capsys):
     assert code == 2 and "constraint" in err and "not allowed" in err
 
 
-def test_a_missing_optional_dependency_names_its_extra(spec, monkeypatch, capsys):
+def test_a_missing_optional_dependency_names_its_extra(spec, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed
-    code, _, err = cli(monkeypatch, capsys, "sweep", str(spec), "--dask-local", "2")
+    args = ["sweep", str(spec), "--dask-local", "2", "-o", str(tmp_path / "r")]
+    code, _, err = cli(monkeypatch, capsys, *args)
     assert code == 2
     assert err.strip() == "error: this needs distributed: pip install 'ndpsim[sweep]'"
+    assert not (tmp_path / "r").exists()  # refused before any work
 
 
 def test_ctrl_c_keeps_finished_points_exits_130_and_the_same_command_resumes(tmp_path):

@@ -31,7 +31,7 @@ def test_grid_is_the_product_of_lists_and_stepped_ranges():
         }
     )
     assert plan.generated == 18 and len(plan.configs) == 18 and plan.total == 36
-    clocks = sorted({hw.clock_mhz for _, hw in plan.configs})
+    clocks = sorted({hw.clock_mhz for _, hw in plan.hardware()})
     assert clocks == pytest.approx([25.0, 50.0, 100.0])  # geometric steps
 
 
@@ -40,7 +40,7 @@ def test_constraints_exclude_points_and_can_use_derived_quantities():
         parameters={"macro_cols": [16, 32, 64, 128], "macro_rows": [64, 128, 256]},
         constraints=["macro_rows * parallelism_factor <= 8192", "total_macros >= 1"],
     )
-    kept = {(hw.macro_rows, hw.macro_cols) for _, hw in plan.configs}
+    kept = {(hw.macro_rows, hw.macro_cols) for _, hw in plan.hardware()}
     assert kept == {(r, c) for r in (64, 128, 256) for c in (16, 32, 64, 128) if r * c <= 8192}
     assert plan.excluded == 12 - len(kept)
 
@@ -63,7 +63,7 @@ def test_groups_set_several_fields_and_duplicates_collapse():
         }
     )
     assert len(plan.configs) == 2 and plan.duplicates == 1
-    assert {(hw.weight_bits, hw.activation_bits) for _, hw in plan.configs} == {(8, 8), (4, 8)}
+    assert {(hw.weight_bits, hw.activation_bits) for _, hw in plan.hardware()} == {(8, 8), (4, 8)}
 
 
 def test_latin_hypercube_puts_one_sample_in_every_stratum():
@@ -73,7 +73,7 @@ def test_latin_hypercube_puts_one_sample_in_every_stratum():
         parameters={"voltage_v": {"min": 0.5, "max": 1.0}, "clock_mhz": {"min": 10, "max": 60}},
     )
     for field, lo, hi in (("voltage_v", 0.5, 1.0), ("clock_mhz", 10, 60)):
-        values = np.array([getattr(hw, field) for _, hw in plan.configs])
+        values = np.array([getattr(hw, field) for _, hw in plan.hardware()])
         strata = np.floor((values - lo) / (hi - lo) * n).astype(int)
         assert sorted(strata) == list(range(n))
 
@@ -90,12 +90,21 @@ def test_random_sampling_is_reproducible_by_seed():
     assert draw(1) != draw(2)
 
 
+def test_configurations_are_stored_compactly_and_rebuilt_identically():
+    plan = plan_of(
+        sampling={"method": "lhs", "samples": 30, "seed": 5},
+        parameters={"clock_mhz": {"min": 10, "max": 90}, "macro_cols": [8, 16], "cores": [1, 2]},
+    )
+    assert all(set(changes) <= {"clock_mhz", "macro_cols", "cores"} for _, changes in plan.configs)
+    assert all(hw.config_id() == cid for cid, hw in plan.hardware())
+
+
 def test_integer_ranges_are_rounded_into_bounds():
     plan = plan_of(
         sampling={"method": "random", "samples": 40, "seed": 0},
         parameters={"sram_bytes": {"min": 65536, "max": 1048576, "log": True}},
     )
-    values = [hw.sram_bytes for _, hw in plan.configs]
+    values = [hw.sram_bytes for _, hw in plan.hardware()]
     assert all(isinstance(v, int) and 65536 <= v <= 1048576 for v in values)
 
 

@@ -29,6 +29,7 @@ class DaskEngine:
         if local_workers is not None and local_workers < 1:
             raise ConfigError(f"--dask-local must be >= 1, got {local_workers}")
         self.address, self.local_workers = address, local_workers
+        import distributed  # noqa: F401  (a missing extra fails here, before any work)
 
     def describe(self) -> str:
         if self.address:

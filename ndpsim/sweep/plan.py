@@ -55,7 +55,10 @@ class Plan:
     """The configurations and models of a sweep, and what was left out and why."""
 
     models: list[ModelRef]
-    configs: list[tuple[str, HardwareConfig]]  # (config_id, config), in structural order
+    base: HardwareConfig
+    # (config_id, changed fields with their validated values), in structural order: a few
+    # hundred bytes each, where a HardwareConfig object is several KB
+    configs: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     generated: int = 0
     excluded: int = 0  # by a constraint
     invalid: int = 0  # not a valid HardwareConfig (e.g. bits outside the supported set)
@@ -66,12 +69,18 @@ class Plan:
     def total(self) -> int:
         return len(self.models) * len(self.configs)
 
+    def hardware(self) -> Iterator[tuple[str, HardwareConfig]]:
+        """(config_id, HardwareConfig) of every configuration, rebuilt on the fly."""
+        for cid, changes in self.configs:
+            yield cid, self.base.with_(**changes)
+
     def points(self, spec: SweepSpec, done: set[tuple[str, str]] | None = None) -> Iterator[Point]:
         """Model-major, configurations in structural order; `done` keys are skipped."""
         for model in self.models:
-            for cid, hw in self.configs:
+            for cid, changes in self.configs:
                 if done and (model.sha256, cid) in done:
                     continue
+                hw = self.base.with_(**changes)
                 yield Point(model, hw, cid, spec.mode, spec.per_layer, spec.seed)
 
     def summary(self) -> str:
@@ -203,12 +212,14 @@ def make_plan(spec: SweepSpec, root: Path) -> Plan:
     models = resolve_models(spec.models, root)
     base = base_config(spec, root)
     constraints = spec.compiled_constraints()
-    plan = Plan(models, [])
+    plan = Plan(models, base)
     seen: set[str] = set()
+    keyed: list[tuple[tuple[str, ...], str, dict[str, Any]]] = []
     for assignment in _assignments(spec):
         plan.generated += 1
+        changes = _changes(assignment)
         try:
-            hw = base.with_(**_changes(assignment))
+            hw = base.with_(**changes)
         except ConfigError as exc:
             plan.invalid += 1
             if len(plan.invalid_examples) < 3:
@@ -224,8 +235,9 @@ def make_plan(spec: SweepSpec, root: Path) -> Plan:
             plan.duplicates += 1
             continue
         seen.add(cid)
-        plan.configs.append((cid, hw))
-    plan.configs.sort(key=lambda item: _structure(item[1]))
+        keyed.append((_structure(hw), cid, {k: getattr(hw, k) for k in changes}))
+    keyed.sort(key=lambda item: item[0])
+    plan.configs = [(cid, changes) for _, cid, changes in keyed]
     if plan.generated and not plan.configs:
         why = plan.invalid_examples[0] if plan.invalid_examples else "all excluded by constraints"
         raise ConfigError(f"the sweep has no valid configuration ({why})")
