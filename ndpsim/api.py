@@ -167,10 +167,14 @@ def execute(
 
 
 def simulate(
-    model: Any, hardware: HardwareConfig | str | None = None, options: SimOptions | None = None
+    model: Any,
+    hardware: HardwareConfig | str | None = None,
+    options: SimOptions | None = None,
+    program: Program | None = None,
 ) -> SimulationReport:
     """Simulate `model` (an ONNX path, bytes, ModelProto or an imported Graph) on `hardware`
-    (a HardwareConfig or a preset name; default `generic`)."""
+    (a HardwareConfig or a preset name; default `generic`). `program`, when given, is the
+    model already lowered for hardware with the same STRUCTURAL_FIELDS (sweeps reuse it)."""
     opts = options or SimOptions()
     if hardware is None or isinstance(hardware, str):
         hw = load_preset(hardware or "generic")
@@ -179,7 +183,7 @@ def simulate(
     else:
         raise ConfigError("hardware must be a HardwareConfig or a preset name")
     graph, name, digest = _model_bytes_and_graph(model, opts.input_shapes, opts.input_values)
-    program = lower(graph, hw)
+    program = program if program is not None else lower(graph, hw)
     if opts.timing_only:
         res = run(program, hw)
         return build_report(program, res, hw, model=name, model_sha256=digest, mode="timing-only")

@@ -20,6 +20,7 @@ app = typer.Typer(
 )
 
 _DEBUG = {"on": False}
+_EXTRAS = {"pyarrow": "sweep", "distributed": "sweep", "matplotlib": "plot"}  # optional deps
 
 Preset = Annotated[str | None, typer.Option("--preset", "-p", help="named hardware preset")]
 Config = Annotated[
@@ -149,6 +150,7 @@ def profile(
     input_shape: Shapes = None,
     operating_point: OpPoint = None,
     input_value: Values = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="per-layer bar chart (.png)")] = None,
     debug: Debug = False,
 ) -> None:
     """Per-layer table: cycles, bound, MACs, utilization, energy and traffic."""
@@ -162,6 +164,51 @@ def profile(
     typer.echo(summary(report))
     if json_out:
         json_out.write_text(report.model_dump_json(indent=2))
+    if plot:
+        from ndpsim.plot import layers_plot
+
+        layers_plot(report, plot)
+        typer.echo(f"plot written to {plot}")
+
+
+@app.command()
+def sweep(
+    spec: Annotated[Path, typer.Argument(help="sweep spec (.yaml/.toml/.json)")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the point count")] = False,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="local processes")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler tcp://HOST:PORT")] = None,
+    dask_local: Annotated[int | None, typer.Option(help="start a Dask LocalCluster of N")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="results dir")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress line")] = False,
+    retry_failed: Annotated[bool, typer.Option(help="run stored failed points again")] = False,
+    debug: Debug = False,
+) -> None:
+    """Simulate every (model, configuration) of SPEC into a resumable Parquet dataset."""
+    _DEBUG["on"] = debug
+    from ndpsim.sweep.command import sweep_command
+
+    sweep_command(spec, dry_run=dry_run, jobs=jobs, scheduler=scheduler, dask_local=dask_local,
+                  output=output, quiet=quiet, retry_failed=retry_failed)  # fmt: skip
+
+
+@app.command()
+def plot(
+    results: Annotated[Path, typer.Argument(help="sweep results dir (or a Parquet file)")],
+    x: Annotated[str, typer.Option(help="column on the x axis")] = "energy_uj",
+    y: Annotated[str, typer.Option(help="column on the y axis")] = "latency_us",
+    color: Annotated[str | None, typer.Option(help="column that colors the points")] = None,
+    pareto: Annotated[bool, typer.Option("--pareto", help="draw the Pareto front")] = False,
+    model: Annotated[str | None, typer.Option(help="only this model")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o")] = Path("sweep.png"),
+    debug: Debug = False,
+) -> None:
+    """Scatter two result columns (one panel per model), optionally with the Pareto front."""
+    _DEBUG["on"] = debug
+    from ndpsim.plot import pareto_plot
+
+    info = pareto_plot(results, x, y, output, color=color, pareto=pareto, model=model)
+    front = f", Pareto front sizes {info['pareto']}" if pareto else ""
+    typer.echo(f"plot of {info['points']} points written to {output}{front}")
 
 
 @app.command()
@@ -220,7 +267,9 @@ def isa() -> None:
 def main() -> None:
     """Console entry point: map errors to exit codes and one-line messages."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        if code == 130:  # typer turns Ctrl-C into this return value when not standalone
+            raise KeyboardInterrupt
     except UserError as exc:
         if _DEBUG["on"]:
             raise
@@ -235,6 +284,11 @@ def main() -> None:
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click's usage errors
             exc.show()
             sys.exit(2 if exc.exit_code == 2 else 1)
+        package = (getattr(exc, "name", None) or "").split(".")[0]
+        if isinstance(exc, ModuleNotFoundError) and package in _EXTRAS and not _DEBUG["on"]:
+            typer.echo(f"error: this needs {package}: pip install 'ndpsim[{_EXTRAS[package]}]'",
+                       err=True)  # fmt: skip
+            sys.exit(2)
         if _DEBUG["on"]:
             raise
         typer.echo(

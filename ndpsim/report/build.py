@@ -58,6 +58,7 @@ def build_report(
     mode: str,
     agreement: list[Agreement] | None = None,
     outputs: dict[str, list] | None = None,
+    with_layers: bool = True,  # False: totals only, `layers` left empty (fast, for sweeps)
 ) -> SimulationReport:
     cycles = res.cycles
     dyn = dynamic_pj(res.counters, hw)
@@ -65,7 +66,7 @@ def build_report(
     span = last - first
     offered = _macro_cells(program, hw)
     layers = []
-    for i, lay in enumerate(program.layers):
+    for i, lay in enumerate(program.layers if with_layers else ()):
         cnt = res.counters[i]
         parts = {k: float(dyn[k][i]) / 1e6 for k in dyn}
         parts["clock"] = float(clock_pj(span[i], hw)) / 1e6

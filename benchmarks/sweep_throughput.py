@@ -1,0 +1,220 @@
+"""Sweep throughput: points per second over the four MLPerf Tiny models, timing-only and full,
+with peak memory and memory at 25 / 50 / 75 / 100 % of a longer sweep.
+
+    python benchmarks/sweep_throughput.py [--jobs 2] [--skip-full]
+
+Every figure runs the real path (`run_sweep`: plan, local process pool, Parquet store) into
+a temporary directory. Workloads (configurations x the four models):
+
+- grid     : 24 structures (macro_cols x macro_rows x weight_bits) x 12 operating points
+             (clock x voltage) = 288 configurations, the shape of a design sweep; a worker
+             lowers each (model, structure) once and re-times it for the operating points;
+- distinct : 288 Latin-hypercube configurations over structural fields only, so every
+             point needs its own lowering (the worst case for a sweep);
+- long     : the grid with 50 operating points (1,200 configurations), memory sampled.
+
+points/s = points / wall time from the first submitted point to the last stored row
+(worker start-up, which loads the compiled core from numba's cache, included). Memory is
+the resident set (VmRSS) of the sweep process plus all its descendants (pool workers),
+sampled every 50 ms. Exit code 0 when the timing-only grid target (>= 200 points/s) passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import ndpsim
+from ndpsim.sweep import LocalEngine, make_plan, parse_spec, run_sweep
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = [str(p) for p in sorted((ROOT / "models").glob("*.onnx"))]
+STRUCTURE = {"macro_cols": [16, 32, 64, 128], "macro_rows": [64, 128, 256], "weight_bits": [4, 8]}
+TARGET_POINTS_PER_S = 200
+
+
+def grid(op_points: int) -> dict:
+    clocks = [25, 50, 100, 200] if op_points == 12 else None
+    params = dict(STRUCTURE)
+    if clocks:
+        params.update(clock_mhz=clocks, voltage_v=[0.7, 0.8, 0.9])
+    else:  # op_points operating points: 10 clocks x op_points/10 voltages
+        params.update(
+            clock_mhz={"min": 10, "max": 200, "log": True, "steps": 10},
+            voltage_v={"min": 0.6, "max": 1.0, "steps": op_points // 10},
+        )
+    return {"models": MODELS, "parameters": params}
+
+
+def distinct(n: int) -> dict:
+    return {
+        "models": MODELS,
+        "sampling": {"method": "lhs", "samples": n, "seed": 0},
+        "parameters": {
+            "macro_cols": {"min": 8, "max": 128},
+            "macro_rows": {"min": 32, "max": 512},
+            "macros_per_core": [1, 2, 4, 8],
+            "weight_bits": [4, 8],
+            "sram_bytes": {"min": 65536, "max": 1048576, "log": True},
+        },
+    }
+
+
+def _tree_rss_kib(root_pid: int) -> int:
+    """VmRSS of a process and all its descendants, KiB (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    total, stack = 0, [root_pid]
+    while stack:
+        pid = stack.pop()
+        stack.extend(children.get(pid, []))
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+class MemorySampler(threading.Thread):
+    def __init__(self, interval_s: float = 0.05):
+        super().__init__(daemon=True)
+        self.interval_s, self.peak_kib, self._halt = interval_s, 0, threading.Event()
+
+    def now_kib(self) -> int:
+        kib = _tree_rss_kib(os.getpid())
+        self.peak_kib = max(self.peak_kib, kib)
+        return kib
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self.now_kib()
+            time.sleep(self.interval_s)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+
+def measure_once(spec, plan, jobs: int) -> dict:
+    marks: dict[int, int | None] = {25: None, 50: None, 75: None, 100: None}
+    first: list[float] = []
+    sampler = MemorySampler()
+
+    def on_point(outcome) -> None:
+        if not first:
+            first.append(time.perf_counter())
+        pct = 100 * outcome.ran // plan.total
+        if pct in marks and marks[pct] is None:
+            marks[pct] = sampler.now_kib()
+
+    sampler.start()
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        outcome = run_sweep(spec, plan, out, LocalEngine(jobs), quiet=True, on_point=on_point)
+        end = time.perf_counter()
+    sampler.stop()
+    return {
+        "points": outcome.ran,
+        "failed": outcome.failed,
+        "wall_s": end - t0,
+        "startup_s": first[0] - t0,
+        "rate": outcome.ran / (end - t0),
+        "steady": (outcome.ran - 1) / (end - first[0]),
+        "peak_mib": sampler.peak_kib / 1024,
+        "marks": {k: (v or 0) / 1024 for k, v in marks.items()},
+    }
+
+
+def measure(label: str, spec_data: dict, mode: str, jobs: int, repeats: int) -> dict:
+    """Median of `repeats` runs by points/s (the machine is shared: one run is noisy)."""
+    spec = parse_spec({**spec_data, "mode": mode})
+    plan = make_plan(spec, ROOT)
+    runs = [measure_once(spec, plan, jobs) for _ in range(repeats)]
+    median = sorted(runs, key=lambda r: r["rate"])[len(runs) // 2]
+    return {"workload": label, "mode": mode, "configs": len(plan.configs),
+            "repeats": repeats, "rates": [r["rate"] for r in runs], **median}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="worker processes")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per timing-only figure")
+    parser.add_argument("--skip-full", action="store_true", help="timing-only workloads only")
+    args = parser.parse_args(argv)
+    if args.jobs < 1 or args.repeats < 1:
+        parser.error("--jobs and --repeats must be >= 1")
+    n = args.repeats
+    runs = [
+        measure("grid", grid(12), "timing-only", args.jobs, n),
+        measure("distinct", distinct(288), "timing-only", args.jobs, n),
+    ]
+    if not args.skip_full:
+        runs.append(measure("grid", grid(12), "full", args.jobs, 1))
+    runs.append(measure("long", grid(50), "timing-only", args.jobs, n))
+
+    print(
+        f"machine: {platform.machine()} {platform.system()}, cpu_count {os.cpu_count()}, "
+        f"python {platform.python_version()}, ndpsim {ndpsim.__version__}, jobs {args.jobs}"
+    )
+    head = ("workload", "mode", "configs", "points", "failed", "wall s", "start s", "points/s",
+            "steady/s", "all runs points/s", "peak MiB", "MiB@25%", "MiB@50%", "MiB@75%",
+            "MiB@100%")  # fmt: skip
+    rows = [
+        (
+            r["workload"],
+            r["mode"],
+            str(r["configs"]),
+            str(r["points"]),
+            str(r["failed"]),
+            f"{r['wall_s']:.1f}",
+            f"{r['startup_s']:.1f}",
+            f"{r['rate']:.0f}",
+            f"{r['steady']:.0f}",
+            " ".join(f"{x:.0f}" for x in r["rates"]),
+            f"{r['peak_mib']:.0f}",
+            *(f"{r['marks'][k]:.0f}" for k in (25, 50, 75, 100)),
+        )  # fmt: skip
+        for r in runs
+    ]
+    widths = [max(len(x[i]) for x in (head, *rows)) for i in range(len(head))]
+    line = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
+    print(line(head))
+    print("-" * len(line(head)))
+    for row in rows:
+        print(line(row))
+    print(
+        "points/s: median run, points / wall time (plan excluded; pool start-up, the numba "
+        "core loaded from cache, Parquet writes included); start s: to the first stored row; "
+        "steady/s: after it; all runs: in order (the very first run also starts the pool's "
+        "fork server, which imports ndpsim and loads the compiled core once per process, as "
+        "every `ndpsim sweep` command does); MiB: RSS of the sweep process and its workers"
+    )
+    print(
+        "load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    )
+    grid_rate = runs[0]["rate"]
+    ok = grid_rate >= TARGET_POINTS_PER_S
+    print(
+        f"target: timing-only grid >= {TARGET_POINTS_PER_S} points/s: {grid_rate:.0f} "
+        f"{'PASS' if ok else 'FAIL'}"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
