@@ -36,6 +36,7 @@ class Timing(NamedTuple):
     ext_mem_latency_cycles: int
     instruction_issue_cycles: int
     layer_setup_cycles: int = 0  # a setup NOP (a0 = 1): per-layer configuration time
+    column_bits: int = 8  # bit-cell columns behind one readout column (macro_column_bits)
 
 
 @njit(cache=True)
@@ -338,7 +339,9 @@ def _duration(ins, t):
     op = ins["op"]
     if op == OP_MVM:
         in_cyc = _ceil_div(np.int64(ins["a_bits"]), t.input_bits_per_cycle)
-        readout = max(1, _ceil_div(np.int64(ins["cols"]), t.readout_columns_per_cycle))
+        # bit-sliced weights: cols outputs of w_bits each occupy cols * w_bits cell columns
+        cell_cols = np.int64(ins["cols"]) * np.int64(ins["w_bits"])
+        readout = max(1, _ceil_div(cell_cols, t.readout_columns_per_cycle * t.column_bits))
         compute = np.int64(ins["a2"]) * in_cyc * readout + t.macro_pipeline_cycles
         sram = np.int64(np.ceil(ins["bytes_in"] / t.sram_bytes_per_cycle))
         return max(compute, sram), compute

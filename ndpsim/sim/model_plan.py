@@ -51,4 +51,4 @@ def model_plan(program: Program) -> QuantPlan:
         tensors[name] = p
     for fill, out in pad_fill.items():
         tensors[fill] = tensors[out]
-    return QuantPlan(tensors, 8, model=q)
+    return QuantPlan(tensors, model=q)

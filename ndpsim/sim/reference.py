@@ -279,7 +279,8 @@ def duration(ins, t: Timing) -> tuple[int, int]:
     op = Opcode(int(ins["op"]))
     if op == Opcode.MVM:
         in_cycles = math.ceil(int(ins["a_bits"]) / t.input_bits_per_cycle)
-        readout = max(1, math.ceil(int(ins["cols"]) / t.readout_columns_per_cycle))
+        cell_cols = int(ins["cols"]) * int(ins["w_bits"])  # bit-sliced weights
+        readout = max(1, math.ceil(cell_cols / (t.readout_columns_per_cycle * t.column_bits)))
         compute = int(ins["a2"]) * in_cycles * readout + t.macro_pipeline_cycles
         return max(compute, math.ceil(int(ins["bytes_in"]) / t.sram_bytes_per_cycle)), compute
     if op in _VECTOR_OPS:
