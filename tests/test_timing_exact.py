@@ -142,7 +142,8 @@ def test_instruction_issue_delays_dispatch():
     # On one unit the later of (i x issue, unit free) wins: the second MVM waits for the unit,
     # the third NOP on another unit only for its issue slot.
     start, end, _, _ = schedule(
-        "MVM unit=0 a2=10 cols=64 a_bits=8 w_bits=8\nMVM unit=0 a2=1 cols=64 a_bits=8 w_bits=8\nNOP unit=1",
+        "MVM unit=0 a2=10 cols=64 a_bits=8 w_bits=8\n"
+        "MVM unit=0 a2=1 cols=64 a_bits=8 w_bits=8\nNOP unit=1",
         t,
     )
     assert start == [0, max(1 * 5, 84), 2 * 5] == [0, 84, 10]
