@@ -86,6 +86,7 @@ def random_timing(rng: np.random.Generator) -> Timing:
         ext_mem_latency_cycles=int(rng.integers(0, 200)),
         instruction_issue_cycles=int(rng.integers(0, 4)),
         layer_setup_cycles=int(rng.integers(0, 40)),
+        column_bits=int(rng.choice([1, 4, 8])),
     )
 
 
