@@ -125,8 +125,9 @@ def _out_size(n: int, k: int, stride: int, dil: int, pad0: int, pad1: int) -> in
 
 
 class _Gen:
-    def __init__(self, seed: int, float_mode: bool, size: int, empty_pool_windows: bool,
-                 wide: bool = False):
+    def __init__(
+        self, seed: int, float_mode: bool, size: int, empty_pool_windows: bool, wide: bool = False
+    ):
         self.rng = np.random.default_rng(seed)
         self.float_mode = float_mode
         self.wide = wide
