@@ -52,6 +52,13 @@ class HardwareConfig(BaseModel):
     weight_bits: int = Field(8, ge=1, le=16, description="default weight precision of a layer")
     activation_bits: int = Field(8, ge=2, le=16, description="default activation precision")
     accumulator_bits: int = Field(32, ge=16, le=48)
+    preactivation_bits: int = Field(
+        0,
+        ge=0,
+        le=32,
+        description="requantize MAC sums to this many bits before the "
+        "activation function (0: straight to the output bits; NDP120: 16)",
+    )
     macro_column_bits: int = Field(
         8, ge=1, le=16, description="bit-cell columns per output column (macro_cols counts those)"
     )

@@ -209,6 +209,15 @@ class _Gen:
         # NONE / RELU: the parameter slots are not read, point them anywhere valid.
         return {"act": int(act), "act_p0": self.fp(0.0), "act_p1": self.fp(1.0)}
 
+    def preact(self) -> dict[str, int]:
+        """A pre-activation stage (pre_max > 0) on half the conv descriptors: 16 bits, or
+        narrow ones that often saturate."""
+        r = self.rng
+        if r.random() < 0.5:
+            return {"pre_max": 0, "pre_r": self.fp(1.0)}
+        bits = int(r.choice([4, 8, 16]))
+        return {"pre_max": (1 << (bits - 1)) - 1, "pre_r": self.fp(2.0 ** -int(r.integers(0, 9)))}
+
     # --- instructions ------------------------------------------------------------------
     def unit(self, cls: Unit) -> int:
         us = self.units[cls]
@@ -300,6 +309,7 @@ class _Gen:
             **self.act(),
             acc_min=acc_min,
             acc_max=acc_max,
+            **self.preact(),
         )
         # Tiles: groups per tile (block-diagonal when > 1), a k-fold and a cout-fold.
         gpt = int(r.integers(-(-groups // 2), groups + 1))

@@ -92,6 +92,7 @@ def emit_mac(
         scale_base=scale_base,
         acc_min=-acc_max - 1,
         acc_max=acc_max,
+        pre_r=b.fslots(1),  # bind sets pre_max when the machine has a pre-activation stage
         **act_fields(b, act),
     )
     cols_max = max(t.cols for t in flat)

@@ -100,7 +100,7 @@ class Evaluator:
 
     def evaluate(self, rules: list[str]) -> Point:
         program = lower(self.graph, self.hw, rules)
-        plan = plan_from_ranges(program, self.ranges)
+        plan = plan_from_ranges(program, self.ranges, self.hw.preactivation_bits)
         params = bind(program, plan)
         got, res = [], None
         for x in self.inputs:

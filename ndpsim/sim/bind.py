@@ -44,6 +44,10 @@ class QuantPlan:
     # weights are quantized at their layer's w_bits (Program.layers), per output channel or
     # with one scale per tensor
     per_channel_weights: bool = True
+    # MAC sums are first requantized to this many bits (at the output's range, with
+    # preactivation_bits - a_bits more fractional bits), then activated and requantized to
+    # the output (NDP120's 16-bit pre-activation); 0, or >= the output's bits: one step
+    preactivation_bits: int = 0
     # the quantized model's own weights and biases (frontend.quantized.ModelQuant): bind uses
     # them as they are and reproduces onnxruntime's quantized kernels (sim/ort_bind.py)
     model: Any = None
@@ -144,7 +148,15 @@ def bind(program: Program, plan: QuantPlan | None) -> Params:
                 if bias is not None:
                     bq = np.clip(np.rint(bias / (x.scale * sw)), -(2**31), 2**31 - 1)
                     weights[s["bias_base"] : s["bias_base"] + geom.cout] = bq
-                fparams[s["scale_base"] : s["scale_base"] + geom.cout] = x.scale * sw / y.scale
+                out_bits = program.placements[bd.output].bits
+                pre = plan.preactivation_bits
+                step = 2.0 ** (out_bits - pre) if pre > out_bits else 1.0  # s_pre / s_y
+                fparams[s["scale_base"] : s["scale_base"] + geom.cout] = (
+                    x.scale * sw / (y.scale * step)
+                )
+                if pre > out_bits:
+                    fparams[program.desc[bd.desc, DESC_FIELDS["conv"]["pre_r"]]] = step
+                    _set(desc, bd.desc, "conv", pre_max=(1 << (pre - 1)) - 1)
             _set(
                 desc,
                 bd.desc,

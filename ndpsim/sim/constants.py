@@ -153,3 +153,4 @@ CV_QMIN, CV_QMAX, CV_ACT, CV_AP0, CV_AP1 = (
     CV["act_p1"],
 )
 CV_AMIN, CV_AMAX = CV["acc_min"], CV["acc_max"]
+CV_PMAX, CV_PR = CV["pre_max"], CV["pre_r"]

@@ -18,8 +18,8 @@ from numba import njit
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 from ndpsim.sim.kernels_mac import CHANNEL_BLOCK, mvm
 
-ISA_DIGEST = "e5ed26dfd66a1264"
-KERNELS_DIGEST = "9c743f06883630e4"
+ISA_DIGEST = "c45c39dd7bbd2fe8"
+KERNELS_DIGEST = "8cf52b2f75b777f9"
 
 
 class Timing(NamedTuple):
@@ -90,6 +90,9 @@ def _requant(d, c0, nc, p0, n, mem, weights, acc, fparams, float_mode):
             if d[CV_BB] >= 0:
                 v += weights[d[CV_BB] + c]
             f = np.float32(v) * scale
+            if d[CV_PMAX] > 0 and not float_mode:  # pre-activation stage (NDP120: 16 bits)
+                t = min(max(np.rint(f), -d[CV_PMAX] - 1), d[CV_PMAX])
+                f = np.float32(t) * fparams[d[CV_PR]]
             f = _activate(f, d[CV_ACT], d[CV_AP0], d[CV_AP1], fparams)
             oy = p // ow
             ox = p - oy * ow

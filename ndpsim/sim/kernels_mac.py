@@ -22,7 +22,7 @@ from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-ISA_DIGEST = "e5ed26dfd66a1264"
+ISA_DIGEST = "c45c39dd7bbd2fe8"
 
 _INT32_MAX = 2147483647
 CHANNEL_BLOCK = 4  # output channels computed side by side

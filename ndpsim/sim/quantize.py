@@ -97,8 +97,9 @@ def collect_ranges(
     return Ranges(out, opts)
 
 
-def plan_from_ranges(program: Program, ranges: Ranges) -> QuantPlan:
-    """Scales and zero points of every stored value at its own bits (program.placements)."""
+def plan_from_ranges(program: Program, ranges: Ranges, preactivation_bits: int = 0) -> QuantPlan:
+    """Scales and zero points of every stored value at its own bits (program.placements);
+    `preactivation_bits` as the machine's (HardwareConfig.preactivation_bits)."""
     opts = ranges.opts
 
     def qparams(lo: float, hi: float, bits: int) -> QParams:
@@ -122,7 +123,11 @@ def plan_from_ranges(program: Program, ranges: Ranges) -> QuantPlan:
         if node.op_type == "Softmax":  # probabilities: the full range is [0, 1]
             out = node.outputs[0]
             tensors[out] = qparams(0.0, 1.0, program.placements[out].bits)
-    return QuantPlan(tensors, per_channel_weights=opts.weights == "per-channel")
+    return QuantPlan(
+        tensors,
+        per_channel_weights=opts.weights == "per-channel",
+        preactivation_bits=preactivation_bits,
+    )
 
 
 def calibrate(
@@ -132,4 +137,5 @@ def calibrate(
     opts: PTQOptions | None = None,
 ) -> QuantPlan:
     """The QuantPlan of a float model calibrated on `samples`."""
-    return plan_from_ranges(program, collect_ranges(program, hw, samples, opts))
+    ranges = collect_ranges(program, hw, samples, opts)
+    return plan_from_ranges(program, ranges, hw.preactivation_bits)

@@ -94,6 +94,10 @@ def _requant(d, c0, nc, p0, n, mem, weights, acc, fparams, float_mode):
             if d[CV["bias_base"]] >= 0:
                 v = v + weights[d[CV["bias_base"]] + c]
             f = _F32(v) * scale
+            pre_max = int(d[CV["pre_max"]])
+            if pre_max > 0 and not float_mode:  # the rounded, saturated pre-activation
+                t = min(max(float(np.rint(f)), -pre_max - 1), pre_max)
+                f = _F32(t) * fparams[d[CV["pre_r"]]]
             f = _activate(f, d[CV["act"]], d[CV["act_p0"]], d[CV["act_p1"]], fparams)
             oy, ox = divmod(p, ow)
             addr = (
