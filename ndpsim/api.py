@@ -20,7 +20,7 @@ from ndpsim.report.build import build_report
 from ndpsim.report.schema import Agreement, SimulationReport
 from ndpsim.sim.bind import QuantPlan, bind
 from ndpsim.sim.model_plan import model_plan
-from ndpsim.sim.quantize import calibrate
+from ndpsim.sim.quantize import PTQOptions, calibrate
 from ndpsim.sim.run import RunResult, read_value, run
 
 
@@ -34,6 +34,9 @@ class SimOptions(BaseModel):
     calibration: str | None = Field(
         None, description=".npz of calibration inputs (default: the inputs)"
     )
+    calibration_samples: int = Field(
+        0, ge=0, le=10_000, description="N seeded random calibration inputs (0: the inputs)"
+    )
     seed: int = 0
     compare_reference: bool = True
     include_outputs: bool = False
@@ -41,6 +44,10 @@ class SimOptions(BaseModel):
     input_values: dict[str, tuple[float, ...]] | None = Field(
         None, description="inputs fixed to constant values (resolves If on them)"
     )
+    precision: tuple[str, ...] = Field(
+        (), description="per-layer precision rules PATTERN=BITS over the hardware's own"
+    )
+    ptq: PTQOptions = PTQOptions()
 
 
 def _model_bytes_and_graph(model: Any, input_shapes, input_values=None) -> tuple[Graph, str, str]:
@@ -84,6 +91,23 @@ def _load_npz(path: str, graph: Graph) -> list[dict[str, np.ndarray]]:
 def random_inputs(graph: Graph, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {n: rng.standard_normal(graph.tensors[n].shape).astype(np.float32) for n in graph.inputs}
+
+
+def calibration_inputs(
+    graph: Graph, opts: SimOptions, samples: list[dict[str, np.ndarray]]
+) -> list[dict[str, np.ndarray]]:
+    """The .npz given, else `calibration_samples` seeded random inputs (seeds after the
+    measured input's), else the measured inputs themselves."""
+    if opts.calibration:
+        return _load_npz(opts.calibration, graph)
+    if opts.calibration_samples:
+        return [random_inputs(graph, opts.seed + 1 + i) for i in range(opts.calibration_samples)]
+    return samples
+
+
+def sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
+    """Signal-to-quantization-noise ratio of `got` against `ref`, in dB."""
+    return _sqnr_db(ref, got)
 
 
 def _sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
@@ -153,14 +177,17 @@ def execute(
     hw: HardwareConfig,
     inputs: dict[str, np.ndarray],
     calibration: list[dict[str, np.ndarray]],
+    ptq: PTQOptions | None = None,
+    plan: QuantPlan | None = None,
 ) -> tuple[RunResult, QuantPlan, dict]:
-    """Quantize post-training on `calibration`, run the integer datapath on `inputs`;
-    returns the run, the plan and the dequantized outputs."""
-    plan = (
-        model_plan(program)
-        if program.graph.quant is not None
-        else calibrate(program, hw, calibration)
-    )
+    """Quantize post-training on `calibration` (or use `plan`), run the integer datapath on
+    `inputs`; returns the run, the plan and the dequantized outputs."""
+    if plan is None:
+        plan = (
+            model_plan(program)
+            if program.graph.quant is not None
+            else calibrate(program, hw, calibration, ptq)
+        )
     res = run(program, hw, bind(program, plan), inputs, plan)
     outs = {o: read_value(program, res, o, plan) for o in program.outputs}
     return res, plan, outs
@@ -183,13 +210,13 @@ def simulate(
     else:
         raise ConfigError("hardware must be a HardwareConfig or a preset name")
     graph, name, digest = _model_bytes_and_graph(model, opts.input_shapes, opts.input_values)
-    program = program if program is not None else lower(graph, hw)
+    program = program if program is not None else lower(graph, hw, list(opts.precision))
     if opts.timing_only:
         res = run(program, hw)
         return build_report(program, res, hw, model=name, model_sha256=digest, mode="timing-only")
     samples = _load_npz(opts.inputs, graph) if opts.inputs else [random_inputs(graph, opts.seed)]
-    calib = _load_npz(opts.calibration, graph) if opts.calibration else samples
-    res, _, outs = execute(program, hw, samples[0], calib)
+    calib = calibration_inputs(graph, opts, samples)
+    res, _, outs = execute(program, hw, samples[0], calib, opts.ptq)
     rows: list[Agreement] = []
     if opts.compare_reference:
         ref = None

@@ -78,9 +78,44 @@ def _hardware(preset, config, sets, op=None):
     return resolve_hardware(preset, config, sets, op)
 
 
+Precision = Annotated[
+    list[str] | None,
+    typer.Option("--precision", "-P", help="per-layer bits PATTERN=BITS ('conv*=w4a8', "
+                 "'Gemm=w8', 'default=w8a8') or a precision .yaml file"),
+]  # fmt: skip
+Calib = Annotated[Path | None, typer.Option("--calibration", help=".npz of calibration inputs")]
+CalibN = Annotated[int, typer.Option("--calibration-samples", help="N seeded random ones")]
+Quant = Annotated[
+    list[str] | None,
+    typer.Option("--quant", "-q", help="PTQ option: method=minmax|percentile, percentile=99.99, "
+                 "weights=per-channel|per-tensor, activations=symmetric|asymmetric"),
+]  # fmt: skip
+
+
+def _ptq(items: list[str] | None):
+    from pydantic import ValidationError
+
+    from ndpsim.sim.quantize import PTQOptions
+
+    fields = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or key not in PTQOptions.model_fields:
+            raise UserError(f"--quant expects one of {', '.join(PTQOptions.model_fields)}=VALUE, "
+                            f"got {item!r}")  # fmt: skip
+        fields[key] = value
+    try:
+        return PTQOptions(**fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise UserError(f"--quant {err['loc'][0]}: {err['msg']}") from None
+
+
 def _simulate(model: Path, preset, config, sets, timing_only, inputs, seed, shapes, outputs=False,
-              op=None, values=None):  # fmt: skip
+              op=None, values=None, precision=None, calibration=None, calib_n=0,
+              quant=None):  # fmt: skip
     from ndpsim.api import SimOptions, simulate
+    from ndpsim.precision.spec import expand_rule_args
 
     if not model.exists():
         raise UserError(f"model file not found: {model}")
@@ -88,10 +123,14 @@ def _simulate(model: Path, preset, config, sets, timing_only, inputs, seed, shap
     opts = SimOptions(
         timing_only=timing_only,
         inputs=str(inputs) if inputs else None,
+        calibration=str(calibration) if calibration else None,
+        calibration_samples=max(0, calib_n),
         seed=seed,
         input_shapes=_parse_shapes(shapes),
         input_values=_parse_values(values),
         include_outputs=outputs,
+        precision=tuple(expand_rule_args(precision)),
+        ptq=_ptq(quant),
     )
     return simulate(model, hw, opts)
 
@@ -117,16 +156,22 @@ def simulate(
     budget_weights: Annotated[str | None, typer.Option(help="weight budget: 64KiB, 1MB")] = None,
     budget_activations: Annotated[str | None, typer.Option(help="activation budget")] = None,
     input_value: Values = None,
+    precision: Precision = None,
+    calibration: Calib = None,
+    calibration_samples: CalibN = 0,
+    quant: Quant = None,
     debug: Debug = False,
 ) -> None:
     """Simulate MODEL: latency, energy, memory traffic and agreement with onnxruntime;
-    always-on power (--rate) and memory budgets (--budget*)."""
+    always-on power (--rate), memory budgets (--budget*), per-layer precision (--precision)."""
     _DEBUG["on"] = debug
     from ndpsim.report.extras import extras
     from ndpsim.report.text import summary
 
     report = _simulate(model, preset, config, set_, timing_only, inputs, seed, input_shape,
-                       op=operating_point, values=input_value)  # fmt: skip
+                       op=operating_point, values=input_value, precision=precision,
+                       calibration=calibration, calib_n=calibration_samples,
+                       quant=quant)  # fmt: skip
     report, text, ok = extras(report, rate, battery_mah, battery_v, budget, budget_weights,
                               budget_activations)  # fmt: skip
     typer.echo(summary(report) + text)
@@ -151,14 +196,15 @@ def profile(
     operating_point: OpPoint = None,
     input_value: Values = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="per-layer bar chart (.png)")] = None,
+    precision: Precision = None,
     debug: Debug = False,
 ) -> None:
-    """Per-layer table: cycles, bound, MACs, utilization, energy and traffic."""
+    """Per-layer table: cycles, bound, bits, MACs, utilization, energy and traffic."""
     _DEBUG["on"] = debug
     from ndpsim.report.text import layer_table, summary
 
     report = _simulate(model, preset, config, set_, timing_only, None, 0, input_shape,
-                       op=operating_point, values=input_value)  # fmt: skip
+                       op=operating_point, values=input_value, precision=precision)  # fmt: skip
     typer.echo(layer_table(report))
     typer.echo("")
     typer.echo(summary(report))
@@ -234,6 +280,60 @@ def trace(
     spans = sum(1 for e in data["traceEvents"] if e["ph"] == "X")
     typer.echo(f"trace of {report.latency_us:,.2f} us ({spans} spans) written to {out}; "
                "open it in ui.perfetto.dev or chrome://tracing")  # fmt: skip
+
+
+@app.command()
+def precision(
+    model: Annotated[Path, typer.Argument(help="float ONNX model file")],
+    preset: Preset = None,
+    config: Config = None,
+    set_: Sets = None,
+    bits: Annotated[str, typer.Option(help="bit widths to try, e.g. 8,4,2")] = "8,4,2",
+    target_sqnr: Annotated[float | None, typer.Option("--target-sqnr", help="dB")] = None,
+    energy_budget_uj: Annotated[float | None, typer.Option("--energy-budget-uj")] = None,
+    save: Annotated[Path | None, typer.Option(help="write the suggestion (.yaml)")] = None,
+    inputs: Annotated[Path | None, typer.Option("--inputs", help=".npz of eval inputs")] = None,
+    eval_samples: Annotated[int, typer.Option(help="seeded random eval inputs")] = 4,
+    seed: Annotated[int, typer.Option(help="seed of the random inputs")] = 0,
+    calibration: Calib = None,
+    calibration_samples: CalibN = 8,
+    quant: Quant = None,
+    operating_point: OpPoint = None,
+    input_shape: Shapes = None,
+    debug: Debug = False,
+) -> None:
+    """Per-layer precision sensitivity (output SQNR, latency and energy for each layer and
+    bit width) and a suggested assignment under --target-sqnr or --energy-budget-uj."""
+    _DEBUG["on"] = debug
+    from ndpsim.api import SimOptions
+    from ndpsim.precision import sensitivity as S
+    from ndpsim.precision.spec import rules_text
+
+    if not model.exists():
+        raise UserError(f"model file not found: {model}")
+    if target_sqnr is not None and energy_budget_uj is not None:
+        raise UserError("give either --target-sqnr or --energy-budget-uj, not both")
+    try:
+        widths = sorted({int(b) for b in bits.split(",")}, reverse=True)
+    except ValueError:
+        raise UserError(f"--bits expects a list like 8,4,2, got {bits!r}") from None
+    if eval_samples < 1:
+        raise UserError("--eval-samples must be at least 1")
+    hw = _hardware(preset, config, set_, operating_point)
+    opts = SimOptions(inputs=str(inputs) if inputs else None, seed=seed,
+                      calibration=str(calibration) if calibration else None,
+                      calibration_samples=max(0, calibration_samples),
+                      input_shapes=_parse_shapes(input_shape), ptq=_ptq(quant))  # fmt: skip
+    ev = S.Evaluator(model, hw, opts, eval_samples)
+    n = len(S.candidates(ev, widths))
+    with typer.progressbar(length=n, label="layers x bits", file=sys.stderr) as bar:
+        base, rows = S.sensitivity(ev, widths, bar.update)
+    with typer.progressbar(length=len(rows), label="suggestion  ", file=sys.stderr) as bar:
+        sug = S.suggest(ev, base, rows, target_sqnr, energy_budget_uj, bar.update)
+    typer.echo(S.render(str(model), hw, base, rows, sug))
+    if save:
+        save.write_text(rules_text(sug.rules))
+        typer.echo(f"precision spec written to {save} (ndpsim simulate MODEL --precision {save})")
 
 
 @app.command()

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ndpsim.errors import ConfigError
+from ndpsim.precision.spec import check_precision_rules
 
 _PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -48,9 +49,22 @@ class HardwareConfig(BaseModel):
     macro_weight_sets: int = Field(
         64, ge=1, le=65536, description="weight tiles a macro stores (one active at a time)"
     )
-    weight_bits: int = Field(8, ge=1, le=16)
-    activation_bits: int = Field(8, ge=2, le=16)
+    weight_bits: int = Field(8, ge=1, le=16, description="default weight precision of a layer")
+    activation_bits: int = Field(8, ge=2, le=16, description="default activation precision")
     accumulator_bits: int = Field(32, ge=16, le=48)
+    preactivation_bits: int = Field(
+        0,
+        ge=0,
+        le=32,
+        description="requantize MAC sums to this many bits before the "
+        "activation function (0: straight to the output bits; NDP120: 16)",
+    )
+    macro_column_bits: int = Field(
+        8, ge=1, le=16, description="bit-cell columns per output column (macro_cols counts those)"
+    )
+    precision: dict[str, str] = Field(
+        {}, description="per-layer precision: layer-name glob, op type or `default` -> `w4a8`"
+    )
     supported_weight_bits: tuple[int, ...] = (1, 2, 4, 8)
     supported_activation_bits: tuple[int, ...] = (4, 8, 16)
     supports_conv: bool = True
@@ -119,6 +133,7 @@ class HardwareConfig(BaseModel):
             raise ValueError(
                 f"activation_bits={self.activation_bits} not in supported_activation_bits"
             )
+        check_precision_rules(self.precision, self)
         if self.accumulator_entries_per_macro < self.macro_cols:
             raise ValueError("accumulator_entries_per_macro must hold at least one output vector")
         names = [p.name for p in self.operating_points]
@@ -145,9 +160,21 @@ class HardwareConfig(BaseModel):
         return self.total_macros * self.macro_rows * self.macro_cols / self.input_cycles_per_vector
 
     @property
+    def cell_columns(self) -> int:
+        """Bit-cell columns of one macro: each output column of macro_column_bits-bit weights
+        is that many bit cells wide (bit-sliced weights)."""
+        return self.macro_cols * self.macro_column_bits
+
+    def outputs_per_pass(self, weight_bits: int) -> int:
+        """Output columns one MVM pass produces with `weight_bits`-bit weights: one output
+        takes weight_bits bit-cell columns, so fewer bits give more outputs per pass."""
+        return self.cell_columns // weight_bits
+
+    @property
     def weight_capacity_bytes(self) -> int:
-        cells = self.total_macros * self.macro_rows * self.macro_cols * self.macro_weight_sets
-        return cells * self.weight_bits // 8
+        """Bytes of weight bit cells (at macro_column_bits-bit weights: cells x bits / 8)."""
+        cells = self.total_macros * self.macro_rows * self.cell_columns * self.macro_weight_sets
+        return cells // 8
 
     @property
     def layer_setup_total_cycles(self) -> int:
@@ -185,7 +212,7 @@ STRUCTURAL_FIELDS = frozenset(
     {
         "cores", "macros_per_core", "macro_rows", "macro_cols", "macro_weight_sets",
         "weight_bits", "activation_bits", "accumulator_bits", "supports_conv",
-        "accumulator_entries_per_macro", "sram_bytes",
+        "accumulator_entries_per_macro", "sram_bytes", "macro_column_bits", "precision",
     }
 )  # fmt: skip
 

@@ -87,6 +87,7 @@ def random_timing(rng: np.random.Generator) -> Timing:
         ext_mem_latency_cycles=int(rng.integers(0, 200)),
         instruction_issue_cycles=int(rng.integers(0, 4)),
         layer_setup_cycles=int(rng.integers(0, 40)),
+        column_bits=int(rng.choice([1, 4, 8])),
     )
 
 
@@ -125,8 +126,9 @@ def _out_size(n: int, k: int, stride: int, dil: int, pad0: int, pad1: int) -> in
 
 
 class _Gen:
-    def __init__(self, seed: int, float_mode: bool, size: int, empty_pool_windows: bool,
-                 wide: bool = False):
+    def __init__(
+        self, seed: int, float_mode: bool, size: int, empty_pool_windows: bool, wide: bool = False
+    ):
         self.rng = np.random.default_rng(seed)
         self.float_mode = float_mode
         self.wide = wide
@@ -207,6 +209,15 @@ class _Gen:
             return {"act": int(act), "act_p0": self.fp(r.uniform(0.0, 0.5)), "act_p1": 0}
         # NONE / RELU: the parameter slots are not read, point them anywhere valid.
         return {"act": int(act), "act_p0": self.fp(0.0), "act_p1": self.fp(1.0)}
+
+    def preact(self) -> dict[str, int]:
+        """A pre-activation stage (pre_max > 0) on half the conv descriptors: 16 bits, or
+        narrow ones that often saturate."""
+        r = self.rng
+        if r.random() < 0.5:
+            return {"pre_max": 0, "pre_r": self.fp(1.0)}
+        bits = int(r.choice([4, 8, 16]))
+        return {"pre_max": (1 << (bits - 1)) - 1, "pre_r": self.fp(2.0 ** -int(r.integers(0, 9)))}
 
     # --- instructions ------------------------------------------------------------------
     def unit(self, cls: Unit) -> int:
@@ -299,6 +310,7 @@ class _Gen:
             **self.act(),
             acc_min=acc_min,
             acc_max=acc_max,
+            **self.preact(),
         )
         # Tiles: groups per tile (block-diagonal when > 1), a k-fold and a cout-fold.
         gpt = int(r.integers(-(-groups // 2), groups + 1))

@@ -52,7 +52,7 @@ def schedule(text: str, timing: core.Timing = T, n_units: int = 4, n_tokens: int
 
 
 def test_single_mvm():
-    start, end, cnt, busy = schedule("MVM a2=10 cols=64 a_bits=8")
+    start, end, cnt, busy = schedule("MVM a2=10 cols=64 a_bits=8 w_bits=8")
     # 10 vectors x ceil(8 bits / 1 bit per cycle) x ceil(64 cols / 64 per cycle) + 4 pipeline
     assert end == [10 * 8 * 1 + 4] == [84]
     assert start == [0] and busy[0] == 84
@@ -62,20 +62,25 @@ def test_single_mvm():
 
 def test_mvm_readout_and_input_bits():
     # 100 columns read out 64 per cycle: ceil(100/64) = 2 readout cycles per input cycle
-    assert schedule("MVM a2=10 cols=100 a_bits=8")[1] == [10 * 8 * 2 + 4]
+    assert schedule("MVM a2=10 cols=100 a_bits=8 w_bits=8")[1] == [10 * 8 * 2 + 4]
     # 3 input bits per cycle: ceil(8/3) = 3 input cycles per vector
-    assert schedule("MVM a2=10 cols=64 a_bits=8", T._replace(input_bits_per_cycle=3))[1] == [
-        10 * 3 * 1 + 4
-    ]
+    assert schedule("MVM a2=10 cols=64 a_bits=8 w_bits=8", T._replace(input_bits_per_cycle=3))[
+        1
+    ] == [10 * 3 * 1 + 4]
     # 4-bit activations take half the input cycles of 8-bit ones
-    assert schedule("MVM a2=10 cols=64 a_bits=4")[1] == [10 * 4 * 1 + 4]
+    assert schedule("MVM a2=10 cols=64 a_bits=4 w_bits=8")[1] == [10 * 4 * 1 + 4]
     # zero columns still take one readout cycle per input cycle: max(1, ceil(0/64))
-    assert schedule("MVM a2=10 cols=0 a_bits=8")[1] == [10 * 8 * 1 + 4]
+    assert schedule("MVM a2=10 cols=0 a_bits=8 w_bits=8")[1] == [10 * 8 * 1 + 4]
+    # bit-sliced weights: 100 outputs of 4-bit weights are 400 cell columns, read out
+    # 64 columns x 8 bits = 512 per cycle: ceil(400/512) = 1 readout cycle (8-bit: 2)
+    assert schedule("MVM a2=10 cols=100 a_bits=8 w_bits=4")[1] == [10 * 8 * 1 + 4]
+    # 200 outputs of 4-bit weights: ceil(800/512) = 2
+    assert schedule("MVM a2=10 cols=200 a_bits=8 w_bits=4")[1] == [10 * 8 * 2 + 4]
 
 
 def test_mvms_on_different_macros_run_in_parallel():
     start, end, _, busy = schedule(
-        "MVM unit=0 a2=10 cols=64 a_bits=8\nMVM unit=1 a2=5 cols=64 a_bits=8"
+        "MVM unit=0 a2=10 cols=64 a_bits=8 w_bits=8\nMVM unit=1 a2=5 cols=64 a_bits=8 w_bits=8"
     )
     assert start == [0, 0]
     assert max(end) == max(10 * 8 + 4, 5 * 8 + 4) == 84  # makespan = the longer one
@@ -84,7 +89,7 @@ def test_mvms_on_different_macros_run_in_parallel():
 
 def test_same_unit_runs_in_order():
     start, end, _, busy = schedule(
-        "MVM unit=0 a2=10 cols=64 a_bits=8\nMVM unit=0 a2=5 cols=64 a_bits=8"
+        "MVM unit=0 a2=10 cols=64 a_bits=8 w_bits=8\nMVM unit=0 a2=5 cols=64 a_bits=8 w_bits=8"
     )
     assert start == [0, 84]
     assert end == [84, 84 + (5 * 8 + 4)] == [84, 128]  # makespan = the sum
@@ -93,7 +98,7 @@ def test_same_unit_runs_in_order():
 
 def test_wait_on_token_delays_start_until_signaler_ends():
     start, end, _, _ = schedule(
-        "MVM unit=0 a2=10 cols=64 a_bits=8 signal=0\nELTWISE unit=1 work=32 wait0=0"
+        "MVM unit=0 a2=10 cols=64 a_bits=8 w_bits=8 signal=0\nELTWISE unit=1 work=32 wait0=0"
     )
     # the vector op waits for token 0 (ready at 84), then ceil(32/16) x 1 + 2 cycles
     assert start == [0, 84]
@@ -102,8 +107,8 @@ def test_wait_on_token_delays_start_until_signaler_ends():
 
 def test_token_with_two_signalers_is_ready_when_both_finished():
     start, _, _, _ = schedule(
-        "MVM unit=0 a2=10 cols=64 a_bits=8 signal=1\n"
-        "MVM unit=1 a2=20 cols=64 a_bits=8 signal=1\n"
+        "MVM unit=0 a2=10 cols=64 a_bits=8 w_bits=8 signal=1\n"
+        "MVM unit=1 a2=20 cols=64 a_bits=8 w_bits=8 signal=1\n"
         "NOP unit=2 wait2=1"
     )
     assert start[2] == max(10 * 8 + 4, 20 * 8 + 4) == 164
@@ -113,15 +118,15 @@ def test_waits_see_only_earlier_signalers():
     # Token 0 is signaled only by a later instruction: the waiter does not wait for it.
     # Token 3 is never signaled: ready at cycle 0.
     start, _, _, _ = schedule(
-        "NOP unit=1 wait0=0 wait1=3\nMVM unit=0 a2=10 cols=64 a_bits=8 signal=0"
+        "NOP unit=1 wait0=0 wait1=3\nMVM unit=0 a2=10 cols=64 a_bits=8 w_bits=8 signal=0"
     )
     assert start == [0, 0]
 
 
 def test_max_of_three_waits():
     start, _, _, _ = schedule(
-        "MVM unit=0 a2=1 cols=1 a_bits=8 signal=0\n"
-        "MVM unit=1 a2=2 cols=1 a_bits=8 signal=1\n"
+        "MVM unit=0 a2=1 cols=1 a_bits=8 w_bits=8 signal=0\n"
+        "MVM unit=1 a2=2 cols=1 a_bits=8 w_bits=8 signal=1\n"
         "LOAD_W unit=2 bytes_in=10 signal=2\n"
         "NOP unit=3 wait0=0 wait1=1 wait2=2"
     )
@@ -137,21 +142,23 @@ def test_instruction_issue_delays_dispatch():
     # On one unit the later of (i x issue, unit free) wins: the second MVM waits for the unit,
     # the third NOP on another unit only for its issue slot.
     start, end, _, _ = schedule(
-        "MVM unit=0 a2=10 cols=64 a_bits=8\nMVM unit=0 a2=1 cols=64 a_bits=8\nNOP unit=1", t
+        "MVM unit=0 a2=10 cols=64 a_bits=8 w_bits=8\n"
+        "MVM unit=0 a2=1 cols=64 a_bits=8 w_bits=8\nNOP unit=1",
+        t,
     )
     assert start == [0, max(1 * 5, 84), 2 * 5] == [0, 84, 10]
     assert end[1] == 84 + (1 * 8 + 4)
 
 
 def test_sram_bandwidth_bound_mvm():
-    _, end, cnt, _ = schedule("MVM a2=1 cols=64 a_bits=8 bytes_in=1000")
+    _, end, cnt, _ = schedule("MVM a2=1 cols=64 a_bits=8 w_bits=8 bytes_in=1000")
     # compute 1*8*1 + 4 = 12 cycles; SRAM ceil(1000 / 8 bytes per cycle) = 125
     assert end == [max(1 * 8 + 4, -(-1000 // 8))] == [125]
     assert cnt[Counter.MACRO_BUSY_CYCLES] == 125
     assert cnt[Counter.MACRO_COMPUTE_CYCLES] == 12  # the compute-bound part only
     # a fractional bandwidth: ceil(100 / 3.5) = ceil(28.57) = 29
     _, end, _, _ = schedule(
-        "MVM a2=1 cols=64 a_bits=8 bytes_in=100", T._replace(sram_bytes_per_cycle=3.5)
+        "MVM a2=1 cols=64 a_bits=8 w_bits=8 bytes_in=100", T._replace(sram_bytes_per_cycle=3.5)
     )
     assert end == [29]
 
@@ -199,7 +206,7 @@ def test_softmax_per_element_factor():
 
 
 def test_nop_takes_no_time():
-    start, end, cnt, _ = schedule("MVM unit=0 a2=10 cols=64 a_bits=8\nNOP unit=0")
+    start, end, cnt, _ = schedule("MVM unit=0 a2=10 cols=64 a_bits=8 w_bits=8\nNOP unit=0")
     assert start[1] == end[1] == 84  # it waits for the unit, then takes 0 cycles
     assert cnt[Counter.INSTRUCTIONS] == 2
 
@@ -209,8 +216,8 @@ def test_double_buffering_overlaps_load_and_compute():
     text = """
         LOAD_W unit=2 bytes_in=100 signal=0
         LOAD_W unit=2 bytes_in=100 signal=1
-        MVM unit=0 a2=10 cols=64 a_bits=8 wait0=0
-        MVM unit=0 a2=10 cols=64 a_bits=8 wait0=1
+        MVM unit=0 a2=10 cols=64 a_bits=8 w_bits=8 wait0=0
+        MVM unit=0 a2=10 cols=64 a_bits=8 w_bits=8 wait0=1
     """
     start, end, _, _ = schedule(text)
     load = 50 + 100 // 2  # 100 cycles each, back to back on the DMA unit

@@ -15,7 +15,7 @@ import dataclasses
 import numpy as np
 
 from ndpsim.config import HardwareConfig
-from ndpsim.errors import UnsupportedOpError
+from ndpsim.errors import ConfigError, UnsupportedOpError
 from ndpsim.ir import Graph, Node
 from ndpsim.isa import Opcode, Unit
 from ndpsim.lower import vector as V
@@ -26,6 +26,7 @@ from ndpsim.lower.passes import activation_of, run_passes
 from ndpsim.lower.program import Binding, Builder, Layer, Placement, Program
 from ndpsim.lower.tiling import geometry, tiles_for
 from ndpsim.ops import SUPPORTED_OPS
+from ndpsim.precision.spec import Bits, LayerRef, parse_rules, resolve
 
 MAC_OPS = frozenset({"Conv", "Gemm", "MatMul"})
 _ACT_OPS = frozenset({"Relu", "Clip", "LeakyRelu"})
@@ -75,6 +76,54 @@ def _check_supported(g: Graph, hw: HardwareConfig) -> None:
             )
 
 
+def layer_bits(g: Graph, hw: HardwareConfig, precision: list[str] | None) -> dict[str, Bits]:
+    """Bits of every layer (graph inputs as `input:NAME`, op type `Input`): the hardware's
+    `precision` section, then `precision` rules. An imported quantized model brings its own
+    (8-bit) precision, which must still be one the hardware supports."""
+    refs = [LayerRef(f"input:{v}", "Input", "io") for v in g.inputs]
+    refs += [
+        LayerRef(n.name, n.op_type, "mac" if n.op_type in MAC_OPS else "vector") for n in g.nodes
+    ]
+    rules = parse_rules(hw.precision, "precision") + parse_rules(precision, "--precision")
+    if g.quant is not None:
+        if rules:
+            raise ConfigError(
+                f"{rules[0].source}: the model is already quantized (8-bit, its own scales); "
+                "per-layer precision applies to float models"
+            )
+        hw8 = hw.with_(weight_bits=8, activation_bits=8) if _supports_8(hw) else None
+        if hw8 is None:
+            raise ConfigError(
+                f"the model is quantized to 8 bits; hardware {hw.name!r} supports weight bits "
+                f"{list(hw.supported_weight_bits)}, activation bits "
+                f"{list(hw.supported_activation_bits)}"
+            )
+        return resolve(refs, [], hw8)
+    return resolve(refs, rules, hw)
+
+
+def _supports_8(hw: HardwareConfig) -> bool:
+    return 8 in hw.supported_weight_bits and 8 in hw.supported_activation_bits
+
+
+def value_bits(g: Graph, bits: dict[str, Bits]) -> dict[str, int]:
+    """Bits of every stored value: a layer writes its outputs at its `a` bits, graph inputs
+    at their `input:` row's, and a constant read as an activation at its first reader's.
+    Aliases (Reshape, ...) share their source's buffer and bits."""
+    out = {v: bits[f"input:{v}"].a for v in g.inputs}
+    for node in g.nodes:
+        for v in node.inputs:
+            if v in g.constants and v not in out:
+                out[v] = bits[node.name].a
+        for v in node.outputs:
+            if v:
+                src = node.inputs[0] if node.op_type in ALIAS_OPS else None
+                out[v] = out[src] if src is not None else bits[node.name].a
+    for v in g.tensors:  # values nothing stores (unused constants): any width
+        out.setdefault(v, 8)
+    return out
+
+
 def _setup(b: Builder, unit: int, li: int, ins: list[Placement]) -> list[Placement]:
     """The layer's setup NOP (a0 = 1: it lasts layer_setup_cycles) after all its inputs are
     ready; the layer's instructions then wait on the setup (copies: other readers do not)."""
@@ -89,11 +138,13 @@ def _setup(b: Builder, unit: int, li: int, ins: list[Placement]) -> list[Placeme
     return [dataclasses.replace(p, token=tok) for p in ins]
 
 
-def lower(graph: Graph, hw: HardwareConfig) -> Program:
-    """Lower a graph onto `hw`. Structure only: quantization parameters are filled by `bind`."""
+def lower(graph: Graph, hw: HardwareConfig, precision: list[str] | None = None) -> Program:
+    """Lower a graph onto `hw`. Structure only: quantization parameters are filled by `bind`.
+    `precision`: `PATTERN=BITS` rules applied over the hardware's own `precision` section."""
     g = run_passes(graph)
     _check_supported(g, hw)
-    a_bits, w_bits = hw.activation_bits, hw.weight_bits
+    bits = layer_bits(g, hw, precision)
+    vbits = value_bits(g, bits)
     # -- values: aliases share their source's buffer; constants read as activations get one
     root: dict[str, str] = {}
     for node in g.nodes:
@@ -105,13 +156,16 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
         ins = _value_inputs(g, node)
         const_acts += [v for v in ins if v in g.constants and v not in const_acts]
         order.append((node.name, ins, [o for o in node.outputs if o]))
-    nbytes = {v: (t.size * a_bits + 7) // 8 for v, t in g.tensors.items()}
+    nbytes = {v: (t.size * vbits[root.get(v, v)] + 7) // 8 for v, t in g.tensors.items()}
     pinned = list(g.inputs) + const_acts
     mem = plan_memory(order, nbytes, root, pinned, list(g.outputs), hw.sram_bytes)
     # -- MAC geometry, tiles, weight placement
     mac_nodes = [n for n in g.nodes if n.op_type in MAC_OPS]
     geoms = {n.name: geometry(g, n) for n in mac_nodes}
-    col_tiles = {n.name: tiles_for(geoms[n.name], hw.macro_rows, hw.macro_cols) for n in mac_nodes}
+    col_tiles = {  # a pass yields fewer outputs the more bits a weight takes (bit-sliced cells)
+        n.name: tiles_for(geoms[n.name], hw.macro_rows, hw.outputs_per_pass(bits[n.name].w))
+        for n in mac_nodes
+    }
     # MAC nodes applying the same weight matrix (a recurrent layer's steps) share its tiles:
     # the weights are placed once and every use runs on the macros that hold them
     weight_key = {n.name: _weight_key(n, geoms[n.name]) for n in mac_nodes}
@@ -137,11 +191,13 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
         r = root.get(v, v)
         if r not in placements:
             t = g.tensors[r]
-            placements[r] = Placement(addr, t.shape, a_bits, mem.on_chip.get(r, True))
+            placements[r] = Placement(addr, t.shape, vbits[r], mem.on_chip.get(r, True))
             addr += max(1, t.size)
         if v != r and v not in placements:
             src = placements[r]
-            placements[v] = Placement(src.addr, g.tensors[v].shape, a_bits, src.on_chip, src.token)
+            placements[v] = Placement(
+                src.addr, g.tensors[v].shape, src.bits, src.on_chip, src.token
+            )
         return placements[v]
 
     layers: list[Layer] = []
@@ -153,7 +209,7 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
     for v in g.inputs:
         li = len(layers)
         layers.append(
-            Layer(f"input:{v}", "Input", "io", a_bits=a_bits, output_shape=g.tensors[v].shape)
+            Layer(f"input:{v}", "Input", "io", a_bits=vbits[v], output_shape=g.tensors[v].shape)
         )
         p = place(v)
         p.token = b.token()
@@ -169,7 +225,7 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
             "vector",
             fused=(act[0],) if act else (),
             w_bits=0,
-            a_bits=a_bits,
+            a_bits=vbits[root.get(node.outputs[0], node.outputs[0])],
             peak_activation_bytes=mem.live_bytes_at[i],
             output_shape=g.tensors[node.outputs[0]].shape,
         )
@@ -182,6 +238,7 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
             continue
         ins = [place(v) for v in _value_inputs(g, node)]
         y = place(node.outputs[0])
+        layer.in_bits = ins[0].bits
         # spilled inputs come back through the DMA before the layer reads them
         for p in ins:
             if not p.on_chip:
@@ -189,10 +246,11 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
                 b.emit(Opcode.LOAD_A, dma, li, bytes_in=p.nbytes, wait0=p.token, signal=tok)
                 p.token = tok
         ins = _setup(b, vec_units[li % hw.cores], li, ins)
-        ctx = V.VecContext(b, vec_units[li % hw.cores], dma, li, _VECTOR_CHUNK, a_bits)
+        ctx = V.VecContext(b, vec_units[li % hw.cores], dma, li, _VECTOR_CHUNK, y.bits)
         op = node.op_type
         if op in MAC_OPS:
             geom = geoms[node.name]
+            w_bits = bits[node.name].w
             layer.kind, layer.w_bits, layer.macs = "mac", w_bits, geom.macs
             layer.params = geom.cout * geom.k_g + (geom.cout if geom.bias else 0)
             mctx = MacContext(
@@ -200,7 +258,7 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
                 hw.macros_per_core,
                 hw.total_macros,
                 hw.accumulator_entries_per_macro,
-                hw.accumulator_bits,
+                bits[node.name].acc,
                 vec_units,
                 dma,
                 slot_tokens,
@@ -221,7 +279,6 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
                     y,
                     act,
                     w_bits,
-                    a_bits,
                     node.inputs,
                     node.outputs[0],
                 )
@@ -263,7 +320,7 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
             bindings += VO.emit_pad_mirror(ctx, g, node, ins[0], y)
         elif op == "Pad":
             fill_name = f"{node.name}.pad_value"
-            fp = Placement(addr, (1,), a_bits)
+            fp = Placement(addr, (1,), y.bits)
             addr += 1
             placements[fill_name] = fp
             bindings.append(Binding("pad_value", -1, node.name, (fill_name,), node.outputs[0]))
@@ -295,10 +352,10 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
                 yo.token = tok
     for v in g.outputs:
         li = len(layers)
-        layers.append(
-            Layer(f"output:{v}", "Output", "io", a_bits=a_bits, output_shape=g.tensors[v].shape)
-        )
         p = place(v)
+        layers.append(
+            Layer(f"output:{v}", "Output", "io", a_bits=p.bits, output_shape=g.tensors[v].shape)
+        )
         b.emit(Opcode.HOST_OUT, dma, li, bytes_out=p.nbytes, wait0=p.token)
     acc_size = max([geoms[n].cout * geoms[n].pixels for n in geoms] or [1])
     weight_bytes = sum(layer.weight_bytes for layer in layers)

@@ -51,7 +51,6 @@ def emit_mac(
     y: Placement,
     act: tuple | None,
     w_bits: int,
-    a_bits: int,
     inputs: tuple[str, ...],
     output: str,
 ) -> Binding:
@@ -93,6 +92,7 @@ def emit_mac(
         scale_base=scale_base,
         acc_min=-acc_max - 1,
         acc_max=acc_max,
+        pre_r=b.fslots(1),  # bind sets pre_max when the machine has a pre-activation stage
         **act_fields(b, act),
     )
     cols_max = max(t.cols for t in flat)
@@ -151,9 +151,9 @@ def emit_mac(
                     rows=t.rows,
                     cols=t.cols,
                     w_bits=w_bits,
-                    a_bits=a_bits,
+                    a_bits=x.bits,  # fed bit-serially at the input value's precision
                     work=n * t.macs_per_vector,
-                    bytes_in=input_bytes_for_block(geom, t, p0, n, a_bits),
+                    bytes_in=input_bytes_for_block(geom, t, p0, n, x.bits),
                     wait0=in_tok,
                     wait1=load_tok.get(i, -1),
                     wait2=rq_tok.get((ct_i, blk - 2), -1),
@@ -177,9 +177,9 @@ def emit_mac(
                 a1=p0,
                 a2=n,
                 rows=nch,
-                a_bits=a_bits,
+                a_bits=y.bits,
                 work=nch * n,
-                bytes_out=(nch * n * a_bits + 7) // 8,
+                bytes_out=(nch * n * y.bits + 7) // 8,
                 wait0=grp[ct_i],
                 signal=rq,
             )

@@ -145,6 +145,17 @@ def activation_of(g: Graph, node: Node) -> tuple | None:
     return None
 
 
+def _fusable_quantized(g: Graph, src: Node, act: Node) -> bool:
+    """In an imported quantized model an activation joins its producer only where that is
+    exact: no requantization between them (the value in between has the output's scale and
+    zero point, or none), and a producer whose kernel applies activations (onnxruntime's
+    QLinearAdd and average pools, which ndpsim reproduces, have no activation stage)."""
+    if src.op_type not in _MAC_OPS | {"MaxPool", "Transpose"}:
+        return False
+    mid = g.quant.tensors.get(act.inputs[0])
+    return mid is None or mid == g.quant.tensors.get(act.outputs[0])
+
+
 def fuse_activations(g: Graph) -> Graph:
     """Relu / Clip / LeakyRelu directly after a MAC, element-wise or pooling op whose only
     consumer they are run in the producer's output stage (the vector unit's requantizer)."""
@@ -160,6 +171,8 @@ def fuse_activations(g: Graph) -> Graph:
             continue
         src = replaced.get(src.name, src)
         if "fused_act" in src.attrs or _single_consumer(g, node.inputs[0]) is not node:
+            continue
+        if g.quant is not None and not _fusable_quantized(g, src, node):
             continue
         replaced[src.name] = src.with_(outputs=node.outputs, attrs={**src.attrs, "fused_act": act})
         removed.add(node.name)

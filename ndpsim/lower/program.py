@@ -27,7 +27,8 @@ class Layer:
     folds_cout: int = 0
     weights_resident: bool = True
     w_bits: int = 0
-    a_bits: int = 0
+    a_bits: int = 0  # bits of the values the layer writes
+    in_bits: int = 0  # bits of its (first) input: a MAC layer feeds them bit-serially
     peak_activation_bytes: int = 0
     output_shape: tuple[int, ...] = ()
 

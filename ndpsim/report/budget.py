@@ -75,7 +75,7 @@ def check(
     """Check `report`'s memory against the budgets (default: the part's capacities)."""
     w_budget = weight_budget if weight_budget is not None else hw.weight_capacity_bytes
     a_budget = activation_budget if activation_budget is not None else hw.sram_bytes
-    tile_bytes = hw.macro_rows * hw.macro_cols * hw.weight_bits // 8
+    tile_bytes = hw.macro_rows * hw.cell_columns // 8
     layers = [
         LayerMemory(
             name=lay.name,

@@ -25,16 +25,19 @@ def _layer_spans(program: Program, res: RunResult) -> tuple[np.ndarray, np.ndarr
     return first, last
 
 
-def _macro_cells(program: Program, hw: HardwareConfig) -> np.ndarray:
-    """Per layer: macro vectors x rows x cols offered (the denominator of utilization)."""
-    mvm = program.instrs["op"] == Opcode.MVM
-    offered = np.zeros(len(program.layers), dtype=np.float64)
-    np.add.at(
-        offered,
-        program.instrs["layer"][mvm],
-        program.instrs["a2"][mvm].astype(np.float64) * hw.macro_rows * hw.macro_cols,
-    )
-    return offered
+def _macro_cells(program: Program, hw: HardwareConfig) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per layer: useful weight-bit cells (MACs x w_bits) and bit cells offered (vectors x
+    rows x cell columns), the two sides of utilization; and the whole model's useful
+    bit-cell input cycles (MACs x w_bits x input cycles)."""
+    ins = program.instrs[program.instrs["op"] == Opcode.MVM]
+    f64 = np.float64
+    used = np.zeros(len(program.layers), dtype=f64)
+    offered = np.zeros(len(program.layers), dtype=f64)
+    in_cycles = np.ceil(ins["a_bits"].astype(f64) / hw.input_bits_per_cycle)
+    np.add.at(used, ins["layer"], ins["work"].astype(f64) * ins["w_bits"])
+    np.add.at(offered, ins["layer"], ins["a2"].astype(f64) * hw.macro_rows * hw.cell_columns)
+    busy = float(np.sum(ins["work"].astype(f64) * ins["w_bits"] * in_cycles))
+    return used, offered, busy
 
 
 def _bound(cnt: np.ndarray, kind: str) -> str:
@@ -64,7 +67,7 @@ def build_report(
     dyn = dynamic_pj(res.counters, hw)
     first, last = _layer_spans(program, res)
     span = last - first
-    offered = _macro_cells(program, hw)
+    used, offered, used_bit_cycles = _macro_cells(program, hw)
     layers = []
     for i, lay in enumerate(program.layers if with_layers else ()):
         cnt = res.counters[i]
@@ -88,7 +91,7 @@ def build_report(
                 folds_k=lay.folds_k,
                 folds_cout=lay.folds_cout,
                 weights_resident=lay.weights_resident,
-                macro_utilization=float(cnt[C.MACS] / offered[i]) if offered[i] else 0.0,
+                macro_utilization=float(used[i] / offered[i]) if offered[i] else 0.0,
                 macro_busy_cycles=int(cnt[C.MACRO_BUSY_CYCLES]),
                 vector_busy_cycles=int(cnt[C.VECTOR_BUSY_CYCLES]),
                 dma_busy_cycles=int(cnt[C.DMA_BUSY_CYCLES]),
@@ -102,6 +105,7 @@ def build_report(
                 output_shape=list(lay.output_shape),
                 w_bits=lay.w_bits,
                 a_bits=lay.a_bits,
+                in_bits=lay.in_bits,
             )
         )
     total = res.counters.sum(axis=0)
@@ -114,7 +118,8 @@ def build_report(
         for name, busy in zip(program.unit_names, res.unit_busy, strict=True)
     }
     macs = int(total[C.MACS])
-    peak = hw.peak_macs_per_cycle
+    # bit cells x input cycles used / offered: MACs / (peak x cycles) at the default bits
+    offered_bit_cycles = hw.total_macros * hw.macro_rows * hw.cell_columns * cycles
     return SimulationReport(
         ndpsim_version=__version__,
         model=model,
@@ -139,7 +144,7 @@ def build_report(
             "host": int(total[C.HOST_BYTES]),
         },
         utilization=util,
-        macro_utilization=macs / (peak * cycles) if cycles else 0.0,
+        macro_utilization=used_bit_cycles / offered_bit_cycles if cycles else 0.0,
         macs=macs,
         params=sum(lay.params for lay in program.layers),
         weight_bytes=program.weight_bytes,

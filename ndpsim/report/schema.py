@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-SCHEMA_VERSION = 2  # 2: always_on, budget; energy component "clock"
+SCHEMA_VERSION = 3  # 2: always_on, budget; energy component "clock"; 3: layer in_bits
 
 
 class _Model(BaseModel):
@@ -27,7 +27,7 @@ class LayerReport(_Model):
     folds_k: int
     folds_cout: int
     weights_resident: bool
-    macro_utilization: float  # useful MACs / (vectors x rows x cols of the macros used)
+    macro_utilization: float  # useful weight-bit cells / (vectors x rows x cell columns used)
     macro_busy_cycles: int
     vector_busy_cycles: int
     dma_busy_cycles: int
@@ -39,8 +39,9 @@ class LayerReport(_Model):
     ext_write_bytes: int
     peak_activation_bytes: int
     output_shape: list[int]
-    w_bits: int
-    a_bits: int
+    w_bits: int  # weight bits (MAC layers; 0 otherwise)
+    a_bits: int  # bits of the activations the layer writes
+    in_bits: int = 0  # bits of its input (a MAC layer feeds them bit-serially)
 
 
 class Agreement(_Model):
@@ -69,7 +70,7 @@ class SimulationReport(_Model):
     static_power_mw: float
     traffic_bytes: dict[str, int]
     utilization: dict[str, float]  # busy fraction per unit instance
-    macro_utilization: float  # useful MACs / (peak MACs per cycle x latency)
+    macro_utilization: float  # useful bit-cell cycles / (all macros' bit cells x latency)
     macs: int
     params: int
     weight_bytes: int

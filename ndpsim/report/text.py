@@ -12,13 +12,22 @@ def _si_bytes(n: int) -> str:
     return f"{n} B"
 
 
+def _mixed(r: SimulationReport) -> str:
+    """' (mixed: w4a8 x3, w8a8 x2)' when MAC layers run at different bits."""
+    mac = [f"w{x.w_bits}a{x.a_bits}" for x in r.layers if x.kind == "mac"]
+    kinds = sorted(set(mac))
+    if len(kinds) < 2 and not r.hardware.get("precision"):
+        return ""
+    return " (per layer: " + ", ".join(f"{k} x{mac.count(k)}" for k in kinds) + ")"
+
+
 def summary(r: SimulationReport) -> str:
     hw = r.hardware
     lines = [
         f"model     {r.model}",
         f"hardware  {hw['name']} ({r.config_id}): {hw['cores']} core(s) x {hw['macros_per_core']} "
         f"macros of {hw['macro_rows']}x{hw['macro_cols']}, "
-        f"w{hw['weight_bits']}a{hw['activation_bits']}, "
+        f"w{hw['weight_bits']}a{hw['activation_bits']}{_mixed(r)}, "
         f"{r.clock_mhz:g} MHz @ {r.voltage_v:g} V",
         f"mode      {r.mode}",
         "",
@@ -56,21 +65,23 @@ def summary(r: SimulationReport) -> str:
 
 def layer_table(r: SimulationReport) -> str:
     head = (
-        f"{'layer':<28} {'op':<18} {'cycles':>9} {'start':>9} {'bound':<8} {'MACs':>11} "
+        f"{'layer':<28} {'op':<18} {'w/a bits':>8} {'cycles':>9} {'start':>9} {'bound':<8} "
+        f"{'MACs':>11} "
         f"{'util%':>6} {'tiles':>5} {'energy nJ':>10} {'SRAM B':>9} {'ext B':>8}"
     )
     rows = [head, "-" * len(head)]
     for lay in r.layers:
         op = lay.op_type + ("+" + "+".join(lay.fused) if lay.fused else "")
+        bits = (f"w{lay.w_bits}" if lay.w_bits else "") + (f"a{lay.a_bits}" if lay.a_bits else "")
         rows.append(
-            f"{lay.name[:28]:<28} {op[:18]:<18} {lay.cycles:>9,} {lay.start_cycle:>9,} "
+            f"{lay.name[:28]:<28} {op[:18]:<18} {bits:>8} {lay.cycles:>9,} {lay.start_cycle:>9,} "
             f"{lay.bound:<8} {lay.macs:>11,} {100 * lay.macro_utilization:>6.1f} {lay.tiles:>5} "
             f"{1000 * lay.energy_uj:>10.2f} {lay.sram_read_bytes + lay.sram_write_bytes:>9,} "
             f"{lay.ext_read_bytes + lay.ext_write_bytes:>8,}"
         )
     rows.append("-" * len(head))
     rows.append(
-        f"{'total':<28} {'':<18} {r.latency_cycles:>9,} {'':>9} {'':<8} {r.macs:>11,} "
+        f"{'total':<28} {'':<18} {'':>8} {r.latency_cycles:>9,} {'':>9} {'':<8} {r.macs:>11,} "
         f"{100 * r.macro_utilization:>6.1f} {'':>5} {1000 * r.energy_uj:>10.2f}"
     )
     return "\n".join(rows)

@@ -42,7 +42,13 @@ class QParams:
 @dataclass
 class QuantPlan:
     tensors: dict[str, QParams]  # every value the program stores (aliases share their source)
-    weight_bits: int
+    # weights are quantized at their layer's w_bits (Program.layers), per output channel or
+    # with one scale per tensor
+    per_channel_weights: bool = True
+    # MAC sums are first requantized to this many bits (at the output's range, with
+    # preactivation_bits - a_bits more fractional bits), then activated and requantized to
+    # the output (NDP120's 16-bit pre-activation); 0, or >= the output's bits: one step
+    preactivation_bits: int = 0
     # the quantized model's own weights and biases (frontend.quantized.ModelQuant): bind uses
     # them as they are and reproduces onnxruntime's quantized kernels (sim/ort_bind.py)
     model: Any = None
@@ -76,15 +82,20 @@ def _act_params(program: Program, kind: str, row: int, node_attrs, fparams, sy: 
         fparams[p0] = act[1]
 
 
-def _quantize_weights(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-output-channel symmetric quantization: returns (integer-valued weights, scale per row).
-    One bit is binary: sign(w) x mean|w| per channel (the two levels a 1-bit cell holds)."""
+def _quantize_weights(
+    w: np.ndarray, bits: int, per_channel: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric quantization with one scale per output channel (row) or one for the whole
+    tensor: returns (integer-valued weights, scale per row). One bit is binary: sign(w) x mean|w|
+    (the two levels a 1-bit cell holds)."""
+    axis = 1 if per_channel else None
     if bits == 1:
-        scale = np.abs(w).mean(axis=1)
+        scale = np.broadcast_to(np.abs(w).mean(axis=axis), (w.shape[0],))
         scale = np.where(scale > 0, scale, 1.0)
         return np.where(w >= 0, 1, -1).astype(np.int64), scale
     qmax = (1 << (bits - 1)) - 1
-    amax = np.maximum(w.max(axis=1), -w.min(axis=1))
+    amax = np.maximum(w.max(axis=axis), -w.min(axis=axis))  # max |w| without an |w| copy
+    amax = np.broadcast_to(amax, (w.shape[0],))
     scale = np.where(amax > 0, amax / qmax, 1.0)
     q = w / scale[:, None]  # in place from here on: weights can be tens of millions
     np.rint(q, out=q)
@@ -103,6 +114,7 @@ def bind(program: Program, plan: QuantPlan | None) -> Params:
     ort = None if float_mode or plan.model is None else OrtBinder(program, plan, desc)
     weights = np.zeros(program.weight_size, dtype=ftype)
     mem = np.zeros(program.mem_size, dtype=ftype)
+    w_bits = {lay.name: lay.w_bits for lay in program.layers if lay.kind == "mac"}
 
     def q(name: str) -> QParams:
         return QParams(1.0, 0, 0, 0) if float_mode else plan.tensors[name]
@@ -143,12 +155,20 @@ def bind(program: Program, plan: QuantPlan | None) -> Params:
             elif ort is not None:
                 ort.conv(bd, node, geom, x, y, weights, fparams)
             else:
-                wq, sw = _quantize_weights(w, plan.weight_bits)
+                wq, sw = _quantize_weights(w, w_bits[node.name], plan.per_channel_weights)
                 weights[s["w_base"] : s["w_base"] + n] = wq.reshape(-1)
                 if bias is not None:
                     bq = np.clip(np.rint(bias / (x.scale * sw)), -(2**31), 2**31 - 1)
                     weights[s["bias_base"] : s["bias_base"] + geom.cout] = bq
-                fparams[s["scale_base"] : s["scale_base"] + geom.cout] = x.scale * sw / y.scale
+                out_bits = program.placements[bd.output].bits
+                pre = plan.preactivation_bits
+                step = 2.0 ** (out_bits - pre) if pre > out_bits else 1.0  # s_pre / s_y
+                fparams[s["scale_base"] : s["scale_base"] + geom.cout] = (
+                    x.scale * sw / (y.scale * step)
+                )
+                if pre > out_bits:
+                    fparams[program.desc[bd.desc, DESC_FIELDS["conv"]["pre_r"]]] = step
+                    _set(desc, bd.desc, "conv", pre_max=(1 << (pre - 1)) - 1)
             _set(
                 desc,
                 bd.desc,

@@ -163,3 +163,4 @@ FN_LUT_BASE, FN_LUT_SIZE = FN["lut_base"], FN["lut_size"]
 FN_LUT_LO, FN_LUT_INV_STEP = FN["lut_lo"], FN["lut_inv_step"]
 F_SIGMOID, F_TANH, F_HSIG = int(FuncKind.SIGMOID), int(FuncKind.TANH), int(FuncKind.HARD_SIGMOID)
 F_HSWISH, F_SQRT, F_POW = int(FuncKind.HARD_SWISH), int(FuncKind.SQRT), int(FuncKind.POW)
+CV_PMAX, CV_PR = CV["pre_max"], CV["pre_r"]

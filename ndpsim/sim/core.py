@@ -19,8 +19,8 @@ from ndpsim.sim import kernels_vector
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 from ndpsim.sim.kernels_mac import CHANNEL_BLOCK, mvm
 
-ISA_DIGEST = "fc7904078c72472f"
-KERNELS_DIGEST = "dce30bed303f799a"
+ISA_DIGEST = "dda3867cb26692b4"
+KERNELS_DIGEST = "eff64cdc8fb4d958"
 
 
 class Timing(NamedTuple):
@@ -37,6 +37,7 @@ class Timing(NamedTuple):
     ext_mem_latency_cycles: int
     instruction_issue_cycles: int
     layer_setup_cycles: int = 0  # a setup NOP (a0 = 1): per-layer configuration time
+    column_bits: int = 8  # bit-cell columns behind one readout column (macro_column_bits)
 
 
 @njit(cache=True)
@@ -87,6 +88,8 @@ def _requant(d, c0, nc, p0, n, mem, weights, acc, fparams, float_mode):
     osc, osy, osx = d[CV_OSC], d[CV_OSY], d[CV_OSX]
     act, ap0, ap1 = d[CV_ACT], d[CV_AP0], d[CV_AP1]
     zp, qmin, qmax = d[CV_OZ], d[CV_QMIN], d[CV_QMAX]
+    pmax = d[CV_PMAX]
+    pre_r = fparams[d[CV_PR]] if pmax > 0 and not float_mode else np.float32(1)
     for c in range(c0, c0 + nc):
         scale = fparams[d[CV_SB] + c]
         bias = weights[bb + c] if bb >= 0 else weights[0] * 0
@@ -99,6 +102,9 @@ def _requant(d, c0, nc, p0, n, mem, weights, acc, fparams, float_mode):
             if bb >= 0:
                 v += bias
             f = np.float32(v) * scale
+            if pmax > 0 and not float_mode:  # pre-activation stage (NDP120: 16 bits)
+                t = min(max(np.rint(f), -pmax - 1), pmax)
+                f = np.float32(t) * pre_r
             f = _activate(f, act, ap0, ap1, fparams)
             _store(mem, out + c * osc + oy * osy + ox * osx, f, zp, qmin, qmax, float_mode)
             ox += 1
@@ -364,7 +370,9 @@ def _duration(ins, t):
     op = ins["op"]
     if op == OP_MVM:
         in_cyc = _ceil_div(np.int64(ins["a_bits"]), t.input_bits_per_cycle)
-        readout = max(1, _ceil_div(np.int64(ins["cols"]), t.readout_columns_per_cycle))
+        # bit-sliced weights: cols outputs of w_bits each occupy cols * w_bits cell columns
+        cell_cols = np.int64(ins["cols"]) * np.int64(ins["w_bits"])
+        readout = max(1, _ceil_div(cell_cols, t.readout_columns_per_cycle * t.column_bits))
         compute = np.int64(ins["a2"]) * in_cyc * readout + t.macro_pipeline_cycles
         sram = np.int64(np.ceil(ins["bytes_in"] / t.sram_bytes_per_cycle))
         return max(compute, sram), compute

@@ -22,7 +22,7 @@ from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-ISA_DIGEST = "fc7904078c72472f"
+ISA_DIGEST = "dda3867cb26692b4"
 
 _INT32_MAX = 2147483647
 CHANNEL_BLOCK = 4  # output channels computed side by side

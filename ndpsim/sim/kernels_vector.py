@@ -17,7 +17,7 @@ from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-ISA_DIGEST = "fc7904078c72472f"
+ISA_DIGEST = "dda3867cb26692b4"
 
 
 @njit(cache=True)

@@ -4,6 +4,7 @@ value the program stores, no calibration."""
 from __future__ import annotations
 
 from ndpsim.errors import UnsupportedOpError
+from ndpsim.lower.memory import ALIAS_OPS
 from ndpsim.lower.program import Program
 from ndpsim.sim.bind import QParams, QuantPlan
 
@@ -37,6 +38,14 @@ def model_plan(program: Program) -> QuantPlan:
             return QParams(tq.scale, tq.zero_point + 128, 0, 255)
         return QParams(tq.scale, tq.zero_point, tq.qmin, tq.qmax)
 
+    for node in g.nodes:  # an alias shares its input's buffer: it cannot requantize it
+        if node.op_type in ALIAS_OPS and node.outputs[0] in q.tensors:
+            src, out = params(node.inputs[0]), params(node.outputs[0])
+            if src is not None and src != out:
+                raise UnsupportedOpError(
+                    f"{node.op_type} {node.name!r} changes its input's scale or zero point "
+                    "(a requantizing reshape); quantize its input and output alike"
+                )
     tensors: dict[str, QParams] = {}
     pad_fill = {bd.inputs[0]: bd.output for bd in program.bindings if bd.kind == "pad_value"}
     for name in program.placements:
@@ -51,4 +60,4 @@ def model_plan(program: Program) -> QuantPlan:
         tensors[name] = p
     for fill, out in pad_fill.items():
         tensors[fill] = tensors[out]
-    return QuantPlan(tensors, 8, model=q)
+    return QuantPlan(tensors, model=q)

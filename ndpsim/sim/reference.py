@@ -111,6 +111,10 @@ def _requant(d, c0, nc, p0, n, mem, weights, acc, fparams, float_mode):
             if d[CV["bias_base"]] >= 0:
                 v = v + weights[d[CV["bias_base"]] + c]
             f = _F32(v) * scale
+            pre_max = int(d[CV["pre_max"]])
+            if pre_max > 0 and not float_mode:  # the rounded, saturated pre-activation
+                t = min(max(float(np.rint(f)), -pre_max - 1), pre_max)
+                f = _F32(t) * fparams[d[CV["pre_r"]]]
             f = _activate(f, d[CV["act"]], d[CV["act_p0"]], d[CV["act_p1"]], fparams)
             oy, ox = divmod(p, ow)
             addr = (
@@ -331,7 +335,8 @@ def duration(ins, t: Timing) -> tuple[int, int]:
     op = Opcode(int(ins["op"]))
     if op == Opcode.MVM:
         in_cycles = math.ceil(int(ins["a_bits"]) / t.input_bits_per_cycle)
-        readout = max(1, math.ceil(int(ins["cols"]) / t.readout_columns_per_cycle))
+        cell_cols = int(ins["cols"]) * int(ins["w_bits"])  # bit-sliced weights
+        readout = max(1, math.ceil(cell_cols / (t.readout_columns_per_cycle * t.column_bits)))
         compute = int(ins["a2"]) * in_cycles * readout + t.macro_pipeline_cycles
         return max(compute, math.ceil(int(ins["bytes_in"]) / t.sram_bytes_per_cycle)), compute
     if op in _VECTOR_OPS:

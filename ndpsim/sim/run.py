@@ -26,6 +26,7 @@ def timing_of(hw: HardwareConfig) -> core.Timing:
         ext_mem_latency_cycles=int(hw.ext_mem_latency_cycles),
         instruction_issue_cycles=int(hw.instruction_issue_cycles),
         layer_setup_cycles=int(hw.layer_setup_total_cycles),
+        column_bits=int(hw.macro_column_bits),
     )
 
 

@@ -44,7 +44,7 @@ def _arrow_type(annotation: Any) -> pa.DataType:
         return pa.float64()
     if typing.get_origin(annotation) is tuple:
         return pa.list_(_arrow_type(typing.get_args(annotation)[0]))
-    return pa.string()  # str and Literal[str, ...]
+    return pa.string()  # str, Literal[str, ...], and mappings as sorted JSON (config_row)
 
 
 def _config_column(field: str) -> str:
@@ -121,7 +121,10 @@ REPORT_MAPPED = frozenset(
 
 
 def config_row(hw: HardwareConfig) -> dict[str, Any]:
-    row = {_config_column(k): v for k, v in hw}
+    row = {
+        _config_column(k): json.dumps(v, sort_keys=True) if isinstance(v, dict) else v
+        for k, v in hw
+    }
     row.update({d: getattr(hw, d) for d in DERIVED})
     return row
 

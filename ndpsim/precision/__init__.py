@@ -1,0 +1,2 @@
+"""Precision: per-layer bit specs (spec.py) and the sensitivity analysis behind
+`ndpsim precision` (sensitivity.py)."""
