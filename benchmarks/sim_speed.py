@@ -97,14 +97,26 @@ def cli_median_s(args: list[str], repeats: int) -> float:
     cmd = cli_executable() + args
 
     def once() -> None:
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                       env=os.environ.copy())
+        subprocess.run(
+            cmd,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=os.environ.copy(),
+        )
 
     return median_s(once, repeats)
 
 
-def measure(name: str, source: Path | bytes, hw: HardwareConfig, preset: str, repeats: int,
-            cli_repeats: int, heavy_repeats: int) -> Row:
+def measure(
+    name: str,
+    source: Path | bytes,
+    hw: HardwareConfig,
+    preset: str,
+    repeats: int,
+    cli_repeats: int,
+    heavy_repeats: int,
+) -> Row:
     """All figures of one model. `heavy_repeats` replaces `repeats` for full and integer-only
     runs of the large model, which take seconds each."""
     row = Row(name)
@@ -114,7 +126,8 @@ def measure(name: str, source: Path | bytes, hw: HardwareConfig, preset: str, re
     graph = load_model(source)
     row.lower_ms = 1e3 * median_s(lambda: lower(graph, hw), repeats)
     row.timing_ms = 1e3 * median_s(
-        lambda: simulate(graph, hw, SimOptions(timing_only=True)), repeats)
+        lambda: simulate(graph, hw, SimOptions(timing_only=True)), repeats
+    )
 
     n_full = repeats if name != LARGE else heavy_repeats
     full_opts = SimOptions(timing_only=False, seed=0, compare_reference=False)
@@ -123,13 +136,16 @@ def measure(name: str, source: Path | bytes, hw: HardwareConfig, preset: str, re
     program = lower(graph, hw)
     inputs = random_inputs(graph, 0)  # the input `simulate` draws with seed 0
     plan = calibrate(program, hw, [inputs])
-    row.int_ms = 1e3 * median_s(lambda: run(program, hw, bind(program, plan), inputs, plan),
-                                n_full)
+    row.int_ms = 1e3 * median_s(lambda: run(program, hw, bind(program, plan), inputs, plan), n_full)
 
     sess = ort_session(model_bytes)
     if sess is not None:
-        feed = {i.name: inputs[i.name].reshape(i.shape) if all(isinstance(d, int) for d in i.shape)
-                else inputs[i.name] for i in sess.get_inputs()}
+        feed = {
+            i.name: inputs[i.name].reshape(i.shape)
+            if all(isinstance(d, int) for d in i.shape)
+            else inputs[i.name]
+            for i in sess.get_inputs()
+        }
         row.ort_ms = 1e3 * median_s(lambda: sess.run(None, feed), repeats)
 
     if isinstance(source, Path):
@@ -188,18 +204,41 @@ def machine_info() -> list[str]:
     ]
 
 
-def render(rows: list[Row], preset: str, repeats: int, cli_repeats: int,
-           heavy_repeats: int) -> str:
-    head = ["model", "import ms", "lower ms", "timing ms", "full ms", "int-only ms",
-            "CLI timing s", "CLI full s", "ort ms", "full/ort"]
-    body = [[r.model, fmt(r.import_ms), fmt(r.lower_ms), fmt(r.timing_ms, 2), fmt(r.full_ms),
-             fmt(r.int_ms), fmt(r.cli_timing_s, 2), fmt(r.cli_full_s, 2), fmt(r.ort_ms, 2),
-             "-" if r.ratio is None else f"{r.ratio:.1f}x"] for r in rows]
+def render(rows: list[Row], preset: str, repeats: int, cli_repeats: int, heavy_repeats: int) -> str:
+    head = [
+        "model",
+        "import ms",
+        "lower ms",
+        "timing ms",
+        "full ms",
+        "int-only ms",
+        "CLI timing s",
+        "CLI full s",
+        "ort ms",
+        "full/ort",
+    ]
+    body = [
+        [
+            r.model,
+            fmt(r.import_ms),
+            fmt(r.lower_ms),
+            fmt(r.timing_ms, 2),
+            fmt(r.full_ms),
+            fmt(r.int_ms),
+            fmt(r.cli_timing_s, 2),
+            fmt(r.cli_full_s, 2),
+            fmt(r.ort_ms, 2),
+            "-" if r.ratio is None else f"{r.ratio:.1f}x",
+        ]
+        for r in rows
+    ]
     widths = [max(len(c[i]) for c in [head, *body]) for i in range(len(head))]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
 
     rule = "-" * len(line(head))
     out = [*machine_info(), f"preset: {preset}", "", line(head), rule, *map(line, body), rule]
@@ -237,8 +276,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="generic", help="hardware preset (default generic)")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per figure, >= 7")
     parser.add_argument("--cli-repeats", type=int, default=5, help="timed CLI runs, >= 5")
-    parser.add_argument("--heavy-repeats", type=int, default=3,
-                        help=f"timed full and import runs of {LARGE} (seconds each)")
+    parser.add_argument(
+        "--heavy-repeats",
+        type=int,
+        default=3,
+        help=f"timed full and import runs of {LARGE} (seconds each)",
+    )
     parser.add_argument("--skip-resnet50", action="store_true", help=f"leave out {LARGE}")
     args = parser.parse_args(argv)
     if args.repeats < 7 or args.cli_repeats < 5 or args.heavy_repeats < 1:
@@ -249,20 +292,40 @@ def main(argv: list[str] | None = None) -> int:
     stamp = source_stamp()
     rows = []
     for name in TINY:
-        rows.append(measure(name, MODELS_DIR / f"{name}.onnx", hw, args.preset, args.repeats,
-                            args.cli_repeats, args.heavy_repeats))
+        rows.append(
+            measure(
+                name,
+                MODELS_DIR / f"{name}.onnx",
+                hw,
+                args.preset,
+                args.repeats,
+                args.cli_repeats,
+                args.heavy_repeats,
+            )
+        )
         print(f"  measured {name} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     if not args.skip_resnet50:
         model_bytes = resnet50_like(seed=0).SerializeToString()
-        rows.append(measure(LARGE, model_bytes, hw, args.preset, args.repeats,
-                            args.cli_repeats, args.heavy_repeats))
+        rows.append(
+            measure(
+                LARGE,
+                model_bytes,
+                hw,
+                args.preset,
+                args.repeats,
+                args.cli_repeats,
+                args.heavy_repeats,
+            )
+        )
         print(f"  measured {LARGE} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     text = render(rows, args.preset, args.repeats, args.cli_repeats, args.heavy_repeats)
     print(text)
     print(f"benchmark wall time: {time.perf_counter() - t0:.0f} s")
     if source_stamp() != stamp:
-        print("WARNING: ndpsim sources changed during the run (numba recompiled, code differs); "
-              "run again")
+        print(
+            "WARNING: ndpsim sources changed during the run (numba recompiled, code differs); "
+            "run again"
+        )
     return 1 if "FAIL" in text else 0
 
 

@@ -24,8 +24,10 @@ def main() -> int:
         model = build(seed=SEED)
         path = MODELS_DIR / f"{name}.onnx"
         path.write_bytes(model.SerializeToString())
-        print(f"{path.name:28s} params={count_params(model):>9,d} macs={count_macs(model):>12,d} "
-              f"size_bytes={path.stat().st_size:>9,d}")
+        print(
+            f"{path.name:28s} params={count_params(model):>9,d} macs={count_macs(model):>12,d} "
+            f"size_bytes={path.stat().st_size:>9,d}"
+        )
     return 0
 
 

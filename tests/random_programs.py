@@ -54,9 +54,21 @@ class RandomProgram:
     def run(self, runner: Callable, timing: Timing | None = None, execute: bool = True):
         """(counters, unit_busy, start, end, mem, acc) after running on `runner`."""
         mem, acc = self.mem.copy(), self.acc.copy()
-        out = runner(self.instrs, self.desc, self.tiles, self.fparams, self.weights, mem, acc,
-                     timing or self.timing, self.n_units, self.n_tokens, self.n_layers, execute,
-                     self.float_mode)
+        out = runner(
+            self.instrs,
+            self.desc,
+            self.tiles,
+            self.fparams,
+            self.weights,
+            mem,
+            acc,
+            timing or self.timing,
+            self.n_units,
+            self.n_tokens,
+            self.n_layers,
+            execute,
+            self.float_mode,
+        )
         return (*out, mem, acc)
 
 
@@ -97,8 +109,11 @@ def _layout(rng, dims: list[int], broadcast_p: float = 0.0) -> tuple[list[int], 
 def _chunks(rng, total: int, max_chunks: int = 3) -> list[tuple[int, int]]:
     """Split range(total) into 1..max_chunks consecutive (first, count) pieces."""
     k = int(rng.integers(1, min(max_chunks, total) + 1))
-    cuts = sorted(int(c) for c in rng.choice(np.arange(1, total), k - 1, replace=False)) \
-        if k > 1 else []
+    cuts = (
+        sorted(int(c) for c in rng.choice(np.arange(1, total), k - 1, replace=False))
+        if k > 1
+        else []
+    )
     edges = [0, *cuts, total]
     return [(a, b - a) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
@@ -114,8 +129,11 @@ class _Gen:
         self.size = size
         self.empty_pool_windows = empty_pool_windows
         r = self.rng
-        classes = ([Unit.MACRO] * int(r.integers(1, 4)) + [Unit.VECTOR] * int(r.integers(1, 3))
-                   + [Unit.DMA] * int(r.integers(1, 3)))
+        classes = (
+            [Unit.MACRO] * int(r.integers(1, 4))
+            + [Unit.VECTOR] * int(r.integers(1, 3))
+            + [Unit.DMA] * int(r.integers(1, 3))
+        )
         classes = [classes[i] for i in r.permutation(len(classes))]
         self.units = {c: [i for i, k in enumerate(classes) if k == c] for c in Unit}
         self.b = Builder(classes, [f"{c.name.lower()}{i}" for i, c in enumerate(classes)])
@@ -196,8 +214,16 @@ class _Gen:
     def vector(self, op: Opcode, desc: int, total: int, per_item: int, b_in: int, b_out: int):
         """Instructions of a vector operation over `total` work items, in random chunks."""
         for a1, n in _chunks(self.rng, total):
-            self.emit(op, unit=self.unit(Unit.VECTOR), desc=desc, a1=a1, a2=n,
-                      work=n * per_item, bytes_in=n * b_in, bytes_out=n * b_out)
+            self.emit(
+                op,
+                unit=self.unit(Unit.VECTOR),
+                desc=desc,
+                a1=a1,
+                a2=n,
+                work=n * per_item,
+                bytes_in=n * b_in,
+                bytes_out=n * b_out,
+            )
 
     def conv(self) -> None:
         r = self.rng
@@ -233,13 +259,41 @@ class _Gen:
         in_base = self.source(in_span)
         out_base = self.alloc(out_span)
         d = self.b.descriptor(
-            "conv", in_base=in_base, in_sc=in_s[0], in_sy=in_s[1], in_sx=in_s[2], cin=cin, h=h,
-            w=w, out_base=out_base, out_sc=out_s[0], out_sy=out_s[1], out_sx=out_s[2],
-            cout=cout, oh=oh, ow=ow, kh=kh, kw=kw, stride_h=sh, stride_w=sw, dil_h=dh, dil_w=dw,
-            pad_top=pt, pad_left=pl, groups=groups, w_base=self.wslots(wv), acc_base=acc_base,
+            "conv",
+            in_base=in_base,
+            in_sc=in_s[0],
+            in_sy=in_s[1],
+            in_sx=in_s[2],
+            cin=cin,
+            h=h,
+            w=w,
+            out_base=out_base,
+            out_sc=out_s[0],
+            out_sy=out_s[1],
+            out_sx=out_s[2],
+            cout=cout,
+            oh=oh,
+            ow=ow,
+            kh=kh,
+            kw=kw,
+            stride_h=sh,
+            stride_w=sw,
+            dil_h=dh,
+            dil_w=dw,
+            pad_top=pt,
+            pad_left=pl,
+            groups=groups,
+            w_base=self.wslots(wv),
+            acc_base=acc_base,
             bias_base=self.wslots(bias) if r.random() < 0.7 else -1,
-            scale_base=self._scales(cout), in_zp=self.zp(),
-            out_zp=self.zp(), **self.quant(), **self.act(), acc_min=acc_min, acc_max=acc_max)
+            scale_base=self._scales(cout),
+            in_zp=self.zp(),
+            out_zp=self.zp(),
+            **self.quant(),
+            **self.act(),
+            acc_min=acc_min,
+            acc_max=acc_max,
+        )
         # Tiles: groups per tile (block-diagonal when > 1), a k-fold and a cout-fold.
         gpt = int(r.integers(-(-groups // 2), groups + 1))
         rows = int(r.integers(-(-k_g // 3), k_g + 1))
@@ -253,12 +307,32 @@ class _Gen:
         w_bits, a_bits = _ilist(r, 2, 1, 8)
         for p0, n in _chunks(r, npix, 2):
             for t, ng, nk, nc in tiles:
-                self.emit(Opcode.MVM, unit=self.unit(Unit.MACRO), desc=d, a0=t, a1=p0, a2=n,
-                          rows=ng * nk, cols=ng * nc, w_bits=w_bits, a_bits=a_bits,
-                          work=n * ng * nk * nc, bytes_in=n * ng * nk * a_bits // 8)
+                self.emit(
+                    Opcode.MVM,
+                    unit=self.unit(Unit.MACRO),
+                    desc=d,
+                    a0=t,
+                    a1=p0,
+                    a2=n,
+                    rows=ng * nk,
+                    cols=ng * nc,
+                    w_bits=w_bits,
+                    a_bits=a_bits,
+                    work=n * ng * nk * nc,
+                    bytes_in=n * ng * nk * a_bits // 8,
+                )
             for c0, nc in _chunks(r, cout, 2):
-                self.emit(Opcode.REQUANT, unit=self.unit(Unit.VECTOR), desc=d, a0=c0, a1=p0,
-                          a2=n, rows=nc, work=nc * n, bytes_out=nc * n)
+                self.emit(
+                    Opcode.REQUANT,
+                    unit=self.unit(Unit.VECTOR),
+                    desc=d,
+                    a0=c0,
+                    a1=p0,
+                    a2=n,
+                    rows=nc,
+                    work=nc * n,
+                    bytes_out=nc * n,
+                )
         self.regions.append((out_base, out_span))
 
     def _scales(self, n: int) -> int:
@@ -279,13 +353,23 @@ class _Gen:
         in_place = a_s == y_s and r.random() < 0.3
         y_base = a_base if in_place else self.alloc(y_span)
         d = self.b.descriptor(
-            "eltwise", kind=int(kind), a_base=a_base, b_base=b_base, y_base=y_base,
+            "eltwise",
+            kind=int(kind),
+            a_base=a_base,
+            b_base=b_base,
+            y_base=y_base,
             **{f"d{k}": v for k, v in enumerate(dims)},
             **{f"a_s{k}": v for k, v in enumerate(a_s)},
             **{f"b_s{k}": v for k, v in enumerate(b_s)},
             **{f"y_s{k}": v for k, v in enumerate(y_s)},
-            za=self.zp(), zb=self.zp(), zy=self.zp(), **self.quant(), ra=self.scale(),
-            rb=self.scale(), **self.act())
+            za=self.zp(),
+            zb=self.zp(),
+            zy=self.zp(),
+            **self.quant(),
+            ra=self.scale(),
+            rb=self.scale(),
+            **self.act(),
+        )
         self.vector(Opcode.ELTWISE, d, int(np.prod(dims)), 1, 2, 1)
         self.regions.append((y_base, y_span))
 
@@ -314,11 +398,36 @@ class _Gen:
         out_s, out_span = _layout(r, [c, oh, ow])
         out_base = self.alloc(out_span)
         d = self.b.descriptor(
-            "pool", kind=int(kind), in_base=self.source(in_span), in_sc=in_s[0], in_sy=in_s[1],
-            in_sx=in_s[2], c=c, h=h, w=w, out_base=out_base, out_sc=out_s[0],
-            out_sy=out_s[1], out_sx=out_s[2], oh=oh, ow=ow, kh=kh, kw=kw, stride_h=sh,
-            stride_w=sw, dil_h=dh, dil_w=dw, pad_top=pt, pad_left=pl, count_include_pad=cip,
-            zx=self.zp(), zy=self.zp(), **self.quant(), r=self.scale(), **self.act())
+            "pool",
+            kind=int(kind),
+            in_base=self.source(in_span),
+            in_sc=in_s[0],
+            in_sy=in_s[1],
+            in_sx=in_s[2],
+            c=c,
+            h=h,
+            w=w,
+            out_base=out_base,
+            out_sc=out_s[0],
+            out_sy=out_s[1],
+            out_sx=out_s[2],
+            oh=oh,
+            ow=ow,
+            kh=kh,
+            kw=kw,
+            stride_h=sh,
+            stride_w=sw,
+            dil_h=dh,
+            dil_w=dw,
+            pad_top=pt,
+            pad_left=pl,
+            count_include_pad=cip,
+            zx=self.zp(),
+            zy=self.zp(),
+            **self.quant(),
+            r=self.scale(),
+            **self.act(),
+        )
         self.vector(Opcode.POOL, d, c * oh * ow, kh * kw, kh * kw, 1)
         self.regions.append((out_base, out_span))
 
@@ -329,8 +438,18 @@ class _Gen:
         x_base = self.source(n)
         y_base = x_base if r.random() < 0.2 else self.alloc(n)
         d = self.b.descriptor(
-            "softmax", x_base=x_base, y_base=y_base, outer=outer, length=length, inner=inner,
-            zx=self.zp(), zy=self.zp(), **self.quant(), sx=self.scale(), sy=self.scale())
+            "softmax",
+            x_base=x_base,
+            y_base=y_base,
+            outer=outer,
+            length=length,
+            inner=inner,
+            zx=self.zp(),
+            zy=self.zp(),
+            **self.quant(),
+            sx=self.scale(),
+            sy=self.scale(),
+        )
         self.vector(Opcode.SOFTMAX, d, outer * inner, length, length, length)
         self.regions.append((y_base, n))
 
@@ -342,11 +461,18 @@ class _Gen:
         pad = int(r.integers(0, 4))  # the view sits inside a larger tensor (concat / pad)
         y_base = self.alloc(y_span + 2 * pad) + pad
         d = self.b.descriptor(
-            "copy", x_base=self.source(x_span), y_base=y_base,
+            "copy",
+            x_base=self.source(x_span),
+            y_base=y_base,
             **{f"d{k}": v for k, v in enumerate(dims)},
             **{f"x_s{k}": v for k, v in enumerate(x_s)},
             **{f"y_s{k}": v for k, v in enumerate(y_s)},
-            zx=self.zp(), zy=self.zp(), **self.quant(), r=self.scale(), **self.act())
+            zx=self.zp(),
+            zy=self.zp(),
+            **self.quant(),
+            r=self.scale(),
+            **self.act(),
+        )
         self.vector(Opcode.COPY, d, int(np.prod(dims)), 1, 1, 1)
         self.regions.append((y_base - pad, y_span + 2 * pad))
 
@@ -355,12 +481,20 @@ class _Gen:
         r = self.rng
         layer = int(r.integers(0, self.n_layers))
         if r.random() < 0.25:
-            return {"op": Opcode.NOP, "unit": int(r.integers(0, len(self.b.unit_class))),
-                    "layer": layer}
+            return {
+                "op": Opcode.NOP,
+                "unit": int(r.integers(0, len(self.b.unit_class))),
+                "layer": layer,
+            }
         op = _DMA_OPS[int(r.integers(0, len(_DMA_OPS)))]
         b_in, b_out = _ilist(r, 2, 0, 5000)
-        return {"op": op, "unit": self.unit(Unit.DMA), "layer": layer, "bytes_in": b_in,
-                "bytes_out": b_out}
+        return {
+            "op": op,
+            "unit": self.unit(Unit.DMA),
+            "layer": layer,
+            "bytes_in": b_in,
+            "bytes_out": b_out,
+        }
 
     # --- tokens and assembly -----------------------------------------------------------
     def program(self, seed: int, max_ops: int, kinds: tuple[str, ...]) -> RandomProgram:
@@ -376,32 +510,41 @@ class _Gen:
             self.ops.insert(int(r.integers(0, len(self.ops) + 1)), self.misc())
         signaled: list[int] = []
         for kw in self.ops:
-            waits = [int(r.choice(signaled)) if signaled and r.random() < 0.4 else -1
-                     for _ in range(3)]
+            waits = [
+                int(r.choice(signaled)) if signaled and r.random() < 0.4 else -1 for _ in range(3)
+            ]
             signal = -1
             if r.random() < 0.5:
-                signal = self.b.token() if not signaled or r.random() < 0.7 \
-                    else int(r.choice(signaled))
+                signal = (
+                    self.b.token() if not signaled or r.random() < 0.7 else int(r.choice(signaled))
+                )
                 signaled.append(signal)
-            self.b.emit(kw.pop("op"), **kw, wait0=waits[0], wait1=waits[1], wait2=waits[2],
-                        signal=signal)
+            self.b.emit(
+                kw.pop("op"), **kw, wait0=waits[0], wait1=waits[1], wait2=waits[2], signal=signal
+            )
         ftype = np.float32 if self.float_mode else np.int32
         return RandomProgram(
-            seed=seed, instrs=self.b.instructions(), desc=self.b.desc_table(),
+            seed=seed,
+            instrs=self.b.instructions(),
+            desc=self.b.desc_table(),
             tiles=self.b.tile_table(),
             fparams=np.array(self.fparams or [0.0], dtype=np.float32),
             weights=np.array(self.weights or [0], dtype=ftype),
             mem=np.array(self.mem or [0], dtype=ftype),
             acc=np.zeros(max(1, self.acc_size), dtype=np.float32 if self.float_mode else np.int64),
-            timing=random_timing(r), n_units=len(self.b.unit_class),
-            n_tokens=self.b.n_tokens + int(r.integers(0, 3)), n_layers=self.n_layers,
-            float_mode=self.float_mode)
+            timing=random_timing(r),
+            n_units=len(self.b.unit_class),
+            n_tokens=self.b.n_tokens + int(r.integers(0, 3)),
+            n_layers=self.n_layers,
+            float_mode=self.float_mode,
+        )
 
 
 def _has_empty_window(h, w, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl) -> bool:
     def empty(n_out, n_in, k, s, dil, pad):
-        return any(all(not 0 <= o * s - pad + i * dil < n_in for i in range(k))
-                   for o in range(n_out))
+        return any(
+            all(not 0 <= o * s - pad + i * dil < n_in for i in range(k)) for o in range(n_out)
+        )
 
     return empty(oh, h, kh, sh, dh, pt) or empty(ow, w, kw, sw, dw, pl)
 
@@ -409,9 +552,13 @@ def _has_empty_window(h, w, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl) -> bool:
 KINDS = ("conv", "eltwise", "pool", "softmax", "copy")
 
 
-def random_program(seed: int, float_mode: bool = False, size: int = 3,
-                   kinds: tuple[str, ...] = KINDS, empty_pool_windows: bool = True
-                   ) -> RandomProgram:
+def random_program(
+    seed: int,
+    float_mode: bool = False,
+    size: int = 3,
+    kinds: tuple[str, ...] = KINDS,
+    empty_pool_windows: bool = True,
+) -> RandomProgram:
     """A random valid program drawn from `seed`; `size` (1..4) scales tensor extents and the
     number of operations; `kinds` are the operations to draw from; `empty_pool_windows`
     allows pool windows that lie entirely in the padding."""

@@ -102,8 +102,21 @@ def _run_both(instrs, desc, mem, fparams, weights=None, acc=None, float_mode=Tru
     out = []
     for runner in (ref.run_program, core.run_program):
         m, a = mem.copy(), acc.copy()
-        runner(instrs, desc, np.array([[0, 1, 0, 3, 0, 1]], np.int64), fparams, weights, m, a,
-               random_timing(np.random.default_rng(0)), 1, 1, 1, True, float_mode)
+        runner(
+            instrs,
+            desc,
+            np.array([[0, 1, 0, 3, 0, 1]], np.int64),
+            fparams,
+            weights,
+            m,
+            a,
+            random_timing(np.random.default_rng(0)),
+            1,
+            1,
+            1,
+            True,
+            float_mode,
+        )
         out.append((m, a))
     return out
 
@@ -117,11 +130,33 @@ def _desc(desc_kind: str, /, **values: int) -> np.ndarray:
 
 def test_float_mvm_accumulates_in_float32():
     # acc = 1e8 + 1 - 1e8 over a 1x1 conv with cin=3, all weights 1: float32 gives 0.
-    desc = _desc("conv", in_sc=1, in_sy=1, in_sx=1, cin=3, h=1, w=1, cout=1, oh=1, ow=1, kh=1,
-                 kw=1, stride_h=1, stride_w=1, dil_h=1, dil_w=1, groups=1, bias_base=-1)
-    (_, want), (_, got) = _run_both(assemble("MVM a0=0 a1=0 a2=1 rows=3 cols=1"), desc,
-                                    np.array([1e8, 1.0, -1e8], np.float32), np.zeros(1, np.float32),
-                                    weights=np.ones(3, np.float32))
+    desc = _desc(
+        "conv",
+        in_sc=1,
+        in_sy=1,
+        in_sx=1,
+        cin=3,
+        h=1,
+        w=1,
+        cout=1,
+        oh=1,
+        ow=1,
+        kh=1,
+        kw=1,
+        stride_h=1,
+        stride_w=1,
+        dil_h=1,
+        dil_w=1,
+        groups=1,
+        bias_base=-1,
+    )
+    (_, want), (_, got) = _run_both(
+        assemble("MVM a0=0 a1=0 a2=1 rows=3 cols=1"),
+        desc,
+        np.array([1e8, 1.0, -1e8], np.float32),
+        np.zeros(1, np.float32),
+        weights=np.ones(3, np.float32),
+    )
     assert want[0] == 0.0
     assert _same(want, got)
 
@@ -129,16 +164,44 @@ def test_float_mvm_accumulates_in_float32():
 @pytest.mark.parametrize("kind,cip", [(0, 0), (1, 1)], ids=["max", "avg-count-pad"])
 @pytest.mark.parametrize("mem0", [-5.0, np.inf])
 def test_all_padding_pool_window_is_zero(kind, cip, mem0):
-    desc = _desc("pool", kind=kind, in_base=0, in_sc=1, in_sy=1, in_sx=1, c=1, h=1, w=1,
-                 out_base=1, out_sc=1, out_sy=1, out_sx=1, oh=1, ow=1, kh=1, kw=1, stride_h=1,
-                 stride_w=1, dil_h=1, dil_w=1, pad_top=1, count_include_pad=cip)
-    (want, _), (got, _) = _run_both(assemble("POOL a1=0 a2=1"), desc,
-                                    np.array([mem0, 7.0], np.float32), np.ones(1, np.float32))
+    desc = _desc(
+        "pool",
+        kind=kind,
+        in_base=0,
+        in_sc=1,
+        in_sy=1,
+        in_sx=1,
+        c=1,
+        h=1,
+        w=1,
+        out_base=1,
+        out_sc=1,
+        out_sy=1,
+        out_sx=1,
+        oh=1,
+        ow=1,
+        kh=1,
+        kw=1,
+        stride_h=1,
+        stride_w=1,
+        dil_h=1,
+        dil_w=1,
+        pad_top=1,
+        count_include_pad=cip,
+    )
+    (want, _), (got, _) = _run_both(
+        assemble("POOL a1=0 a2=1"), desc, np.array([mem0, 7.0], np.float32), np.ones(1, np.float32)
+    )
     assert _same(want, got)
 
 
 def test_huge_value_saturates_to_qmax():
     desc = _desc("copy", x_base=0, y_base=1, d0=1, d1=1, d2=1, d3=1, qmin=-128, qmax=127, r=0)
-    (want, _), (got, _) = _run_both(assemble("COPY a1=0 a2=1"), desc, np.array([1, 0], np.int32),
-                                    np.array([1e19], np.float32), float_mode=False)
+    (want, _), (got, _) = _run_both(
+        assemble("COPY a1=0 a2=1"),
+        desc,
+        np.array([1, 0], np.int32),
+        np.array([1e19], np.float32),
+        float_mode=False,
+    )
     assert want[1] == got[1] == 127

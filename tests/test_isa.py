@@ -82,8 +82,9 @@ def test_opcode_tables_match_toml():
 
 
 def test_descriptor_columns_match_toml():
-    assert isa.DESC_FIELDS == {k: {n: i for i, n in enumerate(v)}
-                               for k, v in TOML["descriptors"].items()}
+    assert isa.DESC_FIELDS == {
+        k: {n: i for i, n in enumerate(v)} for k, v in TOML["descriptors"].items()
+    }
     assert isa.DESC_WIDTH == max(len(v) for v in TOML["descriptors"].values())
 
 
@@ -121,8 +122,9 @@ def _random_instrs(rng: np.random.Generator, n: int) -> np.ndarray:
         info = np.iinfo(INSTR_DTYPE[name])
         values = rng.integers(info.min, info.max, n, dtype=np.int64, endpoint=True)
         # Defaults (0, -1) are what the disassembler leaves out: hit them often.
-        values = np.where(rng.random(n) < 0.3, rng.choice([0, -1] if info.min < 0 else [0], n),
-                          values)
+        values = np.where(
+            rng.random(n) < 0.3, rng.choice([0, -1] if info.min < 0 else [0], n), values
+        )
         instrs[name] = values
     instrs["op"] = rng.choice([int(o) for o in Opcode], n)
     return instrs
@@ -157,17 +159,21 @@ def test_assemble_defaults_comments_and_case():
     expected[1]["signal"], expected[1]["wait1"] = 2, 0
     assert p.tobytes() == expected.tobytes()
     assert disassemble(p) == "MVM a0=3 a2=10 rows=64\nNOP wait1=0 signal=2"
-    assert (empty_program(3)[["wait0", "wait1", "wait2", "signal"]].tolist()
-            == [(-1, -1, -1, -1)] * 3)
+    assert (
+        empty_program(3)[["wait0", "wait1", "wait2", "signal"]].tolist() == [(-1, -1, -1, -1)] * 3
+    )
 
 
-@pytest.mark.parametrize("text", [
-    "FROB a0=1",          # unknown opcode
-    "MVM bogus=1",        # unknown field
-    "MVM op=2",           # the opcode is not a field
-    "MVM a0",             # no value
-    "MVM a0=1\nLOAD a1=2",  # unknown opcode on line 2
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "FROB a0=1",  # unknown opcode
+        "MVM bogus=1",  # unknown field
+        "MVM op=2",  # the opcode is not a field
+        "MVM a0",  # no value
+        "MVM a0=1\nLOAD a1=2",  # unknown opcode on line 2
+    ],
+)
 def test_assemble_rejects_unknown_opcode_or_field(text):
     with pytest.raises(ValueError):
         assemble(text)
@@ -178,11 +184,24 @@ def test_assemble_rejects_unknown_opcode_or_field(text):
 
 def _alone(op: Opcode, runner) -> np.ndarray:
     """Counters of `op` run alone, with every count-bearing field non-zero (timing only)."""
-    ins = assemble(f"{op.name} a0=0 a1=0 a2=7 rows=3 cols=5 w_bits=4 a_bits=8 work=11 "
-                   "bytes_in=13 bytes_out=17")
-    counters, *_ = runner(ins, np.zeros((1, isa.DESC_WIDTH), np.int64), np.zeros((1, 6), np.int64),
-                          np.zeros(1, np.float32), np.zeros(1, np.int32), np.zeros(1, np.int32),
-                          np.zeros(1, np.int64), TIMING, 1, 1, 1, False, False)
+    ins = assemble(
+        f"{op.name} a0=0 a1=0 a2=7 rows=3 cols=5 w_bits=4 a_bits=8 work=11 bytes_in=13 bytes_out=17"
+    )
+    counters, *_ = runner(
+        ins,
+        np.zeros((1, isa.DESC_WIDTH), np.int64),
+        np.zeros((1, 6), np.int64),
+        np.zeros(1, np.float32),
+        np.zeros(1, np.int32),
+        np.zeros(1, np.int32),
+        np.zeros(1, np.int64),
+        TIMING,
+        1,
+        1,
+        1,
+        False,
+        False,
+    )
     return counters[0]
 
 

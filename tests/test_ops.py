@@ -100,8 +100,13 @@ CASES = {
         [1, 3, 4, 4],
         extra_inputs=[("z", [1, 1, 4, 4])],
     ),
-    "Sum": _model([N("Sum", ["x", "z", "c"], ["y"])], [1, 3, 4, 4], [1, 3, 4, 4],
-                  [_const("c", (3, 1, 1))], extra_inputs=[("z", [1, 1, 4, 4])]),
+    "Sum": _model(
+        [N("Sum", ["x", "z", "c"], ["y"])],
+        [1, 3, 4, 4],
+        [1, 3, 4, 4],
+        [_const("c", (3, 1, 1))],
+        extra_inputs=[("z", [1, 1, 4, 4])],
+    ),
     "MaxPool": _model(
         [N("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])],
         [1, 3, 9, 9],

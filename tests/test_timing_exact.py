@@ -29,9 +29,21 @@ def schedule(text: str, timing: core.Timing = T, n_units: int = 4, n_tokens: int
     """(start, end, counters of layer 0, unit_busy) of the program, timing only; the core and
     the reference must agree exactly."""
     instrs = assemble(text)
-    args = (instrs, np.zeros((1, DESC_WIDTH), np.int64), np.zeros((1, 6), np.int64),
-            np.zeros(1, np.float32), np.zeros(1, np.int32), np.zeros(1, np.int32),
-            np.zeros(1, np.int64), timing, n_units, n_tokens, 1, False, False)
+    args = (
+        instrs,
+        np.zeros((1, DESC_WIDTH), np.int64),
+        np.zeros((1, 6), np.int64),
+        np.zeros(1, np.float32),
+        np.zeros(1, np.int32),
+        np.zeros(1, np.int32),
+        np.zeros(1, np.int64),
+        timing,
+        n_units,
+        n_tokens,
+        1,
+        False,
+        False,
+    )
     c_cnt, c_busy, c_start, c_end = core.run_program(*args)
     r_cnt, r_busy, r_start, r_end = ref.run_program(*args)
     assert (c_cnt == r_cnt).all() and (c_busy == r_busy).all()
@@ -53,7 +65,8 @@ def test_mvm_readout_and_input_bits():
     assert schedule("MVM a2=10 cols=100 a_bits=8")[1] == [10 * 8 * 2 + 4]
     # 3 input bits per cycle: ceil(8/3) = 3 input cycles per vector
     assert schedule("MVM a2=10 cols=64 a_bits=8", T._replace(input_bits_per_cycle=3))[1] == [
-        10 * 3 * 1 + 4]
+        10 * 3 * 1 + 4
+    ]
     # 4-bit activations take half the input cycles of 8-bit ones
     assert schedule("MVM a2=10 cols=64 a_bits=4")[1] == [10 * 4 * 1 + 4]
     # zero columns still take one readout cycle per input cycle: max(1, ceil(0/64))
@@ -61,49 +74,57 @@ def test_mvm_readout_and_input_bits():
 
 
 def test_mvms_on_different_macros_run_in_parallel():
-    start, end, _, busy = schedule("MVM unit=0 a2=10 cols=64 a_bits=8\n"
-                                   "MVM unit=1 a2=5 cols=64 a_bits=8")
+    start, end, _, busy = schedule(
+        "MVM unit=0 a2=10 cols=64 a_bits=8\nMVM unit=1 a2=5 cols=64 a_bits=8"
+    )
     assert start == [0, 0]
     assert max(end) == max(10 * 8 + 4, 5 * 8 + 4) == 84  # makespan = the longer one
     assert busy[:2] == [84, 44]
 
 
 def test_same_unit_runs_in_order():
-    start, end, _, busy = schedule("MVM unit=0 a2=10 cols=64 a_bits=8\n"
-                                   "MVM unit=0 a2=5 cols=64 a_bits=8")
+    start, end, _, busy = schedule(
+        "MVM unit=0 a2=10 cols=64 a_bits=8\nMVM unit=0 a2=5 cols=64 a_bits=8"
+    )
     assert start == [0, 84]
     assert end == [84, 84 + (5 * 8 + 4)] == [84, 128]  # makespan = the sum
     assert busy[0] == 128
 
 
 def test_wait_on_token_delays_start_until_signaler_ends():
-    start, end, _, _ = schedule("MVM unit=0 a2=10 cols=64 a_bits=8 signal=0\n"
-                                "ELTWISE unit=1 work=32 wait0=0")
+    start, end, _, _ = schedule(
+        "MVM unit=0 a2=10 cols=64 a_bits=8 signal=0\nELTWISE unit=1 work=32 wait0=0"
+    )
     # the vector op waits for token 0 (ready at 84), then ceil(32/16) x 1 + 2 cycles
     assert start == [0, 84]
     assert end[1] == 84 + (32 // 16 * 1 + 2) == 88
 
 
 def test_token_with_two_signalers_is_ready_when_both_finished():
-    start, _, _, _ = schedule("MVM unit=0 a2=10 cols=64 a_bits=8 signal=1\n"
-                              "MVM unit=1 a2=20 cols=64 a_bits=8 signal=1\n"
-                              "NOP unit=2 wait2=1")
+    start, _, _, _ = schedule(
+        "MVM unit=0 a2=10 cols=64 a_bits=8 signal=1\n"
+        "MVM unit=1 a2=20 cols=64 a_bits=8 signal=1\n"
+        "NOP unit=2 wait2=1"
+    )
     assert start[2] == max(10 * 8 + 4, 20 * 8 + 4) == 164
 
 
 def test_waits_see_only_earlier_signalers():
     # Token 0 is signaled only by a later instruction: the waiter does not wait for it.
     # Token 3 is never signaled: ready at cycle 0.
-    start, _, _, _ = schedule("NOP unit=1 wait0=0 wait1=3\n"
-                              "MVM unit=0 a2=10 cols=64 a_bits=8 signal=0")
+    start, _, _, _ = schedule(
+        "NOP unit=1 wait0=0 wait1=3\nMVM unit=0 a2=10 cols=64 a_bits=8 signal=0"
+    )
     assert start == [0, 0]
 
 
 def test_max_of_three_waits():
-    start, _, _, _ = schedule("MVM unit=0 a2=1 cols=1 a_bits=8 signal=0\n"
-                              "MVM unit=1 a2=2 cols=1 a_bits=8 signal=1\n"
-                              "LOAD_W unit=2 bytes_in=10 signal=2\n"
-                              "NOP unit=3 wait0=0 wait1=1 wait2=2")
+    start, _, _, _ = schedule(
+        "MVM unit=0 a2=1 cols=1 a_bits=8 signal=0\n"
+        "MVM unit=1 a2=2 cols=1 a_bits=8 signal=1\n"
+        "LOAD_W unit=2 bytes_in=10 signal=2\n"
+        "NOP unit=3 wait0=0 wait1=1 wait2=2"
+    )
     # max(1*8+4, 2*8+4, 50 + ceil(10/2))
     assert start[3] == max(1 * 8 + 4, 2 * 8 + 4, 50 + 5) == 55
 
@@ -115,9 +136,9 @@ def test_instruction_issue_delays_dispatch():
     assert start == [0 * 5, 1 * 5, 2 * 5]
     # On one unit the later of (i x issue, unit free) wins: the second MVM waits for the unit,
     # the third NOP on another unit only for its issue slot.
-    start, end, _, _ = schedule("MVM unit=0 a2=10 cols=64 a_bits=8\n"
-                                "MVM unit=0 a2=1 cols=64 a_bits=8\n"
-                                "NOP unit=1", t)
+    start, end, _, _ = schedule(
+        "MVM unit=0 a2=10 cols=64 a_bits=8\nMVM unit=0 a2=1 cols=64 a_bits=8\nNOP unit=1", t
+    )
     assert start == [0, max(1 * 5, 84), 2 * 5] == [0, 84, 10]
     assert end[1] == 84 + (1 * 8 + 4)
 
@@ -129,8 +150,9 @@ def test_sram_bandwidth_bound_mvm():
     assert cnt[Counter.MACRO_BUSY_CYCLES] == 125
     assert cnt[Counter.MACRO_COMPUTE_CYCLES] == 12  # the compute-bound part only
     # a fractional bandwidth: ceil(100 / 3.5) = ceil(28.57) = 29
-    _, end, _, _ = schedule("MVM a2=1 cols=64 a_bits=8 bytes_in=100",
-                            T._replace(sram_bytes_per_cycle=3.5))
+    _, end, _, _ = schedule(
+        "MVM a2=1 cols=64 a_bits=8 bytes_in=100", T._replace(sram_bytes_per_cycle=3.5)
+    )
     assert end == [29]
 
 
@@ -147,7 +169,8 @@ def test_dma_spill_and_host_transfers():
     assert schedule("STORE_A unit=2 bytes_out=7")[1] == [50 + 4]
     # LOAD_A with a quarter-byte-per-cycle link: 50 + ceil(3 / 0.25) = 62
     assert schedule("LOAD_A unit=2 bytes_in=3", T._replace(ext_mem_bytes_per_cycle=0.25))[1] == [
-        50 + 12]
+        50 + 12
+    ]
     # the host writes through SRAM: ceil(100 / 8) = 13, no external latency
     assert schedule("HOST_IN unit=2 bytes_in=100")[1] == [13]
     assert schedule("HOST_OUT unit=2 bytes_out=17")[1] == [3]  # ceil(17 / 8)

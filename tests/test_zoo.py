@@ -25,8 +25,10 @@ EXPECTED: dict[str, tuple[int, int]] = {
     "ad_fc_autoencoder": (265_864, 264_192),
 }
 OUTPUT_SHAPES = {
-    "kws_dscnn": (1, 12), "vww_mobilenetv1_025": (1, 2),
-    "ic_resnet8": (1, 10), "ad_fc_autoencoder": (1, 640),
+    "kws_dscnn": (1, 12),
+    "vww_mobilenetv1_025": (1, 2),
+    "ic_resnet8": (1, 10),
+    "ad_fc_autoencoder": (1, 640),
 }
 MAX_FILE_BYTES = 1_200_000
 MLPERF = sorted(EXPECTED)
@@ -138,12 +140,17 @@ def _mac_layers(model: onnx.ModelProto) -> list[dict[str, object]]:
                 if add.op_type == "Add":
                     bias += [s for s in map(shape_of, add.input) if s is not None]
         attrs = _attrs(node)
-        layers.append({
-            "op": node.op_type, "weight": weight,
-            "weight_elems": int(np.prod(weight)), "bias_elems": int(sum(map(np.prod, bias))),
-            "strides": attrs.get("strides", [1, 1]), "group": attrs.get("group", 1),
-            "pads": attrs.get("pads", [0, 0, 0, 0]),
-        })
+        layers.append(
+            {
+                "op": node.op_type,
+                "weight": weight,
+                "weight_elems": int(np.prod(weight)),
+                "bias_elems": int(sum(map(np.prod, bias))),
+                "strides": attrs.get("strides", [1, 1]),
+                "group": attrs.get("group", 1),
+                "pads": attrs.get("pads", [0, 0, 0, 0]),
+            }
+        )
     return layers
 
 

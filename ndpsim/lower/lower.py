@@ -17,6 +17,7 @@ from ndpsim.errors import UnsupportedOpError
 from ndpsim.ir import Graph, Node
 from ndpsim.isa import Opcode, Unit
 from ndpsim.lower import vector as V
+from ndpsim.lower.kernels import io_kernel, mac_kernel, vector_kernel
 from ndpsim.lower.mac import MacContext, emit_mac
 from ndpsim.lower.memory import ALIAS_OPS, place_weights, plan_memory
 from ndpsim.lower.passes import activation_of, run_passes
@@ -120,9 +121,9 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
         p.token = -1
     for v in g.inputs:
         li = len(layers)
-        layers.append(
-            Layer(f"input:{v}", "Input", "io", a_bits=a_bits, output_shape=g.tensors[v].shape)
-        )
+        shape = g.tensors[v].shape
+        layers.append(Layer(f"input:{v}", "Input", "io", a_bits=a_bits, output_shape=shape))
+        layers[-1].kernel = io_kernel("input", shape, li, a_bits)
         p = place(v)
         p.token = b.token()
         b.emit(Opcode.HOST_IN, dma, li, bytes_in=p.nbytes, signal=p.token)
@@ -163,6 +164,7 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
             geom = geoms[node.name]
             layer.kind, layer.w_bits, layer.macs = "mac", w_bits, geom.macs
             layer.params = geom.cout * geom.k_g + (geom.cout if geom.bias else 0)
+            layer.kernel = mac_kernel(node, geom, act, li, w_bits, a_bits)
             mctx = MacContext(
                 b,
                 hw.macros_per_core,
@@ -239,15 +241,17 @@ def lower(graph: Graph, hw: HardwareConfig) -> Program:
             bindings.append(V.emit_unary(ctx, node, ins[0], y, node.inputs[0], act_here))
         else:
             raise UnsupportedOpError(f"no lowering rule for {op!r} (node {node.name!r})")
+        if layer.kernel is None:
+            layer.kernel = vector_kernel(g, node, _value_inputs(g, node), act, li, a_bits)
         if not y.on_chip:  # spilled output: written out to external memory
             tok = b.token()
             b.emit(Opcode.STORE_A, dma, li, bytes_out=y.nbytes, wait0=y.token, signal=tok)
             y.token = tok
     for v in g.outputs:
         li = len(layers)
-        layers.append(
-            Layer(f"output:{v}", "Output", "io", a_bits=a_bits, output_shape=g.tensors[v].shape)
-        )
+        shape = g.tensors[v].shape
+        layers.append(Layer(f"output:{v}", "Output", "io", a_bits=a_bits, output_shape=shape))
+        layers[-1].kernel = io_kernel("output", shape, li, a_bits)
         p = place(v)
         b.emit(Opcode.HOST_OUT, dma, li, bytes_out=p.nbytes, wait0=p.token)
     acc_size = max([geoms[n].cout * geoms[n].pixels for n in geoms] or [1])

@@ -9,6 +9,7 @@ import numpy as np
 
 from ndpsim.ir import Graph
 from ndpsim.isa import DESC_FIELDS, DESC_WIDTH, INSTR_DTYPE, Opcode, Unit
+from ndpsim.lower.kernels import Kernel
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Layer:
     a_bits: int = 0
     peak_activation_bytes: int = 0
     output_shape: tuple[int, ...] = ()
+    kernel: Kernel | None = None  # the executed unit (None for aliases): lower/kernels.py
 
 
 @dataclass
@@ -90,6 +92,11 @@ class Program:
     @property
     def n_units(self) -> int:
         return len(self.unit_names)
+
+    @property
+    def kernels(self) -> list[Kernel]:
+        """The units the machine executes as one, in program order (one per non-alias layer)."""
+        return [layer.kernel for layer in self.layers if layer.kernel is not None]
 
 
 _FIELDS = INSTR_DTYPE.names
