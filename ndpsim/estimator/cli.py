@@ -169,7 +169,7 @@ def predict(
     if not target.exists():
         raise UserError(f"file not found: {target}")
     hw = resolve_hardware(preset or "neural-engine", config, set_)
-    est = Estimator.load(estimator)
+    genome = None
     if target.suffix == ".json":
         from pydantic import ValidationError
 
@@ -178,9 +178,11 @@ def predict(
         try:
             genome = Genome.model_validate_json(target.read_text())
         except ValidationError as exc:
-            raise UserError(
-                f"{target}: not a genome: {exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}"
-            ) from None
+            err = exc.errors()[0]
+            loc = ".".join(str(x) for x in err["loc"]) or "genome"
+            raise UserError(f"{target}: not a genome: {loc}: {err['msg']}") from None
+    est = Estimator.load(estimator)
+    if genome is not None:
         cycles, energy = est.predict_genomes([genome], hw)
     else:
         cycles, energy = est.predict_onnx(target, hw)

@@ -11,6 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from ndpsim.estimator.model import kernel_table
+from ndpsim.lower.kernels import ACTIVATIONS, KERNEL_TYPES
+
+T = {name: i for i, name in enumerate(KERNEL_TYPES)}  # type codes
+A = {name: i for i, name in enumerate(ACTIVATIONS)}  # activation codes
 
 
 def _encode(genomes) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +59,7 @@ def genome_table(genomes, a_bits: int = 8, w_bits: int = 8) -> dict[str, np.ndar
         )
     }
     one, zero = np.ones(n, np.int64), np.zeros(n, np.int64)
-    act = np.where(top[:, 4] == 1, "Clip", "Relu")
+    act = np.where(top[:, 4] == 1, A["Clip"], A["Relu"])
 
     def slot(kind, a, c_in, h_in, c_out, h_out, k, s, groups, n_in, valid, w):
         for key, v in zip(
@@ -64,9 +68,11 @@ def genome_table(genomes, a_bits: int = 8, w_bits: int = 8) -> dict[str, np.ndar
             cols[key].append(np.broadcast_to(v, (n,)))
 
     r = top[:, 0]
-    slot("input", "none", 3 * one, r, 3 * one, r, one, one, one, one, one > 0, zero)
+    slot(T["input"], A["none"], 3 * one, r, 3 * one, r, one, one, one, one, one > 0, zero)
     h = -(-r // 2)
-    slot("conv", act, 3 * one, r, top[:, 1], h, 3 * one, 2 * one, one, one, one > 0, w_bits * one)
+    slot(
+        T["conv"], act, 3 * one, r, top[:, 1], h, 3 * one, 2 * one, one, one, one > 0, w_bits * one
+    )
     c = top[:, 1]
     for si in range(st.shape[1]):
         fused, e, k, ch, depth, stride = (st[:, si, x] for x in range(6))
@@ -78,7 +84,7 @@ def genome_table(genomes, a_bits: int = 8, w_bits: int = 8) -> dict[str, np.ndar
             ibn_expand = (fused == 0) & (e != 1)
             # slot A: the fused kxk conv, or the IBN's 1x1 expansion
             slot(
-                np.where(fused == 1, "conv", "conv1x1"),
+                np.where(fused == 1, T["conv"], T["conv1x1"]),
                 act,
                 c,
                 h,
@@ -92,13 +98,26 @@ def genome_table(genomes, a_bits: int = 8, w_bits: int = 8) -> dict[str, np.ndar
                 w_bits * one,
             )
             # slot B: the IBN's depthwise conv
-            slot("dwconv", act, mid, h, mid, ho, k, s, mid, one, valid & (fused == 0), w_bits * one)
+            slot(
+                T["dwconv"],
+                act,
+                mid,
+                h,
+                mid,
+                ho,
+                k,
+                s,
+                mid,
+                one,
+                valid & (fused == 0),
+                w_bits * one,
+            )
             # slot C: the linear projection
-            slot("conv1x1", "none", mid, ho, ch, ho, one, one, one, one, valid, w_bits * one)
+            slot(T["conv1x1"], A["none"], mid, ho, ch, ho, one, one, one, one, valid, w_bits * one)
             # slot D: the residual Add
             slot(
-                "add",
-                "none",
+                T["add"],
+                A["none"],
                 ch,
                 ho,
                 ch,
@@ -112,10 +131,23 @@ def genome_table(genomes, a_bits: int = 8, w_bits: int = 8) -> dict[str, np.ndar
             )
             c = np.where(valid, ch, c)
             h = np.where(valid, ho, h)
-    slot("conv1x1", act, c, h, top[:, 2], h, one, one, one, one, one > 0, w_bits * one)
-    slot("gap", "none", top[:, 2], h, top[:, 2], one, h, one, one, one, one > 0, zero)
-    slot("fc", "none", top[:, 2], one, top[:, 3], one, one, one, one, one, one > 0, w_bits * one)
-    slot("output", "none", top[:, 3], one, top[:, 3], one, one, one, one, one, one > 0, zero)
+    slot(T["conv1x1"], act, c, h, top[:, 2], h, one, one, one, one, one > 0, w_bits * one)
+    slot(T["gap"], A["none"], top[:, 2], h, top[:, 2], one, h, one, one, one, one > 0, zero)
+    slot(
+        T["fc"],
+        A["none"],
+        top[:, 2],
+        one,
+        top[:, 3],
+        one,
+        one,
+        one,
+        one,
+        one,
+        one > 0,
+        w_bits * one,
+    )
+    slot(T["output"], A["none"], top[:, 3], one, top[:, 3], one, one, one, one, one, one > 0, zero)
     m = {k: np.stack(v, axis=1) for k, v in cols.items()}  # (genomes, slots)
     valid = m["valid"]
     li = np.cumsum(valid, axis=1) - 1
@@ -125,8 +157,8 @@ def genome_table(genomes, a_bits: int = 8, w_bits: int = 8) -> dict[str, np.ndar
     hw_in, hw_out = flat(m["h_in"]), flat(m["h_out"])
     kk = flat(m["k"])
     out = {
-        "kernel_type": flat(m["type"]),
-        "act": flat(m["act"]),
+        "type_code": flat(m["type"]),
+        "act_code": flat(m["act"]).astype(np.float64),
         "layer_index": flat(li),
         "c_in": flat(m["c_in"]),
         "h_in": hw_in,

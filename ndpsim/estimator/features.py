@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ndpsim.estimator.schedule import schedule_feature
 from ndpsim.lower.kernels import ACTIVATIONS, MAC_TYPES
 
 VECTOR_CHUNK = 4096  # elements per vector instruction (lower/lower.py: _VECTOR_CHUNK)
@@ -73,9 +74,13 @@ GEOM_FIELDS = (
 )
 
 
-def hw_columns(hw, n: int) -> dict[str, np.ndarray]:
-    """One HardwareConfig as columns of length n (readout energy resolved to the readout)."""
-    cols = {f: np.full(n, float(getattr(hw, f))) for f in HW_FIELDS}
+def hw_columns(hw, n: int | None = None) -> dict[str, np.ndarray]:
+    """One HardwareConfig as columns of length n, or as 0-d arrays (one value for all rows)
+    when n is None; the readout energy is resolved to the configured readout."""
+    cols = {
+        f: np.full(n, float(getattr(hw, f))) if n is not None else np.array(float(getattr(hw, f)))
+        for f in HW_FIELDS
+    }
     if hw.readout == "adc":
         cols["readout_energy_pj"] = cols["adc_energy_pj"]
     return cols
@@ -123,6 +128,7 @@ def mac_features(k: dict[str, np.ndarray], h: dict[str, np.ndarray]) -> dict[str
     in_cyc = _cdiv(f["a_bits"], h["input_bits_per_cycle"].astype(np.int64))
     readout = np.maximum(1, _cdiv(cols_max, h["readout_columns_per_cycle"].astype(np.int64)))
     mvm_compute = px * in_cyc * readout + h["macro_pipeline_cycles"]
+    n_last = pixels - (blocks - 1) * px
     rows_per_block = _cdiv(px, ow)
     span_h = np.minimum(
         f["h_in"], (rows_per_block - 1) * f["stride_h"] + (f["kh"] - 1) * f["dil_h"] + 1
@@ -134,11 +140,23 @@ def mac_features(k: dict[str, np.ndarray], h: dict[str, np.ndarray]) -> dict[str
     )
     ch_tile = np.where(packed, per * cin_g, _cdiv(np.minimum(k_g, R), np.maximum(kk, 1)))
     mvm_bytes = _cdiv(ch_tile * span_h * span_w * f["a_bits"], 8)
-    mvm_sram = np.ceil(mvm_bytes / h["sram_bytes_per_cycle"])
+    sram_bpc = h["sram_bytes_per_cycle"]
+    mvm_sram = np.ceil(mvm_bytes / sram_bpc)
     mvm_cycles = np.maximum(mvm_compute, mvm_sram)
+    mvm_last = np.maximum(
+        n_last * in_cyc * readout + h["macro_pipeline_cycles"],
+        np.ceil(mvm_bytes * n_last / np.maximum(px, 1) / sram_bpc),
+    )
     waves = _cdiv(tiles, macros)
-    lanes = h["vector_lanes"]
-    rq_cycles = np.ceil(np.minimum(cols_max, f["c_out"]) * px / lanes) + h["vector_pipeline_cycles"]
+    lanes, vpipe = h["vector_lanes"], h["vector_pipeline_cycles"]
+    nch = np.minimum(cols_max, f["c_out"])
+    rq_cycles = np.maximum(
+        np.ceil(nch * px / lanes) + vpipe, np.ceil(_cdiv(nch * px * f["a_bits"], 8) / sram_bpc)
+    )
+    rq_last = np.maximum(
+        np.ceil(nch * n_last / lanes) + vpipe,
+        np.ceil(_cdiv(nch * n_last * f["a_bits"], 8) / sram_bpc),
+    )
     est_macro = blocks * waves * mvm_cycles
     est_vector = blocks * folds_c * rq_cycles / np.minimum(h["cores"], folds_c)
     est_cycles = np.maximum(est_macro, est_vector) + np.minimum(mvm_cycles, rq_cycles)
@@ -193,6 +211,11 @@ def mac_features(k: dict[str, np.ndarray], h: dict[str, np.ndarray]) -> dict[str
         & (in_bytes + out_bytes <= h["sram_bytes"]),
         "est_cycles": est_cycles,
         "est_pj": est_pj,
+        "pixels": pixels,
+        "mvm_full": mvm_cycles,
+        "mvm_last": mvm_last,
+        "rq_full": rq_cycles,
+        "rq_last": rq_last,
     }
 
 
@@ -252,6 +275,7 @@ def feature_matrix(
     k: dict[str, np.ndarray],
     h: dict[str, np.ndarray],
     context: dict[str, np.ndarray],
+    only: set[str] | None = None,
 ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
     """(X, feature names, estimated cycles, estimated dynamic pJ) for rows of one type.
 
@@ -261,16 +285,23 @@ def feature_matrix(
     """
     n = len(k["c_in"])
     types = np.full(n, kernel_type)
+    h = {x: np.broadcast_to(v, (n,)) for x, v in h.items()}
     derived = mac_features(k, h) if is_mac(kernel_type) else vector_features(k, h, types)
     cols: dict[str, np.ndarray] = {g: k[g] for g in GEOM_FIELDS}
     cols["act"] = k["act_code"]
     cols.update({f"hw_{x}": h[x] for x in HW_FIELDS[:18]})
     cols.update(derived)
+    if is_mac(kernel_type):  # the layer's first-order schedule (schedule.py) as the estimate
+        sched = schedule_feature(derived, h, context["macro_cursor"])
+        cols["est_simple"] = derived["est_cycles"]
+        derived["est_cycles"] = np.maximum(sched, 1).astype(np.float64)
+        cols["est_cycles"] = derived["est_cycles"]
     cols["log_est_cycles"] = np.log(derived["est_cycles"])
     cols["log_est_pj"] = np.log(derived["est_pj"])
     cols.update(context)
     names = list(cols)
-    X = np.empty((n, len(names)), dtype=np.float64)
-    for j, name in enumerate(names):
-        X[:, j] = cols[name]
+    use = [j for j, name in enumerate(names) if only is None or name in only]
+    X = np.zeros((n, len(names)), dtype=np.float64)
+    for j in use:  # columns no tree splits on stay 0 (prediction builds only the used ones)
+        X[:, j] = cols[names[j]]
     return X, names, derived["est_cycles"].astype(np.float64), derived["est_pj"].astype(np.float64)

@@ -37,12 +37,16 @@ TARGETS = ("latency", "energy")
 # Gradient boosting settings: enough trees for the residual of the analytic estimate, few
 # enough to score thousands of architectures per second.
 HGB_PARAMS = {
-    "max_iter": 250,
+    "max_iter": 150,
     "learning_rate": 0.1,
-    "max_leaf_nodes": 31,
+    "max_leaf_nodes": 15,
     "min_samples_leaf": 4,
     "l2_regularization": 0.0,
-    "early_stopping": False,
+    # stop adding trees once a 10% validation split stops improving: kernel types whose
+    # analytic estimate is already exact get few trees (and cost little to predict)
+    "early_stopping": True,
+    "validation_fraction": 0.1,
+    "n_iter_no_change": 10,
     "random_state": 0,
 }
 KERNEL_COLUMNS = ("kernel_type", "act", "layer_index", *GEOM_FIELDS)
@@ -51,19 +55,32 @@ KERNEL_COLUMNS = ("kernel_type", "act", "layer_index", *GEOM_FIELDS)
 def kernel_table(
     rows: list[tuple] | dict, group: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
-    """Columns of kernel rows (tuples in `Kernel` field order, or columns already)."""
+    """Columns of kernel rows (tuples in `Kernel` field order, or columns already). Types and
+    activations are also kept as integer codes (`type_code` indexes KERNEL_TYPES)."""
     from ndpsim.lower.kernels import Kernel
 
     if isinstance(rows, dict):
-        t = {k: np.asarray(rows[k]) for k in KERNEL_COLUMNS}
+        t = {k: np.asarray(v) for k, v in rows.items()}
     else:
         names = list(Kernel.__dataclass_fields__)
         cols = list(zip(*rows, strict=True)) if rows else [()] * len(names)
         t = {n: np.asarray(c) for n, c in zip(names, cols, strict=True) if n in KERNEL_COLUMNS}
-    t["act_code"] = act_code(t["act"])
-    n = len(t["kernel_type"])
+    if "type_code" not in t:
+        kinds, inv = np.unique(t["kernel_type"], return_inverse=True)
+        unknown = [str(k) for k in kinds if k not in KERNEL_TYPES]
+        if unknown:
+            raise UserError(f"unknown kernel types {unknown}")
+        t["type_code"] = np.array([KERNEL_TYPES.index(k) for k in kinds], np.int64)[inv.ravel()]
+    if "act_code" not in t:
+        t["act_code"] = act_code(t["act"])
+    n = len(t["type_code"])
     t["group"] = np.zeros(n, np.int64) if group is None else np.asarray(group, np.int64)
     return t
+
+
+def _take(v: np.ndarray, idx) -> np.ndarray:
+    """Rows `idx` of a column; a 0-d column (one value for every row) stays as it is."""
+    return v if np.ndim(v) == 0 else v[idx]
 
 
 def context_columns(t: dict[str, np.ndarray], h: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -71,23 +88,23 @@ def context_columns(t: dict[str, np.ndarray], h: dict[str, np.ndarray]) -> dict[
     round-robin placement cursor of lower/memory.py: tiles of earlier MAC layers, modulo the
     macros) and the vector unit of vector layers (layer index modulo cores). Rows of one
     group (model) must be contiguous and in program order."""
-    n = len(t["kernel_type"])
-    is_mac = np.isin(t["kernel_type"], MAC_TYPES)
+    n = len(t["type_code"])
+    is_mac = t["type_code"] < len(MAC_TYPES)
     tiles = np.zeros(n, np.int64)
     if is_mac.any():
-        sub = {k: v[is_mac] for k, v in t.items()}
-        tiles[is_mac] = mac_features(sub, {k: v[is_mac] for k, v in h.items()})["tiles"]
+        idx = np.flatnonzero(is_mac)
+        sub = {k: _take(v, idx) for k, v in t.items()}
+        tiles[idx] = mac_features(sub, {k: _take(v, idx) for k, v in h.items()})["tiles"]
     cs = np.cumsum(tiles) - tiles
     g = t["group"]
     start = np.ones(n, bool)
     start[1:] = g[1:] != g[:-1]
     base = np.maximum.accumulate(np.where(start, np.arange(n), 0))
     macros = (h["cores"] * h["macros_per_core"]).astype(np.int64)
+    cores = np.asarray(h["cores"]).astype(np.int64)
     return {
         "macro_cursor": ((cs - cs[base]) % macros).astype(np.float64),
-        "vector_core": (t["layer_index"].astype(np.int64) % h["cores"].astype(np.int64)).astype(
-            np.float64
-        ),
+        "vector_core": (t["layer_index"].astype(np.int64) % cores).astype(np.float64),
     }
 
 
@@ -98,29 +115,40 @@ class Estimator:
     correction: dict[str, list[float]] = field(default_factory=lambda: {"latency": [0.0, 1.0]})
     info: dict = field(default_factory=dict)
 
+    def used_features(self, kind: str) -> set[str]:
+        """Names of the features the trees of `kind` split on."""
+        used: set[int] = set()
+        for target in TARGETS:
+            f = self.forests[f"{kind}.{target}"]
+            used |= set(np.unique(f.feature[f.is_leaf == 0]).tolist())
+        return {self.features[kind][j] for j in used}
+
     # -- prediction -------------------------------------------------------------------
     def predict_kernels(
         self, t: dict[str, np.ndarray], h: dict[str, np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray]:
         """(cycles, dynamic pJ) of every kernel row; one batched call per kernel type."""
-        n = len(t["kernel_type"])
+        n = len(t["type_code"])
         ctx = context_columns(t, h)
         cycles, pj = np.zeros(n), np.zeros(n)
-        for kind in np.unique(t["kernel_type"]):
+        order = np.argsort(t["type_code"], kind="stable")
+        codes = t["type_code"][order]
+        for code in np.unique(codes):
+            kind = KERNEL_TYPES[int(code)]
             if f"{kind}.latency" not in self.forests:
                 raise UserError(f"the estimator has no regressor for kernel type {kind!r}")
-            m = t["kernel_type"] == kind
+            idx = order[np.searchsorted(codes, code) : np.searchsorted(codes, code, "right")]
             X, names, est_c, est_e = feature_matrix(
-                str(kind),
-                {k: v[m] for k, v in t.items()},
-                {k: v[m] for k, v in h.items()},
-                {k: v[m] for k, v in ctx.items()},
+                kind,
+                {k: _take(v, idx) for k, v in t.items()},
+                {k: _take(v, idx) for k, v in h.items()},
+                {k: v[idx] for k, v in ctx.items()},
+                self.used_features(kind),
             )
-            if names != self.features[str(kind)]:
+            if names != self.features[kind]:
                 raise UserError("estimator file was trained on other features; retrain it")
-            X, inv = _unique_rows(X)
-            cycles[m] = est_c * np.exp(self.forests[f"{kind}.latency"].predict(X)[inv])
-            pj[m] = est_e * np.exp(self.forests[f"{kind}.energy"].predict(X)[inv])
+            cycles[idx] = est_c * np.exp(self.forests[f"{kind}.latency"].predict(X))
+            pj[idx] = est_e * np.exp(self.forests[f"{kind}.energy"].predict(X))
         return cycles, pj
 
     def predict_models(self, t, h, hw: HardwareConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -137,7 +165,7 @@ class Estimator:
         from ndpsim.estimator.fast import genome_table
 
         t = genome_table(genomes, hw.activation_bits, hw.weight_bits)
-        return self.predict_models(t, hw_columns(hw, len(t["kernel_type"])), hw)
+        return self.predict_models(t, hw_columns(hw), hw)
 
     def predict_onnx(self, path, hw: HardwareConfig) -> tuple[np.ndarray, np.ndarray]:
         from ndpsim.frontend import load_model
@@ -145,7 +173,7 @@ class Estimator:
 
         program = lower(load_model(Path(path)), hw)
         t = kernel_table([tuple(k.as_row().values()) for k in program.kernels])
-        return self.predict_models(t, hw_columns(hw, len(t["kernel_type"])), hw)
+        return self.predict_models(t, hw_columns(hw), hw)
 
     # -- persistence: plain arrays + JSON, no pickle ----------------------------------
     def save(self, path: Path) -> None:
@@ -179,15 +207,6 @@ class Estimator:
         return cls(forests, meta["features"], meta["correction"], meta["info"])
 
 
-def _unique_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct rows and the inverse map: architectures of a search share many kernels."""
-    if len(X) < 64:
-        return X, np.arange(len(X))
-    key = np.ascontiguousarray(X).view(np.dtype((np.void, X.dtype.itemsize * X.shape[1]))).ravel()
-    _, first, inv = np.unique(key, return_index=True, return_inverse=True)
-    return X[first], inv.ravel()
-
-
 # -- training ---------------------------------------------------------------------------
 def _hw_of(ids: np.ndarray, configs: dict[str, HardwareConfig]) -> dict[str, np.ndarray]:
     """HardwareConfig columns for rows tagged with hw_config_id."""
@@ -217,8 +236,8 @@ def fit_kernels(t, h, cycles, dyn_pj, log=print) -> Estimator:
 def _fit_kernels(HistGradientBoostingRegressor, t, h, cycles, dyn_pj, log) -> Estimator:
     est = Estimator()
     ctx = context_columns(t, h)
-    for kind in KERNEL_TYPES:
-        m = t["kernel_type"] == kind
+    for code, kind in enumerate(KERNEL_TYPES):
+        m = t["type_code"] == code
         if not m.any():
             continue
         X, names, est_c, est_e = feature_matrix(

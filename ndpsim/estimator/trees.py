@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 
 @dataclass(frozen=True)
@@ -87,11 +87,11 @@ def export_hgb(model) -> Forest:
     )
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _predict(X, baseline, feature, threshold, left, right, missing_left, is_leaf, value, roots):
     n = X.shape[0]
     out = np.full(n, baseline)
-    for i in range(n):
+    for i in prange(n):
         acc = 0.0
         for t in range(roots.shape[0]):
             node = roots[t]
