@@ -51,30 +51,36 @@ def occupied_weight_bytes(rows: list[dict], hw) -> int:
 
 # -- (a) ----------------------------------------------------------------------------------
 def table_a(hw) -> None:
-    pf = hw.macro_cols
+    pf, macros = hw.macro_cols, hw.total_macros
     print(
-        f"(a) latency vs channels (parallelism factor {pf}): 1x1 conv 16x16, c_in 64 -> c_out; "
-        "and a network whose every stage width is c"
+        f"(a) latency vs channels c (parallelism factor {pf}, {macros} macros of "
+        f"{hw.macro_rows}x{pf}): a 1x1 conv c -> c on 16x16, and a network of three stages of "
+        "width c (64x64 input)"
     )
     print(
-        f"  {'c':>5s} {'conv cycles':>11s} {'util':>6s} {'net cycles':>10s} {'net MACs':>10s} {'cycles/MMAC':>11s}"  # noqa: E501
+        f"  {'c':>5s} {'tiles':>5s} {'conv cycles':>11s} {'step':>6s} {'util':>6s} "
+        f"{'net cycles':>10s} {'step':>6s} {'net MMACs':>9s}"
     )
+    prev = None
     for c in (
         pf - 8,
-        pf - 1,
         pf,
         pf + 1,
-        pf + 8,
-        2 * pf - 1,
         2 * pf,
         2 * pf + 1,
-        3 * pf,
-        3 * pf + 1,
+        4 * pf,
+        4 * pf + 1,
+        6 * pf,
+        7 * pf,
+        8 * pf,
+        8 * pf + 1,
+        9 * pf,
     ):
-        b = GraphBuilder("a", (1, 64, 16, 16))
+        b = GraphBuilder("a", (1, c, 16, 16))
         _, rows = simulate(b.build(b.conv(b.input, c, 1)), hw)
         conv = next(r for r in rows if r["kernel_type"] == "conv1x1")
         util = conv["macs"] / (conv["cycles"] * hw.peak_macs_per_cycle)
+        tiles = -(-c // hw.macro_rows) * -(-c // pf)
         g = Genome(
             resolution=64,
             stem_channels=16,
@@ -85,10 +91,16 @@ def table_a(hw) -> None:
             ),
         )
         m, _ = simulate(build_onnx(g), hw)
+        cur = (conv["cycles"], m["cycles"])
+        steps = [
+            f"{x / p - 1:+6.0%}" if prev else f"{'':>6s}"
+            for x, p in zip(cur, prev or cur, strict=True)
+        ]
         print(
-            f"  {c:5d} {conv['cycles']:11d} {util:6.1%} {m['cycles']:10d} {m['macs']:10d} "
-            f"{m['cycles'] / (m['macs'] / 1e6):11.1f}"
+            f"  {c:5d} {tiles:5d} {cur[0]:11d} {steps[0]} {util:6.1%} {cur[1]:10d} {steps[1]} "
+            f"{m['macs'] / 1e6:9.1f}"
         )
+        prev = cur
 
 
 # -- (b) ----------------------------------------------------------------------------------

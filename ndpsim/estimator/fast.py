@@ -40,6 +40,7 @@ def _encode(genomes) -> tuple[np.ndarray, np.ndarray]:
 def genome_table(genomes, a_bits: int = 8, w_bits: int = 8) -> dict[str, np.ndarray]:
     """The kernel table (model.kernel_table columns; group = genome index) of `genomes`."""
     top, st = _encode(genomes)
+    top, st = top.astype(np.int32), st.astype(np.int32)
     n = len(genomes)
     cols: dict[str, list[np.ndarray]] = {
         k: []
@@ -58,7 +59,7 @@ def genome_table(genomes, a_bits: int = 8, w_bits: int = 8) -> dict[str, np.ndar
             "w",
         )
     }
-    one, zero = np.ones(n, np.int64), np.zeros(n, np.int64)
+    one, zero = np.ones(n, np.int32), np.zeros(n, np.int32)
     act = np.where(top[:, 4] == 1, A["Clip"], A["Relu"])
 
     def slot(kind, a, c_in, h_in, c_out, h_out, k, s, groups, n_in, valid, w):
@@ -148,11 +149,11 @@ def genome_table(genomes, a_bits: int = 8, w_bits: int = 8) -> dict[str, np.ndar
         w_bits * one,
     )
     slot(T["output"], A["none"], top[:, 3], one, top[:, 3], one, one, one, one, one, one > 0, zero)
-    m = {k: np.stack(v, axis=1) for k, v in cols.items()}  # (genomes, slots)
+    m = {k: np.stack(v, axis=1).astype(np.int32, copy=False) for k, v in cols.items()}
     valid = m["valid"]
     li = np.cumsum(valid, axis=1) - 1
     li[:, -2:] += 1  # the Flatten before the Gemm is a layer (an alias) without a kernel
-    sel = valid.ravel()
+    sel = valid.ravel().astype(bool)
     flat = lambda a: a.ravel()[sel]  # noqa: E731
     hw_in, hw_out = flat(m["h_in"]), flat(m["h_out"])
     kk = flat(m["k"])

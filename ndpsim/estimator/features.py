@@ -95,6 +95,23 @@ def _cdiv(a, b):
     return -(-a // b)
 
 
+def mac_tiles(k: dict[str, np.ndarray], h: dict[str, np.ndarray]) -> np.ndarray:
+    """Weight tiles of MAC kernels (lower/tiling.py: tiles_for), alone: the placement cursor
+    needs only these."""
+    R, C = (
+        np.asarray(h["macro_rows"]).astype(np.int64),
+        np.asarray(h["macro_cols"]).astype(np.int64),
+    )
+    groups = np.maximum(k["groups"].astype(np.int64), 1)
+    cin_g, cout_g = k["c_in"] // groups, k["c_out"] // groups
+    k_g = cin_g * k["kh"] * k["kw"]
+    packed = (k_g <= R) & (cout_g <= C)
+    per = np.maximum(
+        1, np.minimum(np.minimum(R // np.maximum(k_g, 1), C // np.maximum(cout_g, 1)), groups)
+    )
+    return np.where(packed, _cdiv(groups, per), groups * _cdiv(k_g, R) * _cdiv(cout_g, C))
+
+
 def mac_features(k: dict[str, np.ndarray], h: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Tiling, schedule and energy estimates of MAC kernels (lower/tiling.py equations)."""
     f = {x: k[x].astype(np.int64) for x in GEOM_FIELDS}
@@ -274,14 +291,13 @@ def feature_matrix(
     kernel_type: str,
     k: dict[str, np.ndarray],
     h: dict[str, np.ndarray],
-    context: dict[str, np.ndarray],
     only: set[str] | None = None,
-) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
-    """(X, feature names, estimated cycles, estimated dynamic pJ) for rows of one type.
+) -> tuple[np.ndarray, list[str], dict[str, np.ndarray]]:
+    """(X, feature names, derived columns) for rows of one kernel type.
 
-    `context` holds where the kernel sits in its program: `macro_cursor` (the macro its
-    first weight tile lands on, lower/memory.py's round-robin cursor) and `vector_core`
-    (layer index mod cores, the vector unit of vector layers).
+    X holds what does not depend on where the kernel sits in its program (so equal kernels
+    have equal rows); `cycle_estimate` adds the placement. `only` restricts the columns
+    filled (the others stay 0) to the ones the trees split on.
     """
     n = len(k["c_in"])
     types = np.full(n, kernel_type)
@@ -291,17 +307,24 @@ def feature_matrix(
     cols["act"] = k["act_code"]
     cols.update({f"hw_{x}": h[x] for x in HW_FIELDS[:18]})
     cols.update(derived)
-    if is_mac(kernel_type):  # the layer's first-order schedule (schedule.py) as the estimate
-        sched = schedule_feature(derived, h, context["macro_cursor"])
-        cols["est_simple"] = derived["est_cycles"]
-        derived["est_cycles"] = np.maximum(sched, 1).astype(np.float64)
-        cols["est_cycles"] = derived["est_cycles"]
-    cols["log_est_cycles"] = np.log(derived["est_cycles"])
+    cols["log_est_cycles"] = np.log(np.maximum(derived["est_cycles"], 1))
     cols["log_est_pj"] = np.log(derived["est_pj"])
-    cols.update(context)
     names = list(cols)
     use = [j for j, name in enumerate(names) if only is None or name in only]
     X = np.zeros((n, len(names)), dtype=np.float64)
-    for j in use:  # columns no tree splits on stay 0 (prediction builds only the used ones)
+    for j in use:
         X[:, j] = cols[names[j]]
-    return X, names, derived["est_cycles"].astype(np.float64), derived["est_pj"].astype(np.float64)
+    return X, names, derived
+
+
+def cycle_estimate(
+    kernel_type: str, derived: dict[str, np.ndarray], h: dict[str, np.ndarray], cursor
+) -> np.ndarray:
+    """The analytic cycles of each row: for MAC kernels the first-order schedule
+    (schedule.py) from the macro its first tile lands on (`cursor`, lower/memory.py's
+    round-robin placement); for the others the vector / host timing estimate."""
+    if not is_mac(kernel_type):
+        return np.asarray(derived["est_cycles"], np.float64)
+    n = len(derived["pixels"])
+    h = {x: np.broadcast_to(v, (n,)) for x, v in h.items()}
+    return np.maximum(schedule_feature(derived, h, cursor), 1).astype(np.float64)

@@ -24,9 +24,10 @@ from ndpsim.errors import UserError
 from ndpsim.estimator.features import (
     GEOM_FIELDS,
     act_code,
+    cycle_estimate,
     feature_matrix,
     hw_columns,
-    mac_features,
+    mac_tiles,
 )
 from ndpsim.estimator.trees import Forest, export_hgb
 from ndpsim.lower.kernels import KERNEL_TYPES, MAC_TYPES
@@ -49,6 +50,9 @@ HGB_PARAMS = {
     "n_iter_no_change": 10,
     "random_state": 0,
 }
+# Trees per regressor at most: the energy estimate is closer to the simulator than the cycle
+# estimate (energy is counted, not scheduled), so it needs fewer.
+MAX_TREES = {"latency": 150, "energy": 60}
 KERNEL_COLUMNS = ("kernel_type", "act", "layer_index", *GEOM_FIELDS)
 
 
@@ -83,29 +87,57 @@ def _take(v: np.ndarray, idx) -> np.ndarray:
     return v if np.ndim(v) == 0 else v[idx]
 
 
-def context_columns(t: dict[str, np.ndarray], h: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Where each kernel sits in its program: the macro its first weight tile lands on (the
-    round-robin placement cursor of lower/memory.py: tiles of earlier MAC layers, modulo the
-    macros) and the vector unit of vector layers (layer index modulo cores). Rows of one
-    group (model) must be contiguous and in program order."""
+def macro_cursor(t: dict[str, np.ndarray], h: dict[str, np.ndarray]) -> np.ndarray:
+    """The macro each kernel's first weight tile lands on: lower/memory.py places tiles
+    round-robin with a cursor carried across MAC layers (while everything is resident), so
+    it is the tiles of the earlier MAC layers of the program modulo the macros. Rows of one
+    group (program) must be contiguous and in program order."""
     n = len(t["type_code"])
     is_mac = t["type_code"] < len(MAC_TYPES)
     tiles = np.zeros(n, np.int64)
     if is_mac.any():
         idx = np.flatnonzero(is_mac)
-        sub = {k: _take(v, idx) for k, v in t.items()}
-        tiles[idx] = mac_features(sub, {k: _take(v, idx) for k, v in h.items()})["tiles"]
+        sub = {k: t[k][idx] for k in ("groups", "c_in", "c_out", "kh", "kw")}
+        tiles[idx] = mac_tiles(sub, {k: _take(v, idx) for k, v in h.items()})
     cs = np.cumsum(tiles) - tiles
     g = t["group"]
     start = np.ones(n, bool)
     start[1:] = g[1:] != g[:-1]
     base = np.maximum.accumulate(np.where(start, np.arange(n), 0))
     macros = (h["cores"] * h["macros_per_core"]).astype(np.int64)
-    cores = np.asarray(h["cores"]).astype(np.int64)
-    return {
-        "macro_cursor": ((cs - cs[base]) % macros).astype(np.float64),
-        "vector_core": (t["layer_index"].astype(np.int64) % cores).astype(np.float64),
-    }
+    return (cs - cs[base]) % macros
+
+
+# What cycle_estimate reads (the schedule's inputs, or the vector estimate).
+_SCHEDULE_INPUTS = (
+    "pixels",
+    "pixel_block",
+    "folds_k",
+    "folds_c",
+    "mvm_full",
+    "mvm_last",
+    "rq_full",
+    "rq_last",
+    "est_cycles",
+)
+# The columns that identify a kernel (with the hardware): equal keys, equal predictions.
+_KEY = ("act_code", *GEOM_FIELDS)
+
+
+def distinct_rows(cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(index of one row per distinct key, inverse map): a search's candidates share most
+    kernels. A 64-bit hash, checked exactly; on a collision every row stays distinct."""
+    n = len(cols[0])
+    key = np.zeros(n, np.uint64)
+    for c in cols:
+        v = np.ascontiguousarray(c, dtype=np.float64).view(np.uint64)
+        key = (key ^ v) * np.uint64(0x9E3779B97F4A7C15)
+        key ^= key >> np.uint64(29)
+    _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    inv = inv.ravel()
+    if all(np.array_equal(np.asarray(c)[first][inv], c) for c in cols):
+        return first, inv
+    return np.arange(n), np.arange(n)
 
 
 @dataclass
@@ -128,28 +160,53 @@ class Estimator:
         self, t: dict[str, np.ndarray], h: dict[str, np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray]:
         """(cycles, dynamic pJ) of every kernel row; one batched call per kernel type."""
-        n = len(t["type_code"])
-        ctx = context_columns(t, h)
-        cycles, pj = np.zeros(n), np.zeros(n)
-        order = np.argsort(t["type_code"], kind="stable")
-        codes = t["type_code"][order]
-        for code in np.unique(codes):
+        cursor = macro_cursor(t, h)
+        hcols = [v for v in h.values() if np.ndim(v)]
+        # distinct kernels (with their hardware) are featurized and predicted once
+        first, inv = distinct_rows([t["type_code"]] + [t[c] for c in _KEY] + hcols)
+        u = {c: t[c][first] for c in ("type_code", *_KEY)}
+        hu = {c: _take(v, first) for c, v in h.items()}
+        nu = len(first)
+        lat, pj_u = np.zeros(nu), np.zeros(nu)
+        sched = {c: np.zeros(nu) for c in _SCHEDULE_INPUTS}
+        for code in np.unique(u["type_code"]):
             kind = KERNEL_TYPES[int(code)]
             if f"{kind}.latency" not in self.forests:
                 raise UserError(f"the estimator has no regressor for kernel type {kind!r}")
-            idx = order[np.searchsorted(codes, code) : np.searchsorted(codes, code, "right")]
-            X, names, est_c, est_e = feature_matrix(
+            m = np.flatnonzero(u["type_code"] == code)
+            X, names, derived = feature_matrix(
                 kind,
-                {k: _take(v, idx) for k, v in t.items()},
-                {k: _take(v, idx) for k, v in h.items()},
-                {k: v[idx] for k, v in ctx.items()},
+                {c: v[m] for c, v in u.items()},
+                {c: _take(v, m) for c, v in hu.items()},
                 self.used_features(kind),
             )
             if names != self.features[kind]:
                 raise UserError("estimator file was trained on other features; retrain it")
-            cycles[idx] = est_c * np.exp(self.forests[f"{kind}.latency"].predict(X))
-            pj[idx] = est_e * np.exp(self.forests[f"{kind}.energy"].predict(X))
-        return cycles, pj
+            lat[m] = self.forests[f"{kind}.latency"].predict(X)
+            pj_u[m] = derived["est_pj"] * np.exp(self.forests[f"{kind}.energy"].predict(X))
+            for c in _SCHEDULE_INPUTS:
+                if c in derived:
+                    sched[c][m] = derived[c]
+        # the placement-dependent estimate, once per distinct (kernel, cursor)
+        width = int(np.max(cursor, initial=0)) + 1
+        pair = inv.astype(np.int64) * width + cursor
+        seen = np.zeros(nu * width, bool)
+        seen[pair] = True
+        ids = np.flatnonzero(seen)  # distinct pairs, without a sort
+        pinv = (np.cumsum(seen) - 1)[pair]
+        rows = ids // width
+        pcursor = ids % width
+        est = np.asarray(sched["est_cycles"][rows], np.float64)
+        mac = u["type_code"][rows] < len(MAC_TYPES)
+        if mac.any():
+            r = rows[mac]
+            est[mac] = cycle_estimate(
+                "conv",
+                {c: sched[c][r] for c in _SCHEDULE_INPUTS},
+                {c: _take(v, r) for c, v in hu.items()},
+                pcursor[mac],
+            )
+        return est[pinv] * np.exp(lat[inv]), pj_u[inv]
 
     def predict_models(self, t, h, hw: HardwareConfig) -> tuple[np.ndarray, np.ndarray]:
         """(cycles, energy pJ) per group of the kernel table."""
@@ -235,24 +292,22 @@ def fit_kernels(t, h, cycles, dyn_pj, log=print) -> Estimator:
 
 def _fit_kernels(HistGradientBoostingRegressor, t, h, cycles, dyn_pj, log) -> Estimator:
     est = Estimator()
-    ctx = context_columns(t, h)
+    cursor = macro_cursor(t, h)
     for code, kind in enumerate(KERNEL_TYPES):
         m = t["type_code"] == code
         if not m.any():
             continue
-        X, names, est_c, est_e = feature_matrix(
-            kind,
-            {k: v[m] for k, v in t.items()},
-            {k: v[m] for k, v in h.items()},
-            {k: v[m] for k, v in ctx.items()},
-        )
+        hk = {k: _take(v, m) for k, v in h.items()}
+        X, names, derived = feature_matrix(kind, {k: v[m] for k, v in t.items()}, hk)
         est.features[kind] = names
+        est_c = cycle_estimate(kind, derived, hk, cursor[m])
         targets = {
             "latency": np.log(np.maximum(cycles[m], 1) / est_c),
-            "energy": np.log(np.maximum(dyn_pj[m], 1e-3) / est_e),
+            "energy": np.log(np.maximum(dyn_pj[m], 1e-3) / derived["est_pj"]),
         }
         for target, y in targets.items():
-            model = HistGradientBoostingRegressor(**HGB_PARAMS).fit(X, y)
+            params = {**HGB_PARAMS, "max_iter": MAX_TREES[target]}
+            model = HistGradientBoostingRegressor(**params).fit(X, y)
             est.forests[f"{kind}.{target}"] = export_hgb(model)
         log(f"  {kind:8s} {int(m.sum()):7d} rows")
     return est

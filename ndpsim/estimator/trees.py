@@ -9,10 +9,10 @@ runs on load) and evaluated here; scikit-learn is needed to train, not to predic
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class Forest:
     is_leaf: np.ndarray  # uint8
     value: np.ndarray  # float64 leaf values (learning rate already applied by sklearn)
     roots: np.ndarray  # int64
+    _packed: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
         out = {f"{prefix}.{k}": getattr(self, k) for k in _ARRAYS}
@@ -42,16 +43,23 @@ class Forest:
         )
 
     def predict(self, X: np.ndarray) -> np.ndarray:
+        if self._packed is None:  # one row of 4 float64 per node: one cache line per visit
+            leaf = self.is_leaf.astype(bool)
+            packed = np.stack(
+                [
+                    np.where(leaf, self.value, self.threshold),
+                    np.where(leaf, -1, self.feature).astype(np.float64),
+                    self.left.astype(np.float64),
+                    self.right.astype(np.float64),
+                ],
+                axis=1,
+            )
+            object.__setattr__(self, "_packed", np.ascontiguousarray(packed))
         return _predict(
             np.ascontiguousarray(X, dtype=np.float64),
             self.baseline,
-            self.feature,
-            self.threshold,
-            self.left,
-            self.right,
+            self._packed,
             self.missing_left,
-            self.is_leaf,
-            self.value,
             self.roots,
         )
 
@@ -87,22 +95,24 @@ def export_hgb(model) -> Forest:
     )
 
 
-@njit(cache=True, parallel=True)
-def _predict(X, baseline, feature, threshold, left, right, missing_left, is_leaf, value, roots):
+@njit(cache=True)
+def _predict(X, baseline, nodes, missing_left, roots):
     n = X.shape[0]
     out = np.full(n, baseline)
-    for i in prange(n):
+    for i in range(n):
         acc = 0.0
         for t in range(roots.shape[0]):
             node = roots[t]
-            while not is_leaf[node]:
-                x = X[i, feature[node]]
+            f = int(nodes[node, 1])
+            while f >= 0:
+                x = X[i, f]
                 if x != x:
-                    node = left[node] if missing_left[node] else right[node]
-                elif x <= threshold[node]:
-                    node = left[node]
+                    node = int(nodes[node, 2]) if missing_left[node] else int(nodes[node, 3])
+                elif x <= nodes[node, 0]:
+                    node = int(nodes[node, 2])
                 else:
-                    node = right[node]
-            acc += value[node]
+                    node = int(nodes[node, 3])
+                f = int(nodes[node, 1])
+            acc += nodes[node, 0]
         out[i] += acc
     return out
