@@ -364,6 +364,18 @@ def isa() -> None:
     typer.echo(render_table())
 
 
+def _wire_estimator() -> None:
+    from ndpsim.estimator.cli import dataset, estimator_app
+
+    app.command(help="Sample kernels and architectures, simulate them, write Parquet tables.")(
+        dataset
+    )
+    app.add_typer(estimator_app, name="estimator")
+
+
+_wire_estimator()
+
+
 def main() -> None:
     """Console entry point: map errors to exit codes and one-line messages."""
     try:

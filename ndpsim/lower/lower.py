@@ -20,6 +20,7 @@ from ndpsim.ir import Graph, Node
 from ndpsim.isa import Opcode, Unit
 from ndpsim.lower import vector as V
 from ndpsim.lower import vector_ops as VO
+from ndpsim.lower.kernels import io_kernel, mac_kernel, vector_kernel
 from ndpsim.lower.mac import MacContext, emit_mac
 from ndpsim.lower.memory import ALIAS_OPS, place_weights, plan_memory
 from ndpsim.lower.passes import activation_of, run_passes
@@ -208,9 +209,9 @@ def lower(graph: Graph, hw: HardwareConfig, precision: list[str] | None = None) 
         p.token = -1
     for v in g.inputs:
         li = len(layers)
-        layers.append(
-            Layer(f"input:{v}", "Input", "io", a_bits=vbits[v], output_shape=g.tensors[v].shape)
-        )
+        shape = g.tensors[v].shape
+        layers.append(Layer(f"input:{v}", "Input", "io", a_bits=vbits[v], output_shape=shape))
+        layers[-1].kernel = io_kernel("input", shape, li, vbits[v])
         p = place(v)
         p.token = b.token()
         b.emit(Opcode.HOST_IN, dma, li, bytes_in=p.nbytes, signal=p.token)
@@ -253,6 +254,7 @@ def lower(graph: Graph, hw: HardwareConfig, precision: list[str] | None = None) 
             w_bits = bits[node.name].w
             layer.kind, layer.w_bits, layer.macs = "mac", w_bits, geom.macs
             layer.params = geom.cout * geom.k_g + (geom.cout if geom.bias else 0)
+            layer.kernel = mac_kernel(node, geom, act, li, w_bits, ins[0].bits)
             mctx = MacContext(
                 b,
                 hw.macros_per_core,
@@ -345,6 +347,8 @@ def lower(graph: Graph, hw: HardwareConfig, precision: list[str] | None = None) 
             bindings.append(V.emit_unary(ctx, node, ins[0], y, node.inputs[0], act_here))
         else:
             raise UnsupportedOpError(f"no lowering rule for {op!r} (node {node.name!r})")
+        if layer.kernel is None:
+            layer.kernel = vector_kernel(g, node, _value_inputs(g, node), act, li, layer.a_bits)
         for yo in [place(o) for o in node.outputs if o]:
             if not yo.on_chip:  # spilled output: written out to external memory
                 tok = b.token()
@@ -353,9 +357,9 @@ def lower(graph: Graph, hw: HardwareConfig, precision: list[str] | None = None) 
     for v in g.outputs:
         li = len(layers)
         p = place(v)
-        layers.append(
-            Layer(f"output:{v}", "Output", "io", a_bits=p.bits, output_shape=g.tensors[v].shape)
-        )
+        shape = g.tensors[v].shape
+        layers.append(Layer(f"output:{v}", "Output", "io", a_bits=p.bits, output_shape=shape))
+        layers[-1].kernel = io_kernel("output", shape, li, p.bits)
         b.emit(Opcode.HOST_OUT, dma, li, bytes_out=p.nbytes, wait0=p.token)
     acc_size = max([geoms[n].cout * geoms[n].pixels for n in geoms] or [1])
     weight_bytes = sum(layer.weight_bytes for layer in layers)

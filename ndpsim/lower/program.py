@@ -9,6 +9,7 @@ import numpy as np
 
 from ndpsim.ir import Graph
 from ndpsim.isa import DESC_FIELDS, DESC_WIDTH, INSTR_DTYPE, Opcode, Unit
+from ndpsim.lower.kernels import Kernel
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Layer:
     in_bits: int = 0  # bits of its (first) input: a MAC layer feeds them bit-serially
     peak_activation_bytes: int = 0
     output_shape: tuple[int, ...] = ()
+    kernel: Kernel | None = None  # the executed unit (None for aliases): lower/kernels.py
 
 
 @dataclass
@@ -91,6 +93,11 @@ class Program:
     @property
     def n_units(self) -> int:
         return len(self.unit_names)
+
+    @property
+    def kernels(self) -> list[Kernel]:
+        """The units the machine executes as one, in program order (one per non-alias layer)."""
+        return [layer.kernel for layer in self.layers if layer.kernel is not None]
 
 
 _FIELDS = INSTR_DTYPE.names
