@@ -34,7 +34,9 @@ import ndpsim
 from ndpsim.sweep import LocalEngine, make_plan, parse_spec, run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
-MODELS = [str(p) for p in sorted((ROOT / "models").glob("*.onnx"))]
+# the four MLPerf Tiny reference models (models/ also holds recurrent ones with symbolic dims)
+TINY = ("kws_dscnn", "vww_mobilenetv1_025", "ic_resnet8", "ad_fc_autoencoder")
+MODELS = [str(ROOT / "models" / f"{m}.onnx") for m in TINY]
 STRUCTURE = {"macro_cols": [16, 32, 64, 128], "macro_rows": [64, 128, 256], "weight_bits": [4, 8]}
 TARGET_POINTS_PER_S = 200
 
@@ -208,10 +210,11 @@ def main(argv: list[str] | None = None) -> int:
         "load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
     )
     grid_rate = runs[0]["rate"]
-    ok = grid_rate >= TARGET_POINTS_PER_S
+    failed = sum(r["failed"] for r in runs)
+    ok = grid_rate >= TARGET_POINTS_PER_S and failed == 0  # a failed point is fast: no credit
     print(
-        f"target: timing-only grid >= {TARGET_POINTS_PER_S} points/s: {grid_rate:.0f} "
-        f"{'PASS' if ok else 'FAIL'}"
+        f"target: timing-only grid >= {TARGET_POINTS_PER_S} points/s with no failed point: "
+        f"{grid_rate:.0f} points/s, {failed} failed {'PASS' if ok else 'FAIL'}"
     )
     return 0 if ok else 1
 
