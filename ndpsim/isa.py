@@ -189,7 +189,9 @@ def _write() -> None:
 # first (core.py, which calls the others) also KERNELS_DIGEST.
 KERNEL_MODULES = (
     "ndpsim/sim/core.py",
+    "ndpsim/sim/kernels_common.py",
     "ndpsim/sim/kernels_mac.py",
+    "ndpsim/sim/kernels_ort.py",
     "ndpsim/sim/kernels_vector.py",
 )
 

@@ -9,7 +9,6 @@ Semantics are specified by ndpsim/sim/reference.py, which this must match bit fo
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -17,10 +16,12 @@ from numba import njit
 
 from ndpsim.sim import kernels_vector
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
+from ndpsim.sim.kernels_common import _activate, _store
 from ndpsim.sim.kernels_mac import CHANNEL_BLOCK, mvm
+from ndpsim.sim.kernels_ort import _eltwise_qadd, _pool_ort, _softmax_lut
 
 ISA_DIGEST = "dda3867cb26692b4"
-KERNELS_DIGEST = "eff64cdc8fb4d958"
+KERNELS_DIGEST = "63afe251f79e9482"
 
 
 class Timing(NamedTuple):
@@ -43,39 +44,6 @@ class Timing(NamedTuple):
 @njit(cache=True)
 def _ceil_div(a, b):
     return -((-a) // b)
-
-
-@njit(cache=True)
-def _activate(f, act, p0, p1, fparams):
-    if act == A_RELU:
-        if f < 0:
-            f = f * np.float32(0.0)
-    elif act == A_CLIP:
-        lo = fparams[p0]
-        hi = fparams[p1]
-        if f < lo:
-            f = lo
-        if f > hi:
-            f = hi
-    elif act == A_LEAKY:
-        if f < 0:
-            f = f * fparams[p0]
-    return f
-
-
-@njit(cache=True)
-def _store(mem, addr, f, zp, qmin, qmax, float_mode):
-    """Quantize (round half to even, add zero point, saturate) and store; floats as they are."""
-    if float_mode:
-        mem[addr] = f
-    else:
-        # saturate before converting: a huge f must not overflow the integer conversion
-        if f < qmin - zp:
-            mem[addr] = qmin
-        elif f > qmax - zp:
-            mem[addr] = qmax
-        else:
-            mem[addr] = int(np.rint(f)) + zp
 
 
 @njit(cache=True)
@@ -253,115 +221,6 @@ def _copy(d, e0, n, mem, fparams, float_mode):
         f = _activate(f, d[CP_ACT], d[CP_ACT_P0], d[CP_ACT_P1], fparams)
         y = d[CP_Y_BASE] + i0 * d[CP_Y_S0] + i1 * d[CP_Y_S1] + i2 * d[CP_Y_S2] + i3 * d[CP_Y_S3]
         _store(mem, y, f, d[CP_ZY], d[CP_QMIN], d[CP_QMAX], float_mode)
-
-
-@njit(cache=True)
-def _fma_f32(a, b, c):
-    """float32 fused multiply-add, one rounding (as AVX2's vfmadd): the float64 product of two
-    float32 is exact; TwoSum gives the sum's error, and rounding the float64 sum to odd when
-    it is inexact makes the final rounding to float32 correct (53 >= 24 + 2 bits)."""
-    p = np.float64(a) * np.float64(b)
-    cc = np.float64(c)
-    s = p + cc
-    bb = s - p
-    err = (p - (s - bb)) + (cc - bb)
-    if err != 0.0 and s != 0.0:
-        m, e = math.frexp(s)
-        if (m * 9007199254740992.0) % 2.0 == 0.0:
-            s += math.copysign(math.ldexp(1.0, e - 53), err)
-    return np.float32(s)
-
-
-@njit(cache=True)
-def _eltwise_qadd(d, e0, n, mem, fparams):
-    """onnxruntime's QLinearAdd (MLAS AVX2): fma(a, ra, fma(b, rb, rc)), round to even,
-    saturate; the output zero point is folded into rc."""
-    d1, d2, d3 = d[EW_D1], d[EW_D2], d[EW_D3]
-    ra, rb, rc = fparams[d[EW_RA]], fparams[d[EW_RB]], fparams[d[EW_RC]]
-    for e in range(e0, e0 + n):
-        i3 = e % d3
-        t = e // d3
-        i2 = t % d2
-        t = t // d2
-        i1 = t % d1
-        i0 = t // d1
-        a = mem[
-            d[EW_A_BASE] + i0 * d[EW_A_S0] + i1 * d[EW_A_S1] + i2 * d[EW_A_S2] + i3 * d[EW_A_S3]
-        ]
-        b = mem[
-            d[EW_B_BASE] + i0 * d[EW_B_S0] + i1 * d[EW_B_S1] + i2 * d[EW_B_S2] + i3 * d[EW_B_S3]
-        ]
-        f = _fma_f32(np.float32(a), ra, _fma_f32(np.float32(b), rb, rc))
-        y = d[EW_Y_BASE] + i0 * d[EW_Y_S0] + i1 * d[EW_Y_S1] + i2 * d[EW_Y_S2] + i3 * d[EW_Y_S3]
-        _store(mem, y, f, 0, d[EW_QMIN], d[EW_QMAX], False)
-
-
-@njit(cache=True)
-def _pool_ort(d, p0, n, mem, fparams):
-    """onnxruntime's quantized average pools. AVG_SCALED (QLinearGlobalAveragePool): the
-    integer sum times r = sx / (sy * count). AVG_DQ (QLinearAveragePool): a float32 sum of
-    dequantized inputs in window order, divided by the count, quantized with sy = r2."""
-    oh, ow, kh, kw = d[PL_OH], d[PL_OW], d[PL_KH], d[PL_KW]
-    h, w, zx = d[PL_H], d[PL_W], d[PL_ZX]
-    r = fparams[d[PL_R]]
-    scaled = d[PL_KIND] == P_AVG_SCALED
-    for p in range(p0, p0 + n):
-        c = p // (oh * ow)
-        t = p - c * oh * ow
-        oy = t // ow
-        ox = t - oy * ow
-        s = np.int64(0)
-        sf = np.float32(0.0)
-        count = 0
-        for ky in range(kh):
-            iy = oy * d[PL_STRIDE_H] - d[PL_PAD_TOP] + ky * d[PL_DIL_H]
-            for kx in range(kw):
-                ix = ox * d[PL_STRIDE_W] - d[PL_PAD_LEFT] + kx * d[PL_DIL_W]
-                if iy >= 0 and iy < h and ix >= 0 and ix < w:
-                    a = d[PL_IN_BASE] + c * d[PL_IN_SC] + iy * d[PL_IN_SY] + ix * d[PL_IN_SX]
-                    xi = np.int64(mem[a]) - zx
-                    s += xi
-                    sf = sf + np.float32(xi) * r
-                    count += 1
-        if d[PL_COUNT_INCLUDE_PAD] != 0:
-            count = kh * kw
-        y = d[PL_OUT_BASE] + c * d[PL_OUT_SC] + oy * d[PL_OUT_SY] + ox * d[PL_OUT_SX]
-        if scaled:
-            _store(mem, y, np.float32(s) * r, d[PL_ZY], d[PL_QMIN], d[PL_QMAX], False)
-        else:
-            f = sf / np.float32(count) / fparams[d[PL_R2]] + np.float32(d[PL_ZY])
-            _store(mem, y, f, 0, d[PL_QMIN], d[PL_QMAX], False)
-
-
-@njit(cache=True)
-def _softmax_lut(d, r0, n, mem, fparams):
-    """onnxruntime's QLinearSoftmax: a 256-entry float32 exp table indexed by x - max(x),
-    float32 row sum, y = rne(table * sy / sum) + zy; mode 1 uint8, mode 2 int8 (which
-    saturates only above 255 and then wraps, as onnxruntime's int8 kernel does)."""
-    length, inner = d[SM_LENGTH], d[SM_INNER]
-    sy, zy, lut = fparams[d[SM_SY]], d[SM_ZY], d[SM_LUT]
-    signed = d[SM_MODE] == 2
-    for row in range(r0, r0 + n):
-        o = row // inner
-        i = row - o * inner
-        base = o * length * inner + i
-        xmax = np.int64(mem[d[SM_X_BASE] + base])
-        for j in range(length):
-            xmax = max(xmax, np.int64(mem[d[SM_X_BASE] + base + j * inner]))
-        off = (127 - xmax) if signed else (255 - xmax)
-        total = np.float32(0.0)
-        for j in range(length):
-            x = np.int64(mem[d[SM_X_BASE] + base + j * inner])
-            total = total + fparams[lut + ((x + off) & 255)]
-        for j in range(length):
-            x = np.int64(mem[d[SM_X_BASE] + base + j * inner])
-            vt = fparams[lut + ((x + off) & 255)]
-            v = np.int64(np.rint(vt * sy / total)) + zy
-            if v > 255:
-                v = 255
-            if signed:
-                v = ((v + 128) & 255) - 128
-            mem[d[SM_Y_BASE] + base + j * inner] = v
 
 
 @njit(cache=True)

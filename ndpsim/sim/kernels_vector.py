@@ -65,7 +65,7 @@ def func(d, e0, n, mem, fparams, float_mode):
         addr = d[FN_Y_BASE] + e
         if float_mode:
             mem[addr] = f
-        elif f < qmin - zy:  # saturate before converting, as core._store does
+        elif f < qmin - zy:  # saturate before converting, as kernels_common._store does
             mem[addr] = qmin
         elif f > qmax - zy:
             mem[addr] = qmax
