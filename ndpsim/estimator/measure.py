@@ -14,6 +14,7 @@ from ndpsim.config import HardwareConfig
 from ndpsim.frontend import load_model
 from ndpsim.isa import Counter as C
 from ndpsim.lower import Program, lower
+from ndpsim.report.build import layer_spans
 from ndpsim.report.energy import COMPONENTS, clock_pj, dynamic_pj, static_pj
 from ndpsim.sim.run import RunResult, run
 
@@ -53,11 +54,7 @@ def _per_layer(program: Program, res: RunResult) -> tuple[np.ndarray, np.ndarray
     """Span and busiest-unit busy cycles of every layer."""
     n, u = len(program.layers), program.n_units
     layer = program.instrs["layer"].astype(np.int64)
-    first = np.full(n, np.iinfo(np.int64).max)
-    last = np.zeros(n, dtype=np.int64)
-    np.minimum.at(first, layer, res.start)
-    np.maximum.at(last, layer, res.end)
-    first[first == np.iinfo(np.int64).max] = 0
+    first, last = layer_spans(program, res)
     busy = np.zeros(n * u, dtype=np.int64)
     np.add.at(busy, layer * u + program.instrs["unit"].astype(np.int64), res.end - res.start)
     return np.maximum(last - first, 0), busy.reshape(n, u).max(axis=1)

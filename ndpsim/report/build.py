@@ -14,7 +14,8 @@ from ndpsim.report.schema import Agreement, LayerReport, SimulationReport
 from ndpsim.sim.run import RunResult
 
 
-def _layer_spans(program: Program, res: RunResult) -> tuple[np.ndarray, np.ndarray]:
+def layer_spans(program: Program, res: RunResult) -> tuple[np.ndarray, np.ndarray]:
+    """First start and last end cycle of every layer's instructions (0, 0 for none)."""
     n = len(program.layers)
     layer = program.instrs["layer"].astype(np.int64)
     first = np.full(n, np.iinfo(np.int64).max)
@@ -65,7 +66,7 @@ def build_report(
 ) -> SimulationReport:
     cycles = res.cycles
     dyn = dynamic_pj(res.counters, hw)
-    first, last = _layer_spans(program, res)
+    first, last = layer_spans(program, res)
     span = last - first
     used, offered, used_bit_cycles = _macro_cells(program, hw)
     layers = []
