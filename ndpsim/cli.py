@@ -35,6 +35,7 @@ Values = Annotated[
     typer.Option("--input-value", help="name=16000 or name=1,2,3: fix an input to constants"),
 ]
 Debug = Annotated[bool, typer.Option("--debug", help="show tracebacks")]
+JsonOut = Annotated[Path | None, typer.Option("--json", help="write the report as JSON")]
 OpPoint = Annotated[
     str | None, typer.Option("--operating-point", "-O", help="named (V, MHz) of the preset")
 ]
@@ -141,9 +142,7 @@ def simulate(
     preset: Preset = None,
     config: Config = None,
     set_: Sets = None,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="write the report as JSON")
-    ] = None,
+    json_out: JsonOut = None,
     timing_only: Annotated[bool, typer.Option("--timing-only", help="skip the arithmetic")] = False,
     inputs: Annotated[Path | None, typer.Option("--inputs", help=".npz of input arrays")] = None,
     seed: Annotated[int, typer.Option(help="seed of the random input")] = 0,
@@ -188,9 +187,7 @@ def profile(
     preset: Preset = None,
     config: Config = None,
     set_: Sets = None,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="write the report as JSON")
-    ] = None,
+    json_out: JsonOut = None,
     timing_only: Annotated[bool, typer.Option("--timing-only")] = True,
     input_shape: Shapes = None,
     operating_point: OpPoint = None,

@@ -16,12 +16,12 @@ from numba import njit
 
 from ndpsim.sim import kernels_vector
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
-from ndpsim.sim.kernels_common import _activate, _store
+from ndpsim.sim.kernels_common import _activate, _store, unravel4
 from ndpsim.sim.kernels_mac import CHANNEL_BLOCK, mvm
 from ndpsim.sim.kernels_ort import _eltwise_qadd, _pool_ort, _softmax_lut
 
 ISA_DIGEST = "dda3867cb26692b4"
-KERNELS_DIGEST = "63afe251f79e9482"
+KERNELS_DIGEST = "78fd0147d82351a6"
 
 
 class Timing(NamedTuple):
@@ -98,12 +98,7 @@ def _eltwise(d, e0, n, mem, fparams, float_mode):
     sb = (d[EW_B_S0], d[EW_B_S1], d[EW_B_S2], d[EW_B_S3])
     sy = (d[EW_Y_S0], d[EW_Y_S1], d[EW_Y_S2], d[EW_Y_S3])
     abase, bbase, ybase = d[EW_A_BASE], d[EW_B_BASE], d[EW_Y_BASE]
-    i3 = e0 % d3
-    t = e0 // d3
-    i2 = t % d2
-    t = t // d2
-    i1 = t % d1
-    i0 = t // d1
+    i0, i1, i2, i3 = unravel4(e0, d1, d2, d3)
     for _ in range(n):
         a = mem[abase + i0 * sa[0] + i1 * sa[1] + i2 * sa[2] + i3 * sa[3]]
         b = mem[bbase + i0 * sb[0] + i1 * sb[1] + i2 * sb[2] + i3 * sb[3]]
@@ -206,12 +201,7 @@ def _copy(d, e0, n, mem, fparams, float_mode):
     d1, d2, d3 = d[CP_D1], d[CP_D2], d[CP_D3]
     r, zx = fparams[d[CP_R]], d[CP_ZX]
     for e in range(e0, e0 + n):
-        i3 = e % d3
-        t = e // d3
-        i2 = t % d2
-        t = t // d2
-        i1 = t % d1
-        i0 = t // d1
+        i0, i1, i2, i3 = unravel4(e, d1, d2, d3)
         x = mem[
             d[CP_X_BASE] + i0 * d[CP_X_S0] + i1 * d[CP_X_S1] + i2 * d[CP_X_S2] + i3 * d[CP_X_S3]
         ]
@@ -344,11 +334,11 @@ def run_program(
     for i in range(n):
         if instrs[i]["op"] == OP_MVM and instrs[i]["a2"] > max_n:
             max_n = instrs[i]["a2"]
-    rows = max(1, _max_tile_rows(tiles))
+    rows = max(1, _max_tile_extent(tiles, 2))
     # the MVM's input block: [k, pixel] for floats, [pixel, k] for integers (kernels_mac)
     shape = (rows, max_n) if float_mode else (max_n, rows)
     xblk = np.zeros(shape, dtype=weights.dtype)
-    blocks = max(1, -(-_max_tile_cols(tiles) // CHANNEL_BLOCK))
+    blocks = max(1, -(-_max_tile_extent(tiles, 4) // CHANNEL_BLOCK))
     sblk = np.zeros((blocks, CHANNEL_BLOCK, max_n), dtype=acc.dtype)
     xmax_state = np.zeros(1, dtype=np.int64)
     last = np.full(6, -1, dtype=np.int64)  # (desc, g0, k0, k1, p0, n) of the gathered block
@@ -445,20 +435,10 @@ def _same_block(last, ins, tile):
 
 
 @njit(cache=True)
-def _max_tile_rows(tiles):
+def _max_tile_extent(tiles, lo):
+    """Largest tiles[t, lo + 1] - tiles[t, lo]: k rows (lo = 2) or output columns (lo = 4)."""
     m = 0
     for t in range(tiles.shape[0]):
-        k = tiles[t, 3] - tiles[t, 2]
-        if k > m:
-            m = k
-    return m
-
-
-@njit(cache=True)
-def _max_tile_cols(tiles):
-    m = 0
-    for t in range(tiles.shape[0]):
-        c = tiles[t, 5] - tiles[t, 4]
-        if c > m:
-            m = c
+        if tiles[t, lo + 1] - tiles[t, lo] > m:
+            m = tiles[t, lo + 1] - tiles[t, lo]
     return m

@@ -43,3 +43,13 @@ def _store(mem, addr, f, zp, qmin, qmax, float_mode):
             mem[addr] = qmax
         else:
             mem[addr] = int(np.rint(f)) + zp
+
+
+@njit(cache=True)
+def unravel4(e, d1, d2, d3):
+    """The 4-D index (i0, i1, i2, i3) of flat element e of a (., d1, d2, d3) box."""
+    i3 = e % d3
+    t = e // d3
+    i2 = t % d2
+    t = t // d2
+    return t // d1, t % d1, i2, i3

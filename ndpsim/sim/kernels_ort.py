@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
-from ndpsim.sim.kernels_common import _store
+from ndpsim.sim.kernels_common import _store, unravel4
 
 ISA_DIGEST = "dda3867cb26692b4"
 
@@ -40,12 +40,7 @@ def _eltwise_qadd(d, e0, n, mem, fparams):
     d1, d2, d3 = d[EW_D1], d[EW_D2], d[EW_D3]
     ra, rb, rc = fparams[d[EW_RA]], fparams[d[EW_RB]], fparams[d[EW_RC]]
     for e in range(e0, e0 + n):
-        i3 = e % d3
-        t = e // d3
-        i2 = t % d2
-        t = t // d2
-        i1 = t % d1
-        i0 = t // d1
+        i0, i1, i2, i3 = unravel4(e, d1, d2, d3)
         a = mem[
             d[EW_A_BASE] + i0 * d[EW_A_S0] + i1 * d[EW_A_S1] + i2 * d[EW_A_S2] + i3 * d[EW_A_S3]
         ]
