@@ -134,6 +134,34 @@ def test_layer_files_of_an_unfinished_batch_are_removed_on_open(tmp_path):
     assert not list(tmp_path.rglob("*.tmp"))
 
 
+def test_ctrl_c_inside_a_flush_does_not_store_the_batch_twice(tmp_path, monkeypatch):
+    """Ctrl-C landing after a batch's point file is written but before the buffer is
+    cleared: the flush on exit must replace that file, not add a second copy of it."""
+    from ndpsim.sweep import store
+
+    real_write = store.write_atomic
+    interrupted = []
+
+    def write_then_interrupt(table, path):
+        real_write(table, path)
+        if "points" in path.parts and not interrupted:
+            interrupted.append(path)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(store, "BATCH_POINTS", 3)
+    monkeypatch.setattr(store, "write_atomic", write_then_interrupt)
+    spec = parse_spec({**SMALL, "models": [KWS]})
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(spec, make_plan(spec, ROOT), tmp_path, LocalEngine(1), quiet=True)
+    rows = read_points(tmp_path).to_pylist()
+    keys = [(r["model_sha256"], r["config_id"]) for r in rows]
+    assert interrupted and len(keys) == len(set(keys)) >= 3
+    layers = pq.read_table(tmp_path / "layers", partitioning="hive").num_rows
+    assert layers == sum(r["layers"] for r in rows)
+    rerun = run_sweep(spec, make_plan(spec, ROOT), tmp_path, LocalEngine(1), quiet=True)
+    assert rerun.skipped == len(keys) and rerun.skipped + rerun.ran == 8
+
+
 def test_one_writer_at_a_time(tmp_path):
     with ResultStore(tmp_path), pytest.raises(Exception, match="another sweep"):
         ResultStore(tmp_path).open()

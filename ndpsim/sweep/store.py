@@ -8,9 +8,12 @@ Readers see only finished files: a batch is written to a hidden temporary file, 
 renamed into place (`os.replace` is atomic on POSIX). A batch writes its layer files before
 its point files, and a point is done when its point row exists, so a process killed at any
 moment loses at most the batch in progress, which a re-run redoes; layer files left without
-their point file are removed on resume. Each point is keyed by (model_sha256, config_id,
-ndpsim_version, mode). The schema version and the simulator version are in every file's
-metadata. pandas, polars, DuckDB and pyarrow read the directories as they are.
+their point file are removed on resume. A batch's file name is fixed when its first row is
+buffered, so writing a batch again (Ctrl-C arriving inside a flush, then the flush on exit)
+replaces its files instead of storing its points twice. Each point is keyed by
+(model_sha256, config_id, ndpsim_version, mode). The schema version and the simulator
+version are in every file's metadata. pandas, polars, DuckDB and pyarrow read the
+directories as they are.
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ class ResultStore:
         self._rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self._layers: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self._buffered = 0
+        self._batch_name = ""
         self._last_flush = time.monotonic()
         self.files_written = 0
 
@@ -145,6 +149,9 @@ class ResultStore:
 
     # -- writing --
     def add(self, row: dict[str, Any], layers: list[dict[str, Any]]) -> None:
+        if not self._buffered:
+            stamp = time.strftime("%Y%m%dT%H%M%S")
+            self._batch_name = f"part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
         model = row.pop("model")
         self._rows[model].append(row)
         if layers:
@@ -156,7 +163,7 @@ class ResultStore:
     def flush(self) -> None:
         """Write the buffered rows: layer files first, then point files (see the module doc)."""
         if self._buffered:
-            name = f"part-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}.parquet"
+            name = self._batch_name
             for model, rows in self._layers.items():
                 table = pa.Table.from_pylist(rows, LAYER_SCHEMA.with_metadata(_metadata("layers")))
                 write_atomic(table, self.layers_dir / f"model={model}" / name)
