@@ -192,6 +192,7 @@ KERNEL_MODULES = (
     "ndpsim/sim/kernels_common.py",
     "ndpsim/sim/kernels_mac.py",
     "ndpsim/sim/kernels_ort.py",
+    "ndpsim/sim/kernels_rows.py",
     "ndpsim/sim/kernels_vector.py",
 )
 

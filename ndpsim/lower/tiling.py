@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -187,17 +188,18 @@ def geometry(g: Graph, node: Node) -> ConvGeom:
     return conv_geometry(g, node) if node.op_type == "Conv" else matmul_geometry(g, node)
 
 
-def weight_matrix(g: Graph, node: Node, geom: ConvGeom) -> np.ndarray:
-    """The weights as [cout, K_g] (row co holds the K_g weights of output channel co)."""
-    w = np.asarray(g.constants[geom.weight], dtype=np.float64)
+def weight_matrix(g: Graph, node: Node, geom: ConvGeom, dtype: Any = np.float64) -> np.ndarray:
+    """The weights as [cout, K_g] (row co holds the K_g weights of output channel co), in
+    `dtype` (None: the constant's own float type, with no copy where the layout allows it;
+    a Gemm's alpha other than 1 makes it float64)."""
+    w = np.asarray(g.constants[geom.weight], dtype=dtype)
     if geom.layout == "conv":
         m = w.reshape(geom.cout, geom.k_g)
     else:
         w = w.reshape(w.shape[-2:])  # a [1, .., K, N] MatMul operand is 2-D
         m = (w if geom.layout == "nk" else w.T).reshape(geom.cout, geom.k_g)
-    if node.op_type == "Gemm":
-        m = m * float(node.attrs.get("alpha", 1.0))
-    return m
+    alpha = float(node.attrs.get("alpha", 1.0)) if node.op_type == "Gemm" else 1.0
+    return m * alpha if alpha != 1.0 else m
 
 
 def bias_vector(g: Graph, node: Node, geom: ConvGeom) -> np.ndarray | None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from ndpsim.isa import DESC_FIELDS, Act
 from ndpsim.lower.passes import activation_of
@@ -83,24 +84,40 @@ def _act_params(program: Program, kind: str, row: int, node_attrs, fparams, sy: 
 
 
 def _quantize_weights(
-    w: np.ndarray, bits: int, per_channel: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric quantization with one scale per output channel (row) or one for the whole
-    tensor: returns (integer-valued weights, scale per row). One bit is binary: sign(w) x mean|w|
-    (the two levels a 1-bit cell holds)."""
-    axis = 1 if per_channel else None
+    w: np.ndarray, bits: int, per_channel: bool, out: np.ndarray
+) -> np.ndarray:
+    """Symmetric quantization of w [cout, K] with one scale per output channel (row) or one for
+    the whole tensor, written into `out` (flat, integer); returns the scale per row. One bit
+    is binary: sign(w) x mean|w| (the two levels a 1-bit cell holds)."""
     if bits == 1:
-        scale = np.broadcast_to(np.abs(w).mean(axis=axis), (w.shape[0],))
-        scale = np.where(scale > 0, scale, 1.0)
-        return np.where(w >= 0, 1, -1).astype(np.int64), scale
-    qmax = (1 << (bits - 1)) - 1
-    amax = np.maximum(w.max(axis=axis), -w.min(axis=axis))  # max |w| without an |w| copy
-    amax = np.broadcast_to(amax, (w.shape[0],))
+        w = np.asarray(w, np.float64)
+        scale = np.broadcast_to(np.abs(w).mean(axis=1 if per_channel else None), (w.shape[0],))
+        out[:] = np.where(w >= 0, 1, -1).reshape(-1)
+        return np.where(scale > 0, scale, 1.0)
+    return _quantize_rows(np.ascontiguousarray(w), (1 << (bits - 1)) - 1, per_channel, out)
+
+
+@njit(cache=True)
+def _quantize_rows(w, qmax, per_channel, out):
+    """out[r * K + c] = clip(rint(w[r, c] / scale[r]), -qmax, qmax), scale = max|w| / qmax per
+    row (or of the whole tensor), in float64 whatever w's float type: two passes over the
+    weights and no temporaries, where numpy would make several tensor-sized copies."""
+    rows, cols = w.shape
+    amax = np.zeros(rows)
+    for r in range(rows):
+        m = 0.0
+        for c in range(cols):
+            m = max(m, abs(np.float64(w[r, c])))
+        amax[r] = m
+    if not per_channel and rows:
+        amax[:] = amax.max()
     scale = np.where(amax > 0, amax / qmax, 1.0)
-    q = w / scale[:, None]  # in place from here on: weights can be tens of millions
-    np.rint(q, out=q)
-    np.clip(q, -qmax, qmax, out=q)
-    return q, scale
+    for r in range(rows):
+        s = scale[r]
+        for c in range(cols):
+            q = np.rint(np.float64(w[r, c]) / s)
+            out[r * cols + c] = min(max(q, -qmax), qmax)
+    return scale
 
 
 def bind(program: Program, plan: QuantPlan | None) -> Params:
@@ -142,7 +159,7 @@ def bind(program: Program, plan: QuantPlan | None) -> Params:
         y = q(bd.output)
         if bd.kind == "conv":
             geom = geometry(g, node)
-            w = weight_matrix(g, node, geom)
+            w = weight_matrix(g, node, geom, None)  # its own float type: no float64 copy
             bias = bias_vector(g, node, geom)
             x = q(bd.inputs[0])
             s = bd.slots
@@ -155,8 +172,8 @@ def bind(program: Program, plan: QuantPlan | None) -> Params:
             elif ort is not None:
                 ort.conv(bd, node, geom, x, y, weights, fparams)
             else:
-                wq, sw = _quantize_weights(w, w_bits[node.name], plan.per_channel_weights)
-                weights[s["w_base"] : s["w_base"] + n] = wq.reshape(-1)
+                out = weights[s["w_base"] : s["w_base"] + n]
+                sw = _quantize_weights(w, w_bits[node.name], plan.per_channel_weights, out)
                 if bias is not None:
                     bq = np.clip(np.rint(bias / (x.scale * sw)), -(2**31), 2**31 - 1)
                     weights[s["bias_base"] : s["bias_base"] + geom.cout] = bq

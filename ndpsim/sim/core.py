@@ -14,14 +14,14 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from ndpsim.sim import kernels_vector
+from ndpsim.sim import kernels_rows, kernels_vector
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
-from ndpsim.sim.kernels_common import _activate, _store, unravel4
+from ndpsim.sim.kernels_common import _act_params, _activate, _store, unravel4
 from ndpsim.sim.kernels_mac import CHANNEL_BLOCK, mvm
-from ndpsim.sim.kernels_ort import _eltwise_qadd, _pool_ort, _softmax_lut
+from ndpsim.sim.kernels_ort import _pool_ort, _softmax_lut
 
 ISA_DIGEST = "dda3867cb26692b4"
-KERNELS_DIGEST = "78fd0147d82351a6"
+KERNELS_DIGEST = "f5af9bdb901ffe7e"
 
 
 class Timing(NamedTuple):
@@ -47,81 +47,6 @@ def _ceil_div(a, b):
 
 
 @njit(cache=True)
-def _requant(d, c0, nc, p0, n, mem, weights, acc, fparams, float_mode):
-    # descriptor fields in locals: stores to mem/acc may alias d as far as numba knows, so
-    # reading d[...] inside the loop would reload it for every element
-    ow = d[CV_OW]
-    npix = d[CV_OH] * ow
-    ab, bb, out = d[CV_AB], d[CV_BB], d[CV_OUT]
-    osc, osy, osx = d[CV_OSC], d[CV_OSY], d[CV_OSX]
-    act, ap0, ap1 = d[CV_ACT], d[CV_AP0], d[CV_AP1]
-    zp, qmin, qmax = d[CV_OZ], d[CV_QMIN], d[CV_QMAX]
-    pmax = d[CV_PMAX]
-    pre_r = fparams[d[CV_PR]] if pmax > 0 and not float_mode else np.float32(1)
-    for c in range(c0, c0 + nc):
-        scale = fparams[d[CV_SB] + c]
-        bias = weights[bb + c] if bb >= 0 else weights[0] * 0
-        row = acc[ab + c * npix + p0 : ab + c * npix + p0 + n]
-        oy = p0 // ow
-        ox = p0 - oy * ow
-        for q in range(n):
-            v = row[q]
-            row[q] = 0
-            if bb >= 0:
-                v += bias
-            f = np.float32(v) * scale
-            if pmax > 0 and not float_mode:  # pre-activation stage (NDP120: 16 bits)
-                t = min(max(np.rint(f), -pmax - 1), pmax)
-                f = np.float32(t) * pre_r
-            f = _activate(f, act, ap0, ap1, fparams)
-            _store(mem, out + c * osc + oy * osy + ox * osx, f, zp, qmin, qmax, float_mode)
-            ox += 1
-            if ox == ow:
-                ox = 0
-                oy += 1
-
-
-@njit(cache=True)
-def _eltwise(d, e0, n, mem, fparams, float_mode):
-    if d[EW_KIND] == E_QADD:
-        _eltwise_qadd(d, e0, n, mem, fparams)
-        return
-    d1, d2, d3 = d[EW_D1], d[EW_D2], d[EW_D3]
-    ra, rb = fparams[d[EW_RA]], fparams[d[EW_RB]]
-    za, zb = d[EW_ZA], d[EW_ZB]
-    # fields in locals (stores to mem may alias d as far as numba knows); the 4-D index
-    # advances like an odometer instead of being divided out of e for every element
-    is_mul = d[EW_KIND] == E_MUL
-    act, ap0, ap1 = d[EW_ACT], d[EW_ACT_P0], d[EW_ACT_P1]
-    zy, qmin, qmax = d[EW_ZY], d[EW_QMIN], d[EW_QMAX]
-    sa = (d[EW_A_S0], d[EW_A_S1], d[EW_A_S2], d[EW_A_S3])
-    sb = (d[EW_B_S0], d[EW_B_S1], d[EW_B_S2], d[EW_B_S3])
-    sy = (d[EW_Y_S0], d[EW_Y_S1], d[EW_Y_S2], d[EW_Y_S3])
-    abase, bbase, ybase = d[EW_A_BASE], d[EW_B_BASE], d[EW_Y_BASE]
-    i0, i1, i2, i3 = unravel4(e0, d1, d2, d3)
-    for _ in range(n):
-        a = mem[abase + i0 * sa[0] + i1 * sa[1] + i2 * sa[2] + i3 * sa[3]]
-        b = mem[bbase + i0 * sb[0] + i1 * sb[1] + i2 * sb[2] + i3 * sb[3]]
-        if is_mul:
-            f = np.float32(a - za) * np.float32(b - zb) * ra
-        else:
-            f = np.float32(a - za) * ra + np.float32(b - zb) * rb
-        f = _activate(f, act, ap0, ap1, fparams)
-        y = ybase + i0 * sy[0] + i1 * sy[1] + i2 * sy[2] + i3 * sy[3]
-        _store(mem, y, f, zy, qmin, qmax, float_mode)
-        i3 += 1
-        if i3 == d3:
-            i3 = 0
-            i2 += 1
-            if i2 == d2:
-                i2 = 0
-                i1 += 1
-                if i1 == d1:
-                    i1 = 0
-                    i0 += 1
-
-
-@njit(cache=True)
 def _pool(d, p0, n, mem, fparams, zero_x, float_mode):
     if d[PL_KIND] == P_AVG_SCALED or d[PL_KIND] == P_AVG_DQ:
         _pool_ort(d, p0, n, mem, fparams)
@@ -130,6 +55,7 @@ def _pool(d, p0, n, mem, fparams, zero_x, float_mode):
     h, w, zx = d[PL_H], d[PL_W], d[PL_ZX]
     is_max = d[PL_KIND] == P_MAX
     r = fparams[d[PL_R]]
+    a0, a1 = _act_params(d[PL_ACT], d[PL_ACT_P0], d[PL_ACT_P1], fparams)
     for p in range(p0, p0 + n):
         c = p // (oh * ow)
         t = p - c * oh * ow
@@ -157,7 +83,7 @@ def _pool(d, p0, n, mem, fparams, zero_x, float_mode):
             f = np.float32(m) * r
         else:
             f = np.float32(s) / np.float32(count) * r
-        f = _activate(f, d[PL_ACT], d[PL_ACT_P0], d[PL_ACT_P1], fparams)
+        f = _activate(f, d[PL_ACT], a0, a1)
         y = d[PL_OUT_BASE] + c * d[PL_OUT_SC] + oy * d[PL_OUT_SY] + ox * d[PL_OUT_SX]
         _store(mem, y, f, d[PL_ZY], d[PL_QMIN], d[PL_QMAX], float_mode)
 
@@ -200,6 +126,7 @@ def _softmax(d, r0, n, mem, fparams, float_mode):
 def _copy(d, e0, n, mem, fparams, float_mode):
     d1, d2, d3 = d[CP_D1], d[CP_D2], d[CP_D3]
     r, zx = fparams[d[CP_R]], d[CP_ZX]
+    a0, a1 = _act_params(d[CP_ACT], d[CP_ACT_P0], d[CP_ACT_P1], fparams)
     for e in range(e0, e0 + n):
         i0, i1, i2, i3 = unravel4(e, d1, d2, d3)
         x = mem[
@@ -208,7 +135,7 @@ def _copy(d, e0, n, mem, fparams, float_mode):
         f = np.float32(x - zx) * r
         if d[CP_MODE] == 1:  # dequantize, then quantize (onnxruntime's QLinearConcat table)
             f = f / fparams[d[CP_R2]]
-        f = _activate(f, d[CP_ACT], d[CP_ACT_P0], d[CP_ACT_P1], fparams)
+        f = _activate(f, d[CP_ACT], a0, a1)
         y = d[CP_Y_BASE] + i0 * d[CP_Y_S0] + i1 * d[CP_Y_S1] + i2 * d[CP_Y_S2] + i3 * d[CP_Y_S3]
         _store(mem, y, f, d[CP_ZY], d[CP_QMIN], d[CP_QMAX], float_mode)
 
@@ -338,9 +265,10 @@ def run_program(
     # the MVM's input block: [k, pixel] for floats, [pixel, k] for integers (kernels_mac)
     shape = (rows, max_n) if float_mode else (max_n, rows)
     xblk = np.zeros(shape, dtype=weights.dtype)
-    blocks = max(1, -(-_max_tile_extent(tiles, 4) // CHANNEL_BLOCK))
-    sblk = np.zeros((blocks, CHANNEL_BLOCK, max_n), dtype=acc.dtype)
+    sblk = np.zeros((CHANNEL_BLOCK, max_n), dtype=acc.dtype)
+    off = np.zeros((max_n, max(1, _max_window(instrs, desc))), dtype=np.int64)
     xmax_state = np.zeros(1, dtype=np.int64)
+    wmax_tiles = np.full(tiles.shape[0], -1, dtype=np.int64)
     last = np.full(6, -1, dtype=np.int64)  # (desc, g0, k0, k1, p0, n) of the gathered block
     zero_x = np.zeros(1, dtype=mem.dtype)[0] - np.int64(0)
     for i in range(n):
@@ -367,12 +295,15 @@ def run_program(
         in_cycles = _ceil_div(np.int64(ins["a_bits"]), timing.input_bits_per_cycle)
         _count(counters[ins["layer"]], ins, dur, compute, in_cycles)
         if execute:
-            if op != OP_MVM:  # anything but an MVM may write memory: regather next time
+            if op == OP_REQUANT or op == OP_ELTWISE or op == OP_POOL or op == OP_SOFTMAX:
+                last[0] = -1  # the vector ops store into the arena: the next MVM gathers again
+            if op == OP_COPY or op == OP_FUNC:  # (weight and DMA transfers do not touch it)
                 last[0] = -1
             if op == OP_MVM:
                 mvm(
                     desc[ins["desc"]],
                     tiles[ins["a0"]],
+                    ins["a0"],
                     ins["a1"],
                     ins["a2"],
                     mem,
@@ -380,12 +311,14 @@ def run_program(
                     acc,
                     xblk,
                     sblk,
+                    off,
                     xmax_state,
+                    wmax_tiles,
                     _same_block(last, ins, tiles[ins["a0"]]),
                     float_mode,
                 )
             elif op == OP_REQUANT:
-                _requant(
+                kernels_rows.requant(
                     desc[ins["desc"]],
                     ins["a0"],
                     ins["rows"],
@@ -398,7 +331,9 @@ def run_program(
                     float_mode,
                 )
             elif op == OP_ELTWISE:
-                _eltwise(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode)
+                kernels_rows.eltwise(
+                    desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode
+                )
             elif op == OP_POOL:
                 _pool(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, zero_x, float_mode)
             elif op == OP_SOFTMAX:
@@ -432,6 +367,17 @@ def _same_block(last, ins, tile):
     if tile[1] - tile[0] != 1:
         last[0] = -1
     return same
+
+
+@njit(cache=True)
+def _max_window(instrs, desc):
+    """Largest kernel window (kh * kw) of any MVM's descriptor."""
+    m = 0
+    for i in range(instrs.shape[0]):
+        if instrs[i]["op"] == OP_MVM:
+            d = desc[instrs[i]["desc"]]
+            m = max(m, d[CV_KH] * d[CV_KW])
+    return m
 
 
 @njit(cache=True)

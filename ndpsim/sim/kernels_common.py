@@ -13,21 +13,43 @@ ISA_DIGEST = "dda3867cb26692b4"
 
 
 @njit(cache=True)
-def _activate(f, act, p0, p1, fparams):
+def _act_params(act, p0, p1, fparams):
+    """The activation's float parameters (CLIP: lo, hi; LEAKY: slope, unused), read once per
+    kernel call: _activate takes scalars, since an array argument would cost reference
+    counting on every element."""
+    if act == A_CLIP:
+        return fparams[p0], fparams[p1]
+    if act == A_LEAKY:
+        return fparams[p0], np.float32(0)
+    return np.float32(0), np.float32(0)
+
+
+@njit(cache=True)
+def _activate(f, act, a0, a1):
+    """The fused activation of f, with its parameters (a0, a1) from _act_params."""
     if act == A_RELU:
         if f < 0:
             f = f * np.float32(0.0)
     elif act == A_CLIP:
-        lo = fparams[p0]
-        hi = fparams[p1]
-        if f < lo:
-            f = lo
-        if f > hi:
-            f = hi
+        if f < a0:
+            f = a0
+        if f > a1:
+            f = a1
     elif act == A_LEAKY:
         if f < 0:
-            f = f * fparams[p0]
+            f = f * a0
     return f
+
+
+@njit(cache=True)
+def _quantized(f, zp, qmin, qmax):
+    """f rounded half to even, plus the zero point, saturated to [qmin, qmax]."""
+    # saturate before converting: a huge f must not overflow the integer conversion
+    if f < qmin - zp:
+        return qmin
+    if f > qmax - zp:
+        return qmax
+    return int(np.rint(f)) + zp
 
 
 @njit(cache=True)
@@ -36,13 +58,7 @@ def _store(mem, addr, f, zp, qmin, qmax, float_mode):
     if float_mode:
         mem[addr] = f
     else:
-        # saturate before converting: a huge f must not overflow the integer conversion
-        if f < qmin - zp:
-            mem[addr] = qmin
-        elif f > qmax - zp:
-            mem[addr] = qmax
-        else:
-            mem[addr] = int(np.rint(f)) + zp
+        mem[addr] = _quantized(f, zp, qmin, qmax)
 
 
 @njit(cache=True)

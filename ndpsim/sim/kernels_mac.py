@@ -25,200 +25,237 @@ from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the 
 ISA_DIGEST = "dda3867cb26692b4"
 
 _INT32_MAX = 2147483647
+# Hot loops index with unsigned integers: numba checks a signed index for negative
+# wraparound, which stops LLVM vectorizing the loop, and a view instead would cost two
+# reference-count updates (atomic, out of line) each time it is made.
+u64 = np.uint64
 CHANNEL_BLOCK = 4  # output channels computed side by side
 
 
 @njit(cache=True)
-def gather(d, g, k0, kt, p0, n, mem, xblk, transposed, float_mode):
-    """im2col of pixels p0..p0+n, rows k0..k0+kt of group g, minus the input zero point, into
-    xblk[j, q] (or xblk[q, j] when `transposed`); returns max |x| (0 for floats). The
-    descriptor's fields are read into locals first: the stores below could alias `d` as far
-    as the compiler knows, so it would otherwise reload them for every element."""
+def offsets(d, p0, n, off):
+    """off[q, r]: where kernel position r (ky * kw + kx) of output pixel p0 + q reads, as an
+    offset from its channel's first element, or -1 where it falls in the padding. Shared by
+    every group and k-fold of the block, so the gathers below test no bounds per element."""
     kh, kw, ow = d[CV_KH], d[CV_KW], d[CV_OW]
     h, w, dh, dw = d[CV_H], d[CV_W], d[CV_DH], d[CV_DW]
     sth, stw, pt, pl = d[CV_STH], d[CV_STW], d[CV_PT], d[CV_PL]
-    sc, sy, sx = d[CV_SC], d[CV_SY], d[CV_SX]
-    khw = kh * kw
-    base = d[CV_IN] + g * (d[CV_CIN] // d[CV_G]) * sc
-    in_zp = d[CV_IZ]
-    ci0 = k0 // khw
-    r0 = k0 - ci0 * khw
-    xmax = 0
+    sy, sx = d[CV_SY], d[CV_SX]
     for q in range(n):
         p = p0 + q
         oy = p // ow
         ox = p - oy * ow
-        base_y = oy * sth - pt
-        base_x = ox * stw - pl
-        ci = ci0
-        ky = r0 // kw
-        kx = r0 - ky * kw
-        for j in range(kt):
-            iy = base_y + ky * dh
-            ix = base_x + kx * dw
-            v = 0
-            if iy >= 0 and iy < h and ix >= 0 and ix < w:
-                v = mem[base + ci * sc + iy * sy + ix * sx] - in_zp
-                if not float_mode and abs(v) > xmax:
-                    xmax = abs(v)
-            if transposed:
+        for ky in range(kh):
+            iy = oy * sth - pt + ky * dh
+            for kx in range(kw):
+                ix = ox * stw - pl + kx * dw
+                inside = iy >= 0 and iy < h and ix >= 0 and ix < w
+                off[q, ky * kw + kx] = iy * sy + ix * sx if inside else -1
+
+
+@njit(cache=True)
+def _channels(k0, kt, r, khw):
+    """The channels ci whose row ci * khw + r lies in [k0, k0 + kt), as a range."""
+    lo = max(0, -((r - k0) // khw))  # ceil((k0 - r) / khw)
+    hi = -((r - k0 - kt) // khw)  # ceil((k0 + kt - r) / khw)
+    return lo, hi
+
+
+@njit(cache=True)
+def gather_int(d, g, k0, kt, n, mem, off, xblk):
+    """xblk[q, j] = x[row k0 + j of group g, pixel p0 + q] - input zero point (0 in the
+    padding), one contiguous input vector per pixel; returns max |x|. The descriptor's
+    fields are read into locals first: the stores below could alias `d` as far as the
+    compiler knows, so it would otherwise reload them for every element."""
+    khw = d[CV_KH] * d[CV_KW]
+    sc = d[CV_SC]
+    base = d[CV_IN] + g * (d[CV_CIN] // d[CV_G]) * sc
+    in_zp = d[CV_IZ]
+    xmax = 0
+    for q in range(n):
+        for r in range(khw):
+            o = off[q, r]
+            lo, hi = _channels(k0, kt, r, khw)
+            j = lo * khw + r - k0
+            src = base + lo * sc + max(o, 0)
+            for _ in range(lo, hi):
+                v = mem[src] - in_zp if o >= 0 else 0
+                xmax = max(xmax, abs(v))
                 xblk[q, j] = v
-            else:
-                xblk[j, q] = v
-            kx += 1
-            if kx == kw:
-                kx = 0
-                ky += 1
-                if ky == kh:
-                    ky = 0
-                    ci += 1
+                src += sc
+                j += khw
     return xmax
 
 
 @njit(cache=True)
-def _accumulate(acc, ai0, sblk, n, d, float_mode):
-    """acc[ai0 + q] += sblk[q], saturating integer accumulators."""
-    dst = acc[ai0 : ai0 + n]
-    for q in range(n):
-        v = dst[q] + sblk[q]
-        if not float_mode:
-            if v < d[CV_AMIN]:
-                v = d[CV_AMIN]
-            if v > d[CV_AMAX]:
-                v = d[CV_AMAX]
-        dst[q] = v
+def gather_float(d, g, k0, kt, n, mem, off, xblk):
+    """xblk[j, q] = x[row k0 + j of group g, pixel p0 + q] (0.0 in the padding): rows of
+    pixels, as the float axpys read them."""
+    khw = d[CV_KH] * d[CV_KW]
+    sc = d[CV_SC]
+    base = d[CV_IN] + g * (d[CV_CIN] // d[CV_G]) * sc
+    in_zp = d[CV_IZ]
+    for r in range(khw):
+        lo, hi = _channels(k0, kt, r, khw)
+        for ci in range(lo, hi):
+            j = ci * khw + r - k0
+            src = base + ci * sc
+            for q in range(n):
+                o = off[q, r]
+                xblk[j, q] = mem[src + max(o, 0)] - in_zp if o >= 0 else 0
+    return 0
 
 
 @njit(cache=True)
-def _weight_max(weights, wb, stride, m, kt):
-    wmax = 0
-    for r in range(m):
-        row = weights[wb + r * stride : wb + r * stride + kt]
-        for j in range(kt):
-            if abs(row[j]) > wmax:
-                wmax = abs(row[j])
-    return wmax
-
-
-@njit(cache=True)
-def _rows(weights, wb, stride, m, kt):
-    """Views of the weight rows of m <= 4 channels (the last repeated to fill four). Loops
-    index views from zero: computed flat indices would make numba check each for negative
-    wraparound, which stops LLVM from vectorizing them."""
-    w1 = wb + stride * min(1, m - 1)
-    w2 = wb + stride * min(2, m - 1)
-    w3 = wb + stride * min(3, m - 1)
+def _row_starts(wb, stride, m):
+    """Where the weight rows of m <= 4 channels start (the last repeated to fill four)."""
     return (
-        weights[wb : wb + kt],
-        weights[w1 : w1 + kt],
-        weights[w2 : w2 + kt],
-        weights[w3 : w3 + kt],
+        u64(wb),
+        u64(wb + stride * min(1, m - 1)),
+        u64(wb + stride * min(2, m - 1)),
+        u64(wb + stride * min(3, m - 1)),
     )
 
 
 @njit(cache=True)
-def _dots_int32(weights, wb, stride, m, kt, xt, n, sblk):
-    """sblk[r, q] = sum_j w[r, j] x[q, j] for m <= 4 channels, in int32 lanes (the caller has
-    proven no partial sum overflows)."""
+def _saturate(v, lo, hi):
+    return min(max(v, lo), hi)
+
+
+@njit(cache=True)
+def _mac_int(weights, wb, k_g, nc, kt, xt, n, acc, ai0, npix, amin, amax, narrow):
+    """acc[ai0 + c * npix + q] += sum_j w[c, j] x[q, j] (saturating) for nc channels whose
+    weight rows start at wb, four channels at a time. `narrow`: the caller has proven no
+    partial sum leaves int32, so the sums run in int32 lanes; int64 otherwise."""
     i32 = np.int32
-    a0, a1, a2, a3 = _rows(weights, wb, stride, m, kt)
-    for q in range(n):
-        xr = xt[q, :kt]
-        s0 = i32(0)
-        s1 = i32(0)
-        s2 = i32(0)
-        s3 = i32(0)
-        for j in range(kt):
-            x = i32(xr[j])
-            s0 = i32(s0 + i32(a0[j] * x))
-            s1 = i32(s1 + i32(a1[j] * x))
-            s2 = i32(s2 + i32(a2[j] * x))
-            s3 = i32(s3 + i32(a3[j] * x))
-        sblk[0, q] = s0
-        sblk[1, q] = s1
-        sblk[2, q] = s2
-        sblk[3, q] = s3
-
-
-@njit(cache=True)
-def _dots_int64(weights, wb, stride, m, kt, xt, n, sblk):
-    """As _dots_int32 with int64 sums, for blocks whose sums may not fit in 32 bits."""
-    a0, a1, a2, a3 = _rows(weights, wb, stride, m, kt)
-    for q in range(n):
-        xr = xt[q, :kt]
-        s0 = np.int64(0)
-        s1 = np.int64(0)
-        s2 = np.int64(0)
-        s3 = np.int64(0)
-        for j in range(kt):
-            x = np.int64(xr[j])
-            s0 += a0[j] * x
-            s1 += a1[j] * x
-            s2 += a2[j] * x
-            s3 += a3[j] * x
-        sblk[0, q] = s0
-        sblk[1, q] = s1
-        sblk[2, q] = s2
-        sblk[3, q] = s3
-
-
-@njit(cache=True)
-def _axpys_float(weights, wb, stride, m, kt, xblk, n, sblk):
-    """sblk[r, q] = sum_j w[r, j] x[j, q] for m <= 4 channels, each sum in k order."""
-    r0, r1, r2, r3 = _rows(weights, wb, stride, m, kt)
-    s0, s1, s2, s3 = sblk[0], sblk[1], sblk[2], sblk[3]
-    for q in range(n):
-        s0[q] = 0
-        s1[q] = 0
-        s2[q] = 0
-        s3[q] = 0
-    for j in range(kt):
-        a0 = r0[j]
-        a1 = r1[j]
-        a2 = r2[j]
-        a3 = r3[j]
-        xr = xblk[j]
+    i64 = np.int64
+    for b in range(0, nc, CHANNEL_BLOCK):
+        m = min(CHANNEL_BLOCK, nc - b)
+        w0, w1, w2, w3 = _row_starts(wb + b * k_g, k_g, m)
+        a = ai0 + b * npix
         for q in range(n):
-            x = xr[q]
-            s0[q] += a0 * x
-            s1[q] += a1 * x
-            s2[q] += a2 * x
-            s3[q] += a3 * x
+            uq = u64(q)
+            if narrow:
+                t0 = i32(0)
+                t1 = i32(0)
+                t2 = i32(0)
+                t3 = i32(0)
+                for j in range(kt):
+                    uj = u64(j)
+                    x = i32(xt[uq, uj])
+                    t0 = i32(t0 + i32(weights[w0 + uj] * x))
+                    t1 = i32(t1 + i32(weights[w1 + uj] * x))
+                    t2 = i32(t2 + i32(weights[w2 + uj] * x))
+                    t3 = i32(t3 + i32(weights[w3 + uj] * x))
+                s0, s1, s2, s3 = i64(t0), i64(t1), i64(t2), i64(t3)
+            else:
+                s0 = i64(0)
+                s1 = i64(0)
+                s2 = i64(0)
+                s3 = i64(0)
+                for j in range(kt):
+                    uj = u64(j)
+                    x = i64(xt[uq, uj])
+                    s0 += weights[w0 + uj] * x
+                    s1 += weights[w1 + uj] * x
+                    s2 += weights[w2 + uj] * x
+                    s3 += weights[w3 + uj] * x
+            acc[a + q] = _saturate(acc[a + q] + s0, amin, amax)
+            if m > 1:
+                acc[a + npix + q] = _saturate(acc[a + npix + q] + s1, amin, amax)
+            if m > 2:
+                acc[a + 2 * npix + q] = _saturate(acc[a + 2 * npix + q] + s2, amin, amax)
+            if m > 3:
+                acc[a + 3 * npix + q] = _saturate(acc[a + 3 * npix + q] + s3, amin, amax)
 
 
 @njit(cache=True)
-def mvm(d, tile, p0, n, mem, weights, acc, xblk, sblk, xmax_state, reuse, float_mode):
-    """acc[tile outputs, pixels p0..p0+n] += W_tile . im2col(x). `reuse`: xblk already holds
-    this block (the previous MVM read the same input vectors; xmax_state[0] is its max |x|).
-    xblk is [k, pixel] for floats and [pixel, k] for integers; sblk is [block, CHANNEL_BLOCK,
-    pixel], one slab per block of output channels. (Sharing the blocks out over threads with
-    prange was tried: a parallel launch per MVM cost more than it saved.)"""
+def _mac_float(weights, wb, k_g, nc, kt, xblk, n, sblk, acc, ai0, npix):
+    """acc[ai0 + c * npix + q] += sum_j w[c, j] x[j, q] for nc channels, four at a time,
+    each sum in k order in sblk[r, q] (an axpy over the pixels per row j)."""
+    for b in range(0, nc, CHANNEL_BLOCK):
+        m = min(CHANNEL_BLOCK, nc - b)
+        w0, w1, w2, w3 = _row_starts(wb + b * k_g, k_g, m)
+        for q in range(n):
+            sblk[0, q] = 0
+            sblk[1, q] = 0
+            sblk[2, q] = 0
+            sblk[3, q] = 0
+        for j in range(kt):
+            uj = u64(j)
+            a0 = weights[w0 + uj]
+            a1 = weights[w1 + uj]
+            a2 = weights[w2 + uj]
+            a3 = weights[w3 + uj]
+            for q in range(n):
+                uq = u64(q)
+                x = xblk[uj, uq]
+                sblk[0, uq] += a0 * x
+                sblk[1, uq] += a1 * x
+                sblk[2, uq] += a2 * x
+                sblk[3, uq] += a3 * x
+        for r in range(m):
+            a = u64(ai0 + (b + r) * npix)
+            for q in range(n):
+                uq = u64(q)
+                acc[a + uq] += sblk[r, uq]
+
+
+@njit(cache=True)
+def _tile_weight_max(d, tile, weights):
+    """max |w| over a tile's weights (every group, channel and row of it)."""
+    groups = d[CV_G]
+    cout_g = d[CV_COUT] // groups
+    k_g = (d[CV_CIN] // groups) * d[CV_KH] * d[CV_KW]
+    g0, g1, k0, k1, c0, c1 = tile[0], tile[1], tile[2], tile[3], tile[4], tile[5]
+    wmax = 0
+    for g in range(g0, g1):
+        for oc in range(g * cout_g + c0, g * cout_g + c1):
+            wb = d[CV_WB] + oc * k_g
+            for k in range(k0, k1):
+                wmax = max(wmax, abs(weights[wb + k]))
+    return wmax
+
+
+@njit(cache=True)
+def mvm(d, tile, ti, p0, n, mem, weights, acc, xblk, sblk, off, xmax_state, wmax_tiles, reuse,
+        float_mode):  # fmt: skip
+    """acc[tile outputs, pixels p0..p0+n] += W_tile . im2col(x) for tile number `ti`.
+    `reuse`: xblk already holds this block (the previous MVM read the same input vectors;
+    xmax_state[0] is its max |x|). xblk is [k, pixel] for floats and [pixel, k] for integers;
+    sblk is [CHANNEL_BLOCK, pixel], the float sums of a block of channels; off is the
+    offsets table; wmax_tiles[ti] caches the tile's max |w| (-1: not yet known). (Sharing the
+    blocks out over threads with prange was tried: a parallel launch per MVM cost more than
+    it saved.)"""
     groups = d[CV_G]
     cout_g = d[CV_COUT] // groups
     k_g = (d[CV_CIN] // groups) * d[CV_KH] * d[CV_KW]
     g0, g1, k0, k1, c0, c1 = tile[0], tile[1], tile[2], tile[3], tile[4], tile[5]
     kt = k1 - k0
     npix = d[CV_OH] * d[CV_OW]
-    n_blocks = (c1 - c0 + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK
+    ab, amin, amax = d[CV_AB], d[CV_AMIN], d[CV_AMAX]
+    wmax = 0
+    if not float_mode:
+        if wmax_tiles[ti] < 0:
+            wmax_tiles[ti] = _tile_weight_max(d, tile, weights)
+        wmax = wmax_tiles[ti]
+    if not reuse:
+        offsets(d, p0, n, off)
     for g in range(g0, g1):
         if reuse:
             xmax = xmax_state[0]
+        elif float_mode:
+            xmax = gather_float(d, g, k0, kt, n, mem, off, xblk)
         else:
-            xmax = gather(d, g, k0, kt, p0, n, mem, xblk, not float_mode, float_mode)
+            xmax = gather_int(d, g, k0, kt, n, mem, off, xblk)
             xmax_state[0] = xmax
-        for b in range(n_blocks):
-            cb = c0 + b * CHANNEL_BLOCK
-            m = min(CHANNEL_BLOCK, c1 - cb)
-            oc = g * cout_g + cb
-            wb = d[CV_WB] + oc * k_g + k0
-            s = sblk[b]
-            if float_mode:
-                _axpys_float(weights, wb, k_g, m, kt, xblk, n, s)
-            else:
-                wmax = _weight_max(weights, wb, k_g, m, kt)
-                if np.int64(wmax) * np.int64(xmax) * np.int64(kt) <= _INT32_MAX:
-                    _dots_int32(weights, wb, k_g, m, kt, xblk, n, s)
-                else:
-                    _dots_int64(weights, wb, k_g, m, kt, xblk, n, s)
-            for r in range(m):
-                _accumulate(acc, d[CV_AB] + (oc + r) * npix + p0, s[r], n, d, float_mode)
+        # no partial sum can leave int32 when max|w| * max|x| * rows fits in it
+        narrow = np.int64(wmax) * np.int64(xmax) * np.int64(kt) <= _INT32_MAX
+        oc = g * cout_g + c0
+        wb = d[CV_WB] + oc * k_g + k0
+        ai0 = ab + oc * npix + p0
+        if float_mode:
+            _mac_float(weights, wb, k_g, c1 - c0, kt, xblk, n, sblk, acc, ai0, npix)
+        else:
+            _mac_int(weights, wb, k_g, c1 - c0, kt, xblk, n, acc, ai0, npix, amin, amax,
+                     narrow)  # fmt: skip
