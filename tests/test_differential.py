@@ -211,3 +211,36 @@ def test_huge_value_saturates_to_qmax():
         float_mode=False,
     )
     assert want[1] == got[1] == 127
+
+
+def test_an_mvm_regathers_after_a_vector_op_rewrote_its_input():
+    # The core reuses the block the previous MVM gathered when the next MVM reads the same
+    # one, and weight loads in between do not matter; a vector op storing into the input
+    # in between must force a new gather. MVM, LOAD_W, ELTWISE x = y + y, MVM again.
+    conv = _desc(
+        "conv", in_sc=1, in_sy=1, in_sx=1, cin=3, h=1, w=1, cout=1, oh=1, ow=1, kh=1, kw=1,
+        stride_h=1, stride_w=1, dil_h=1, dil_w=1, groups=1, bias_base=-1, acc_min=-(2**31),
+        acc_max=2**31 - 1,
+    )  # fmt: skip
+    add = _desc(
+        "eltwise", kind=0, a_base=3, b_base=3, y_base=0, d0=1, d1=1, d2=1, d3=3, a_s3=1,
+        b_s3=1, y_s3=1, ra=0, rb=1, qmin=-1000, qmax=1000,
+    )  # fmt: skip
+    instrs = assemble(
+        "MVM desc=0 a0=0 a1=0 a2=1 rows=3 cols=1\nLOAD_W unit=0 bytes_in=4\n"
+        "MVM desc=0 a0=0 a1=0 a2=1 rows=3 cols=1\nELTWISE desc=1 a1=0 a2=3\n"
+        "MVM desc=0 a0=0 a1=0 a2=1 rows=3 cols=1"
+    )
+    for float_mode in (True, False):
+        ftype = np.float32 if float_mode else np.int32
+        (_, want), (_, got) = _run_both(
+            instrs,
+            np.vstack([conv, add]),
+            np.array([1, 2, 3, 10, 20, 30], ftype),
+            np.ones(2, np.float32),
+            weights=np.ones(3, ftype),
+            acc=np.zeros(1, np.float32 if float_mode else np.int64),
+            float_mode=float_mode,
+        )
+        assert want[0] == 6 + 6 + 120  # two MVMs on (1, 2, 3), one on (20, 40, 60)
+        assert _same(want, got)
