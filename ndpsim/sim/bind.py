@@ -62,6 +62,17 @@ class Params:
     weights: np.ndarray  # int32 (integer datapath) or float32
     mem: np.ndarray  # initial arena: constants written; int32 or float32
     float_mode: bool
+    const_spans: tuple[tuple[int, int], ...] = ()  # where mem holds constants (zeros elsewhere)
+
+    def fresh_arena(self) -> np.ndarray:
+        """A copy of the initial arena, cheaper than mem.copy() on a large model: fresh zero
+        pages plus the constants, not a read and write of every activation's region."""
+        if not self.const_spans:
+            return self.mem.copy()
+        arena = np.zeros(self.mem.shape, self.mem.dtype)  # calloc: pages zeroed on first use
+        for a, b in self.const_spans:
+            arena[a:b] = self.mem[a:b]
+        return arena
 
 
 def _set(desc: np.ndarray, row: int, kind: str, **values: int) -> None:
@@ -132,6 +143,7 @@ def bind(program: Program, plan: QuantPlan | None) -> Params:
     weights = np.zeros(program.weight_size, dtype=ftype)
     mem = np.zeros(program.mem_size, dtype=ftype)
     w_bits = {lay.name: lay.w_bits for lay in program.layers if lay.kind == "mac"}
+    spans: list[tuple[int, int]] = [(0, 0)]  # (0, 0): a model without constants is zeros
 
     def q(name: str) -> QParams:
         return QParams(1.0, 0, 0, 0) if float_mode else plan.tensors[name]
@@ -154,6 +166,7 @@ def bind(program: Program, plan: QuantPlan | None) -> Params:
                 qp = q(bd.output)
             p = program.placements[bd.inputs[0]]
             mem[p.addr : p.addr + values.size] = values if float_mode else qp.quantize(values)
+            spans.append((p.addr, p.addr + values.size))
             continue
         node = nodes[bd.node]
         y = q(bd.output)
@@ -252,7 +265,7 @@ def bind(program: Program, plan: QuantPlan | None) -> Params:
                 ort.softmax(bd, x, y, fparams)
     if ort is not None:
         fparams = np.concatenate([fparams, np.asarray(ort.extra, np.float32)])
-    return Params(desc, fparams, weights, mem, float_mode)
+    return Params(desc, fparams, weights, mem, float_mode, tuple(spans))
 
 
 def _pad_value(g, node) -> float:

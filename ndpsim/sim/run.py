@@ -81,7 +81,7 @@ def run(
             False,
         )
         return RunResult(counters, busy, start, end, None)
-    mem = params.mem.copy()
+    mem = params.fresh_arena()
     for name, x in (inputs or {}).items():
         p = program.placements[name]
         flat = np.asarray(x, np.float64).reshape(-1)
