@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from random_programs import RandomProgram, random_program, random_timing
 
-from ndpsim.isa import DESC_FIELDS, DESC_WIDTH, Counter, assemble
+from ndpsim.isa import DESC_FIELDS, DESC_WIDTH, Counter, Opcode, assemble
 from ndpsim.sim import core
 from ndpsim.sim import reference as ref
 
@@ -134,28 +134,17 @@ def _desc(desc_kind: str, /, **values: int) -> np.ndarray:
     return d
 
 
+def _conv_1x1_3ch(**values: int) -> np.ndarray:
+    """The descriptor of a 1x1 conv of 3 input channels to 1 output on one pixel, no bias."""
+    return _desc(
+        "conv", in_sc=1, in_sy=1, in_sx=1, cin=3, h=1, w=1, cout=1, oh=1, ow=1, kh=1, kw=1,
+        stride_h=1, stride_w=1, dil_h=1, dil_w=1, groups=1, bias_base=-1, **values,
+    )  # fmt: skip
+
+
 def test_float_mvm_accumulates_in_float32():
     # acc = 1e8 + 1 - 1e8 over a 1x1 conv with cin=3, all weights 1: float32 gives 0.
-    desc = _desc(
-        "conv",
-        in_sc=1,
-        in_sy=1,
-        in_sx=1,
-        cin=3,
-        h=1,
-        w=1,
-        cout=1,
-        oh=1,
-        ow=1,
-        kh=1,
-        kw=1,
-        stride_h=1,
-        stride_w=1,
-        dil_h=1,
-        dil_w=1,
-        groups=1,
-        bias_base=-1,
-    )
+    desc = _conv_1x1_3ch()
     (_, want), (_, got) = _run_both(
         assemble("MVM a0=0 a1=0 a2=1 rows=3 cols=1"),
         desc,
@@ -217,11 +206,7 @@ def test_an_mvm_regathers_after_a_vector_op_rewrote_its_input():
     # The core reuses the block the previous MVM gathered when the next MVM reads the same
     # one, and weight loads in between do not matter; a vector op storing into the input
     # in between must force a new gather. MVM, LOAD_W, ELTWISE x = y + y, MVM again.
-    conv = _desc(
-        "conv", in_sc=1, in_sy=1, in_sx=1, cin=3, h=1, w=1, cout=1, oh=1, ow=1, kh=1, kw=1,
-        stride_h=1, stride_w=1, dil_h=1, dil_w=1, groups=1, bias_base=-1, acc_min=-(2**31),
-        acc_max=2**31 - 1,
-    )  # fmt: skip
+    conv = _conv_1x1_3ch(acc_min=-(2**31), acc_max=2**31 - 1)
     add = _desc(
         "eltwise", kind=0, a_base=3, b_base=3, y_base=0, d0=1, d1=1, d2=1, d3=3, a_s3=1,
         b_s3=1, y_s3=1, ra=0, rb=1, qmin=-1000, qmax=1000,
@@ -244,3 +229,8 @@ def test_an_mvm_regathers_after_a_vector_op_rewrote_its_input():
         )
         assert want[0] == 6 + 6 + 120  # two MVMs on (1, 2, 3), one on (20, 40, 60)
         assert _same(want, got)
+
+
+def test_the_ops_that_invalidate_a_gathered_block_are_the_reference_s_vector_ops():
+    for op in Opcode:
+        assert core._stores_to_arena(int(op)) == (op in ref._VECTOR_OPS), op.name

@@ -21,7 +21,7 @@ from ndpsim.sim.kernels_mac import CHANNEL_BLOCK, mvm
 from ndpsim.sim.kernels_ort import _pool_ort, _softmax_lut
 
 ISA_DIGEST = "dda3867cb26692b4"
-KERNELS_DIGEST = "f5af9bdb901ffe7e"
+KERNELS_DIGEST = "01eda87d0c058ac7"
 
 
 class Timing(NamedTuple):
@@ -295,10 +295,8 @@ def run_program(
         in_cycles = _ceil_div(np.int64(ins["a_bits"]), timing.input_bits_per_cycle)
         _count(counters[ins["layer"]], ins, dur, compute, in_cycles)
         if execute:
-            if op == OP_REQUANT or op == OP_ELTWISE or op == OP_POOL or op == OP_SOFTMAX:
-                last[0] = -1  # the vector ops store into the arena: the next MVM gathers again
-            if op == OP_COPY or op == OP_FUNC:  # (weight and DMA transfers do not touch it)
-                last[0] = -1
+            if _stores_to_arena(op):
+                last[0] = -1  # the next MVM gathers its block again
             if op == OP_MVM:
                 mvm(
                     desc[ins["desc"]],
@@ -345,6 +343,20 @@ def run_program(
                     desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode
                 )
     return counters, unit_busy, start, end
+
+
+@njit(cache=True)
+def _stores_to_arena(op):
+    """Whether op's kernel stores into the arena: the vector ops (reference.py's _VECTOR_OPS).
+    Weight loads and DMA transfers move no arena data in the functional model."""
+    return (
+        op == OP_REQUANT
+        or op == OP_ELTWISE
+        or op == OP_POOL
+        or op == OP_SOFTMAX
+        or op == OP_COPY
+        or op == OP_FUNC
+    )
 
 
 @njit(cache=True)
