@@ -127,11 +127,18 @@ def _out_size(n: int, k: int, stride: int, dil: int, pad0: int, pad1: int) -> in
 
 class _Gen:
     def __init__(
-        self, seed: int, float_mode: bool, size: int, empty_pool_windows: bool, wide: bool = False
+        self,
+        seed: int,
+        float_mode: bool,
+        size: int,
+        empty_pool_windows: bool,
+        wide: bool = False,
+        deep: bool = False,
     ):
         self.rng = np.random.default_rng(seed)
         self.float_mode = float_mode
         self.wide = wide
+        self.deep = deep
         self.size = size
         self.empty_pool_windows = empty_pool_windows
         r = self.rng
@@ -249,14 +256,18 @@ class _Gen:
         sh, sw, dh, dw = _ilist(r, 4, 1, 2)
         pt, pl, pb, pr = _ilist(r, 4, 0, 2)
         h, w = _ilist(r, 2, 1, 6)
+        deep = self.deep  # tens to hundreds of rows per tile: the kernels' long-dot paths
         if shape == "gemm":  # a fully-connected layer: h x 1 vectors, 1x1 "kernel"
-            groups, cin, cout = 1, int(r.integers(1, 17)), int(r.integers(1, 9))
+            cin = int(r.integers(32, 301) if deep else r.integers(1, 17))
+            groups, cout = 1, int(r.integers(1, 9))
             w, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr = 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0
         elif shape == "dense":
-            groups, cin, cout = 1, int(r.integers(1, 5)), int(r.integers(1, 7))
+            groups, cin = 1, int(r.integers(8, 41) if deep else r.integers(1, 5))
+            cout = int(r.integers(1, 7))
         elif shape == "grouped":
             groups = int(r.integers(2, 4))
-            cin, cout = groups * int(r.integers(1, 4)), groups * int(r.integers(1, 4))
+            cin = groups * int(r.integers(8, 17) if deep else r.integers(1, 4))
+            cout = groups * int(r.integers(1, 4))
         else:
             groups = cin = int(r.integers(1, 7))
             cout = cin * int(r.integers(1, 3))
@@ -522,12 +533,23 @@ class _Gen:
         x_base = self.source(n)
         y_base = x_base if r.random() < 0.2 else self.alloc(n)
         d = self.b.descriptor(
-            "func", kind=int(kind), x_base=x_base, y_base=y_base, zx=self.zp(), zy=self.zp(),
-            **self.quant(), sx=self.scale(), ry=self.fp(10.0 ** r.uniform(-1.0, 2.0)),
-            p0=self.fp(r.uniform(-1.0, 1.0)), p1=self.fp(r.uniform(-1.0, 1.0)),
+            "func",
+            kind=int(kind),
+            x_base=x_base,
+            y_base=y_base,
+            zx=self.zp(),
+            zy=self.zp(),
+            **self.quant(),
+            sx=self.scale(),
+            ry=self.fp(10.0 ** r.uniform(-1.0, 2.0)),
+            p0=self.fp(r.uniform(-1.0, 1.0)),
+            p1=self.fp(r.uniform(-1.0, 1.0)),
             p2=self.fp(r.choice([-0.75, 0.5, 2.0, 3.0, r.uniform(-2.0, 2.0)])),
-            lut_base=lut_base, lut_size=size, lut_lo=self.fp(r.uniform(-2.0, 0.0)),
-            lut_inv_step=self.fp(10.0 ** r.uniform(-0.5, 1.5)))
+            lut_base=lut_base,
+            lut_size=size,
+            lut_lo=self.fp(r.uniform(-2.0, 0.0)),
+            lut_inv_step=self.fp(10.0 ** r.uniform(-0.5, 1.5)),
+        )
         self.vector(Opcode.FUNC, d, n, int(r.integers(1, 4)), 1, 1)
         self.regions.append((y_base, n))
 
@@ -615,12 +637,14 @@ def random_program(
     kinds: tuple[str, ...] = KINDS,
     empty_pool_windows: bool = True,
     wide: bool = False,
+    deep: bool = False,
 ) -> RandomProgram:
     """A random valid program drawn from `seed`; `size` (1..4) scales tensor extents and the
     number of operations; `kinds` are the operations to draw from; `empty_pool_windows`
     allows pool windows that lie entirely in the padding; `wide` draws 16-bit integer values
-    and weights, so MVM sums outgrow 32 bits."""
-    gen = _Gen(seed, float_mode, size, empty_pool_windows, wide)
+    and weights, so MVM sums outgrow 32 bits; `deep` draws convs with tens to hundreds of
+    input rows (the MVM kernels' long dot products)."""
+    gen = _Gen(seed, float_mode, size, empty_pool_windows, wide, deep)
     return gen.program(seed, max_ops=1 + 2 * size, kinds=kinds)
 
 

@@ -4,7 +4,8 @@ numba's cache only watches the file a cached function lives in, so this file car
 stamps that change whenever what it compiles in changes: ISA_DIGEST (isa/isa.toml, whose
 constants are compiled in) and KERNELS_DIGEST (the kernel modules it calls, e.g.
 kernels_mac.py). `python -m ndpsim.isa --write` restamps both; tests/test_isa.py checks them.
-Semantics are specified by ndpsim/sim/reference.py, which this must match bit for bit.
+Semantics are specified by ndpsim/sim/reference.py, which this must match bit for bit (on
+the float datapath, long MVM tiles to float32 rounding: kernels_mac.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ndpsim.sim.kernels_mac import CHANNEL_BLOCK, mvm
 from ndpsim.sim.kernels_ort import _pool_ort, _softmax_lut
 
 ISA_DIGEST = "dda3867cb26692b4"
-KERNELS_DIGEST = "01eda87d0c058ac7"
+KERNELS_DIGEST = "3dbbc83bd0cb03b3"
 
 
 class Timing(NamedTuple):
@@ -262,9 +263,8 @@ def run_program(
         if instrs[i]["op"] == OP_MVM and instrs[i]["a2"] > max_n:
             max_n = instrs[i]["a2"]
     rows = max(1, _max_tile_extent(tiles, 2))
-    # the MVM's input block: [k, pixel] for floats, [pixel, k] for integers (kernels_mac)
-    shape = (rows, max_n) if float_mode else (max_n, rows)
-    xblk = np.zeros(shape, dtype=weights.dtype)
+    # the MVM's input block, flat: pixel-major or k-major as the kernel reads it (kernels_mac)
+    xblk = np.zeros(rows * max_n, dtype=weights.dtype)
     sblk = np.zeros((CHANNEL_BLOCK, max_n), dtype=acc.dtype)
     off = np.zeros((max_n, max(1, _max_window(instrs, desc))), dtype=np.int64)
     xmax_state = np.zeros(1, dtype=np.int64)

@@ -5,14 +5,20 @@ files, so core.py carries KERNELS_DIGEST, a hash of this file (`python -m ndpsim
 restamps it; tests/test_isa.py fails when it is stale).
 
 The semantics are the reference interpreter's (ndpsim/sim/reference.py): every (channel,
-pixel) sums its products over k in order, from zero, then adds the sum to the accumulator,
-which saturates. The layouts below only choose which independent sums run side by side:
-- integers: the input block is gathered transposed (one contiguous input vector per pixel)
-  and four output channels are dot products over it at once; when no partial sum can exceed
-  int32 the sums run in int32 lanes (wrapping is then impossible, so the result is exact).
-- floats: the block is gathered as rows of pixels and four channels run an axpy over the
-  pixels at once, so each (channel, pixel) still adds its products in k order (no
-  reassociation, no fused multiply-add: bit-exact with the reference).
+pixel) sums its products over k, from zero, then adds the sum to the accumulator (which
+saturates, for integers). The layouts below only choose which independent sums run side by
+side; the input block xblk is flat, packed either pixel-major (xblk[q * kt + j]) or k-major
+(xblk[j * n + q]):
+- integers: pixel-major, and four output channels are dot products over one input vector at
+  once; when no partial sum can exceed int32 the sums run in int32 lanes (wrapping is then
+  impossible, so the result is exact). Integer sums are exact in any order: bit-exact.
+- floats, k >= FLOAT_DOT_MIN_ROWS rows: pixel-major dot products like the integers', which
+  the compiler may reassociate into SIMD partial sums (fastmath "reassoc" only: no fused
+  multiply-add, no NaN/inf assumptions). The float datapath (calibration, op checks) then
+  agrees with the reference to float32 rounding, not to the bit: summing in k order (an axpy
+  per row, store-bound) ran at under half the speed, and was most of a float run.
+- floats, fewer rows: k-major, four channels run an axpy over the pixels at once, so each
+  sum is in k order (bit-exact with the reference); the short dots above are slower there.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ _INT32_MAX = 2147483647
 # reference-count updates (atomic, out of line) each time it is made.
 u64 = np.uint64
 CHANNEL_BLOCK = 4  # output channels computed side by side
+# Float tiles with at least this many rows use the (reassociating) dot products: below it
+# the k-order axpy was as fast or faster on this 2-core machine (benchmarks/mac_kernels.py).
+FLOAT_DOT_MIN_ROWS = 48
 
 
 @njit(cache=True)
@@ -62,9 +71,9 @@ def _channels(k0, kt, r, khw):
 
 
 @njit(cache=True)
-def gather_int(d, g, k0, kt, n, mem, off, xblk):
-    """xblk[q, j] = x[row k0 + j of group g, pixel p0 + q] - input zero point (0 in the
-    padding), one contiguous input vector per pixel; returns max |x|. The descriptor's
+def gather_pixel_major(d, g, k0, kt, n, mem, off, xblk):
+    """xblk[q * kt + j] = x[row k0 + j of group g, pixel p0 + q] - input zero point (0 in the
+    padding): one contiguous input vector per pixel; returns max |x|. The descriptor's
     fields are read into locals first: the stores below could alias `d` as far as the
     compiler knows, so it would otherwise reload them for every element."""
     khw = d[CV_KH] * d[CV_KW]
@@ -73,23 +82,24 @@ def gather_int(d, g, k0, kt, n, mem, off, xblk):
     in_zp = d[CV_IZ]
     xmax = 0
     for q in range(n):
+        row = q * kt
         for r in range(khw):
             o = off[q, r]
             lo, hi = _channels(k0, kt, r, khw)
-            j = lo * khw + r - k0
+            j = row + lo * khw + r - k0
             src = base + lo * sc + max(o, 0)
             for _ in range(lo, hi):
                 v = mem[src] - in_zp if o >= 0 else 0
                 xmax = max(xmax, abs(v))
-                xblk[q, j] = v
+                xblk[j] = v
                 src += sc
                 j += khw
     return xmax
 
 
 @njit(cache=True)
-def gather_float(d, g, k0, kt, n, mem, off, xblk):
-    """xblk[j, q] = x[row k0 + j of group g, pixel p0 + q] (0.0 in the padding): rows of
+def gather_k_major(d, g, k0, kt, n, mem, off, xblk):
+    """xblk[j * n + q] = x[row k0 + j of group g, pixel p0 + q] (0 in the padding): rows of
     pixels, as the float axpys read them."""
     khw = d[CV_KH] * d[CV_KW]
     sc = d[CV_SC]
@@ -98,11 +108,11 @@ def gather_float(d, g, k0, kt, n, mem, off, xblk):
     for r in range(khw):
         lo, hi = _channels(k0, kt, r, khw)
         for ci in range(lo, hi):
-            j = ci * khw + r - k0
+            row = (ci * khw + r - k0) * n
             src = base + ci * sc
             for q in range(n):
                 o = off[q, r]
-                xblk[j, q] = mem[src + max(o, 0)] - in_zp if o >= 0 else 0
+                xblk[row + q] = mem[src + max(o, 0)] - in_zp if o >= 0 else 0
 
 
 @njit(cache=True)
@@ -123,7 +133,7 @@ def _saturate(v, lo, hi):
 
 @njit(cache=True)
 def _mac_int(weights, wb, k_g, nc, kt, xt, n, acc, ai0, npix, amin, amax, narrow):
-    """acc[ai0 + c * npix + q] += sum_j w[c, j] x[q, j] (saturating) for nc channels whose
+    """acc[ai0 + c * npix + q] += sum_j w[c, j] x[q * kt + j] (saturating) for nc channels whose
     weight rows start at wb, four channels at a time. `narrow`: the caller has proven no
     partial sum leaves int32, so the sums run in int32 lanes; int64 otherwise."""
     i32 = np.int32
@@ -133,7 +143,7 @@ def _mac_int(weights, wb, k_g, nc, kt, xt, n, acc, ai0, npix, amin, amax, narrow
         w0, w1, w2, w3 = _row_starts(wb + b * k_g, k_g, m)
         a = ai0 + b * npix
         for q in range(n):
-            uq = u64(q)
+            xq = u64(q * kt)
             if narrow:
                 t0 = i32(0)
                 t1 = i32(0)
@@ -141,7 +151,7 @@ def _mac_int(weights, wb, k_g, nc, kt, xt, n, acc, ai0, npix, amin, amax, narrow
                 t3 = i32(0)
                 for j in range(kt):
                     uj = u64(j)
-                    x = i32(xt[uq, uj])
+                    x = i32(xt[xq + uj])
                     t0 = i32(t0 + i32(weights[w0 + uj] * x))
                     t1 = i32(t1 + i32(weights[w1 + uj] * x))
                     t2 = i32(t2 + i32(weights[w2 + uj] * x))
@@ -154,7 +164,7 @@ def _mac_int(weights, wb, k_g, nc, kt, xt, n, acc, ai0, npix, amin, amax, narrow
                 s3 = i64(0)
                 for j in range(kt):
                     uj = u64(j)
-                    x = i64(xt[uq, uj])
+                    x = i64(xt[xq + uj])
                     s0 += weights[w0 + uj] * x
                     s1 += weights[w1 + uj] * x
                     s2 += weights[w2 + uj] * x
@@ -168,9 +178,57 @@ def _mac_int(weights, wb, k_g, nc, kt, xt, n, acc, ai0, npix, amin, amax, narrow
                 acc[a + 3 * npix + q] = _saturate(acc[a + 3 * npix + q] + s3, amin, amax)
 
 
+@njit(cache=True, fastmath={"reassoc"})
+def _mac_float_dot(weights, wb, k_g, nc, kt, xt, n, acc, ai0, npix):
+    """acc[ai0 + c * npix + q] += sum_j w[c, j] x[q * kt + j] for nc channels, four channels
+    by two pixels at a time (each weight load serves two pixels); the sums may reassociate."""
+    f32 = np.float32
+    for b in range(0, nc, CHANNEL_BLOCK):
+        m = min(CHANNEL_BLOCK, nc - b)
+        w0, w1, w2, w3 = _row_starts(wb + b * k_g, k_g, m)
+        a = ai0 + b * npix
+        for q in range(0, n, 2):
+            q1 = min(q + 1, n - 1)  # an odd last pixel is computed twice, stored once
+            xa = u64(q * kt)
+            xb = u64(q1 * kt)
+            s0, s1, s2, s3 = f32(0), f32(0), f32(0), f32(0)
+            t0, t1, t2, t3 = f32(0), f32(0), f32(0), f32(0)
+            for j in range(kt):
+                uj = u64(j)
+                x = xt[xa + uj]
+                y = xt[xb + uj]
+                v0 = weights[w0 + uj]
+                v1 = weights[w1 + uj]
+                v2 = weights[w2 + uj]
+                v3 = weights[w3 + uj]
+                s0 += v0 * x
+                s1 += v1 * x
+                s2 += v2 * x
+                s3 += v3 * x
+                t0 += v0 * y
+                t1 += v1 * y
+                t2 += v2 * y
+                t3 += v3 * y
+            _add4(acc, a + q, npix, m, s0, s1, s2, s3)
+            if q1 > q:
+                _add4(acc, a + q1, npix, m, t0, t1, t2, t3)
+
+
 @njit(cache=True)
-def _mac_float(weights, wb, k_g, nc, kt, xblk, n, sblk, acc, ai0, npix):
-    """acc[ai0 + c * npix + q] += sum_j w[c, j] x[j, q] for nc channels, four at a time,
+def _add4(acc, a, npix, m, s0, s1, s2, s3):
+    """acc[a + r * npix] += s_r for the first m of four channel sums (float: no saturation)."""
+    acc[a] += s0
+    if m > 1:
+        acc[a + npix] += s1
+    if m > 2:
+        acc[a + 2 * npix] += s2
+    if m > 3:
+        acc[a + 3 * npix] += s3
+
+
+@njit(cache=True)
+def _mac_float_axpy(weights, wb, k_g, nc, kt, xblk, n, sblk, acc, ai0, npix):
+    """acc[ai0 + c * npix + q] += sum_j w[c, j] x[j * n + q] for nc channels, four at a time,
     each sum in k order in sblk[r, q] (an axpy over the pixels per row j)."""
     for b in range(0, nc, CHANNEL_BLOCK):
         m = min(CHANNEL_BLOCK, nc - b)
@@ -182,13 +240,14 @@ def _mac_float(weights, wb, k_g, nc, kt, xblk, n, sblk, acc, ai0, npix):
             sblk[3, q] = 0
         for j in range(kt):
             uj = u64(j)
+            row = u64(j * n)
             a0 = weights[w0 + uj]
             a1 = weights[w1 + uj]
             a2 = weights[w2 + uj]
             a3 = weights[w3 + uj]
             for q in range(n):
                 uq = u64(q)
-                x = xblk[uj, uq]
+                x = xblk[row + uq]
                 sblk[0, uq] += a0 * x
                 sblk[1, uq] += a1 * x
                 sblk[2, uq] += a2 * x
@@ -221,8 +280,8 @@ def mvm(d, tile, ti, p0, n, mem, weights, acc, xblk, sblk, off, xmax_state, wmax
         float_mode):  # fmt: skip
     """acc[tile outputs, pixels p0..p0+n] += W_tile . im2col(x) for tile number `ti`.
     `reuse`: xblk already holds this block (the previous MVM read the same input vectors;
-    xmax_state[0] is its max |x|). xblk is [k, pixel] for floats and [pixel, k] for integers;
-    sblk is [CHANNEL_BLOCK, pixel], the float sums of a block of channels; off is the
+    xmax_state[0] is its max |x|). xblk is the flat input block (pixel-major, or k-major for
+    short float tiles); sblk is [CHANNEL_BLOCK, pixel], the float axpys' sums; off is the
     offsets table; wmax_tiles[ti] caches the tile's max |w| (-1: not yet known). (Sharing the
     blocks out over threads with prange was tried: a parallel launch per MVM cost more than
     it saved.)"""
@@ -233,6 +292,7 @@ def mvm(d, tile, ti, p0, n, mem, weights, acc, xblk, sblk, off, xmax_state, wmax
     kt = k1 - k0
     npix = d[CV_OH] * d[CV_OW]
     ab, amin, amax = d[CV_AB], d[CV_AMIN], d[CV_AMAX]
+    dots = not float_mode or kt >= FLOAT_DOT_MIN_ROWS
     wmax = 0
     if not float_mode:
         if wmax_tiles[ti] < 0:
@@ -241,21 +301,26 @@ def mvm(d, tile, ti, p0, n, mem, weights, acc, xblk, sblk, off, xmax_state, wmax
     if not reuse:
         offsets(d, p0, n, off)
     for g in range(g0, g1):
+        xmax = 0
         if reuse:
             xmax = xmax_state[0]
-        elif float_mode:
-            gather_float(d, g, k0, kt, n, mem, off, xblk)
-            xmax = 0  # the float sums cannot overflow: no bound needed
+        elif float_mode:  # the float sums cannot overflow: no bound needed
+            if dots:
+                gather_pixel_major(d, g, k0, kt, n, mem, off, xblk)
+            else:
+                gather_k_major(d, g, k0, kt, n, mem, off, xblk)
         else:
-            xmax = gather_int(d, g, k0, kt, n, mem, off, xblk)
+            xmax = gather_pixel_major(d, g, k0, kt, n, mem, off, xblk)
             xmax_state[0] = xmax
-        # no partial sum can leave int32 when max|w| * max|x| * rows fits in it
-        narrow = np.int64(wmax) * np.int64(xmax) * np.int64(kt) <= _INT32_MAX
         oc = g * cout_g + c0
         wb = d[CV_WB] + oc * k_g + k0
         ai0 = ab + oc * npix + p0
-        if float_mode:
-            _mac_float(weights, wb, k_g, c1 - c0, kt, xblk, n, sblk, acc, ai0, npix)
-        else:
+        if not float_mode:
+            # no partial sum can leave int32 when max|w| * max|x| * rows fits in it
+            narrow = np.int64(wmax) * np.int64(xmax) * np.int64(kt) <= _INT32_MAX
             _mac_int(weights, wb, k_g, c1 - c0, kt, xblk, n, acc, ai0, npix, amin, amax,
                      narrow)  # fmt: skip
+        elif dots:
+            _mac_float_dot(weights, wb, k_g, c1 - c0, kt, xblk, n, acc, ai0, npix)
+        else:
+            _mac_float_axpy(weights, wb, k_g, c1 - c0, kt, xblk, n, sblk, acc, ai0, npix)

@@ -2,7 +2,9 @@
 
 This file is the specification. ndpsim/sim/core.py (numba) must produce the same outputs
 and the same counters bit for bit (tests/test_differential.py). Float arithmetic is done in
-numpy float32 scalars where the hardware computes in float32, in the same order as the core.
+numpy float32 scalars where the hardware computes in float32, in the same order as the core;
+except that the core's float MVM tiles of FLOAT_DOT_MIN_ROWS rows or more reassociate their
+sums (ndpsim/sim/kernels_mac.py), so there the float datapath agrees to float32 rounding.
 """
 
 from __future__ import annotations
