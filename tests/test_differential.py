@@ -7,6 +7,7 @@ counters still to the bit). And timing parameters never change functional output
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -282,3 +283,56 @@ def test_an_mvm_regathers_after_a_vector_op_rewrote_its_input():
 def test_the_ops_that_invalidate_a_gathered_block_are_the_reference_s_vector_ops():
     for op in Opcode:
         assert core._stores_to_arena(int(op)) == (op in ref._VECTOR_OPS), op.name
+
+
+def _execute(p: RandomProgram, threads: int, min_macs: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mem, acc) after the core's arithmetic with MVM runs of >= min_macs MACs split over
+    `threads` (a parallel loop of that many iterations: more than the machine's cores is
+    allowed, so the split is exercised on any machine)."""
+    mem, acc = p.mem.copy(), p.acc.copy()
+    core.execute_program(
+        p.instrs, p.desc, p.tiles, p.fparams, p.weights, mem, acc, p.float_mode, min_macs, threads
+    )
+    return mem, acc
+
+
+@pytest.mark.parametrize("float_mode", [False, True], ids=["integer", "float"])
+def test_mvm_runs_split_over_threads_compute_what_one_thread_does(float_mode):
+    split = 0
+    for seed in range(30_000, 30_080):
+        p = random_program(seed, float_mode=float_mode, deep=True, kinds=DEEP_KINDS)
+        mvm = p.instrs["op"] == Opcode.MVM
+        split += bool(mvm.any() and p.instrs["a2"][mvm].max() >= 6)  # >= 2 pixels a thread
+        want = _execute(p, 1, -1)
+        for threads in (2, 3):
+            got = _execute(p, threads, 0)
+            assert _same(want[0], got[0]) and _same(want[1], got[1]), f"seed {seed}, {threads}"
+    assert split >= 40, f"only {split} programs had a run wide enough to split"
+
+
+def test_split_runs_on_a_lowered_model_match_one_thread(monkeypatch):
+    from ndpsim.api import random_inputs
+    from ndpsim.config import load_preset
+    from ndpsim.frontend import load_model
+    from ndpsim.lower import lower
+    from ndpsim.sim.bind import bind
+    from ndpsim.sim.quantize import calibrate
+    from ndpsim.sim.run import run
+    from ndpsim.zoo import ic_resnet8
+
+    if numba.get_num_threads() < 2:
+        pytest.skip("numba has one thread here: nothing to split")
+    hw = load_preset("generic")
+    graph = load_model(ic_resnet8(seed=0))
+    program = lower(graph, hw)
+    x = random_inputs(graph, 0)
+    runs = {}
+    for label, min_macs in (("serial", -1), ("split", 0)):
+        monkeypatch.setattr(core, "PARALLEL_MIN_MACS", min_macs)
+        plan = calibrate(program, hw, [x])
+        runs[label] = (run(program, hw, bind(program, None), x).mem, plan,
+                       run(program, hw, bind(program, plan), x, plan).mem)  # fmt: skip
+    (f1, plan1, i1), (f2, plan2, i2) = runs["serial"], runs["split"]
+    assert _same(f1, f2), "float run"
+    assert plan1.tensors == plan2.tensors
+    assert _same(i1, i2), "integer run"

@@ -170,7 +170,7 @@ def test_one_writer_at_a_time(tmp_path):
 def _warm_pid_signatures(_point) -> tuple[int, int]:
     from ndpsim.sim import core
 
-    return os.getpid(), len(core.run_program.signatures)
+    return os.getpid(), len(core.schedule.signatures)
 
 
 def test_the_numba_core_is_compiled_once_per_worker_before_any_point():

@@ -13,15 +13,17 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
+from numba import get_num_threads, njit, prange, threading_layer
 
 from ndpsim.sim import kernels_rows, kernels_vector
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 from ndpsim.sim.kernels_common import _act_params, _activate, _store, unravel4
-from ndpsim.sim.kernels_mac import CHANNEL_BLOCK, mvm
+from ndpsim.sim.kernels_mac import CHANNEL_BLOCK, _tile_weight_max, mvm
 from ndpsim.sim.kernels_ort import _pool_ort, _softmax_lut
 
 ISA_DIGEST = "dda3867cb26692b4"
+# Runs of MVMs with at least this many MACs are split over threads (a launch costs ~10 us).
+PARALLEL_MIN_MACS = 1 << 20
 KERNELS_DIGEST = "3dbbc83bd0cb03b3"
 
 
@@ -233,7 +235,6 @@ def _count(cnt, ins, dur, compute, in_cycles):
         cnt[C_DBUSY] += dur
 
 
-@njit(cache=True)
 def run_program(
     instrs,
     desc,
@@ -248,9 +249,39 @@ def run_program(
     n_layers,
     execute,
     float_mode,
+    parallel_min_macs=None,
 ):
     """Execute (if `execute`) and time `instrs`. Returns (counters[layer, counter],
-    unit_busy[unit], start[instr], end[instr]); the makespan is end.max()."""
+    unit_busy[unit], start[instr], end[instr]); the makespan is end.max(). Runs of MVMs of
+    at least `parallel_min_macs` MACs (default PARALLEL_MIN_MACS) are shared out over numba's
+    threads (-1: never). Two compiled calls: numba cannot cache a function that calls a
+    parallel one."""
+    if parallel_min_macs is None:
+        parallel_min_macs = PARALLEL_MIN_MACS
+    out = schedule(instrs, timing, n_units, n_tokens, n_layers)
+    if execute:  # the arithmetic never depends on the schedule
+        threads = _threads(instrs, parallel_min_macs)
+        execute_program(instrs, desc, tiles, fparams, weights, mem, acc, float_mode,
+                        parallel_min_macs, threads)  # fmt: skip
+    return out
+
+
+def _threads(instrs, parallel_min_macs: int) -> int:
+    """Threads to split MVM runs over: numba's (starting its pool) when the program has that
+    much MVM work at all, else 1. Also 1 under numba's fallback "workqueue" layer, which
+    aborts the process when two Python threads enter it at once (numba picks OpenMP or TBB
+    first when either is installed)."""
+    if parallel_min_macs < 0:
+        return 1
+    if instrs["work"][instrs["op"] == OP_MVM].sum() < parallel_min_macs:
+        return 1
+    n = get_num_threads()
+    return n if threading_layer() != "workqueue" else 1
+
+
+@njit(cache=True)
+def schedule(instrs, timing, n_units, n_tokens, n_layers):
+    """(counters[layer, counter], unit_busy[unit], start[instr], end[instr])."""
     n = instrs.shape[0]
     counters = np.zeros((n_layers, N_COUNTERS), dtype=np.int64)
     unit_free = np.zeros(n_units, dtype=np.int64)
@@ -258,22 +289,8 @@ def run_program(
     token_ready = np.zeros(max(n_tokens, 1), dtype=np.int64)
     start = np.zeros(n, dtype=np.int64)
     end = np.zeros(n, dtype=np.int64)
-    max_n = 1
-    for i in range(n):
-        if instrs[i]["op"] == OP_MVM and instrs[i]["a2"] > max_n:
-            max_n = instrs[i]["a2"]
-    rows = max(1, _max_tile_extent(tiles, 2))
-    # the MVM's input block, flat: pixel-major or k-major as the kernel reads it (kernels_mac)
-    xblk = np.zeros(rows * max_n, dtype=weights.dtype)
-    sblk = np.zeros((CHANNEL_BLOCK, max_n), dtype=acc.dtype)
-    off = np.zeros((max_n, max(1, _max_window(instrs, desc))), dtype=np.int64)
-    xmax_state = np.zeros(1, dtype=np.int64)
-    wmax_tiles = np.full(tiles.shape[0], -1, dtype=np.int64)
-    last = np.full(6, -1, dtype=np.int64)  # (desc, g0, k0, k1, p0, n) of the gathered block
-    zero_x = np.zeros(1, dtype=mem.dtype)[0] - np.int64(0)
     for i in range(n):
         ins = instrs[i]
-        op = ins["op"]
         u = ins["unit"]
         t0 = np.int64(i) * timing.instruction_issue_cycles
         if unit_free[u] > t0:
@@ -294,55 +311,172 @@ def run_program(
             token_ready[ins["signal"]] = t1
         in_cycles = _ceil_div(np.int64(ins["a_bits"]), timing.input_bits_per_cycle)
         _count(counters[ins["layer"]], ins, dur, compute, in_cycles)
-        if execute:
-            if _stores_to_arena(op):
-                last[0] = -1  # the next MVM gathers its block again
-            if op == OP_MVM:
-                mvm(
-                    desc[ins["desc"]],
-                    tiles[ins["a0"]],
-                    ins["a0"],
-                    ins["a1"],
-                    ins["a2"],
-                    mem,
-                    weights,
-                    acc,
-                    xblk,
-                    sblk,
-                    off,
-                    xmax_state,
-                    wmax_tiles,
-                    _same_block(last, ins, tiles[ins["a0"]]),
-                    float_mode,
-                )
-            elif op == OP_REQUANT:
-                kernels_rows.requant(
-                    desc[ins["desc"]],
-                    ins["a0"],
-                    ins["rows"],
-                    ins["a1"],
-                    ins["a2"],
-                    mem,
-                    weights,
-                    acc,
-                    fparams,
-                    float_mode,
-                )
-            elif op == OP_ELTWISE:
-                kernels_rows.eltwise(
-                    desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode
-                )
-            elif op == OP_POOL:
-                _pool(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, zero_x, float_mode)
-            elif op == OP_SOFTMAX:
-                _softmax(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode)
-            elif op == OP_COPY:
-                _copy(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode)
-            elif op == OP_FUNC:
-                kernels_vector.func(
-                    desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode
-                )
     return counters, unit_busy, start, end
+
+
+class Workspace(NamedTuple):
+    """Per-thread MVM buffers (first index: thread): the flat input block, the float axpys'
+    sums, the offsets table, max |x| of the gathered block, and the (desc, g0, k0, k1, p0,
+    n) key of the gathered block; plus each tile's max |w| (-1: not yet known), shared."""
+
+    xblk: np.ndarray
+    sblk: np.ndarray
+    off: np.ndarray
+    xmax: np.ndarray
+    last: np.ndarray
+    wmax_tiles: np.ndarray
+
+
+@njit(cache=True)
+def _workspace(instrs, desc, tiles, weights, acc, threads):
+    max_n = 1
+    for i in range(instrs.shape[0]):
+        if instrs[i]["op"] == OP_MVM and instrs[i]["a2"] > max_n:
+            max_n = instrs[i]["a2"]
+    rows = max(1, _max_tile_extent(tiles, 2))
+    return Workspace(
+        np.zeros((threads, rows * max_n), dtype=weights.dtype),
+        np.zeros((threads, CHANNEL_BLOCK, max_n), dtype=acc.dtype),
+        np.zeros((threads, max_n, max(1, _max_window(instrs, desc))), dtype=np.int64),
+        np.zeros(threads, dtype=np.int64),
+        np.full((threads, 6), -1, dtype=np.int64),
+        np.full(tiles.shape[0], -1, dtype=np.int64),
+    )
+
+
+@njit(cache=True, parallel=True)
+def execute_program(instrs, desc, tiles, fparams, weights, mem, acc, float_mode, parallel_min_macs,
+                    threads):  # fmt: skip
+    """The arithmetic of every instruction, in program order, except that a run of MVMs of
+    one descriptor with no arena store in between (a "segment") may be split by output
+    pixel over threads: each thread runs every MVM of the run on its own pixels, in program
+    order, so every accumulator sees the same additions in the same order as serially.
+    (Only the prange below runs in parallel: everything else is in plain helpers, so that
+    numba does not turn their array expressions into parallel loops; and `threads` comes in
+    as an argument: numba.get_num_threads() in compiled code would stop it being cached.)"""
+    n = instrs.shape[0]
+    ws = _workspace(instrs, desc, tiles, weights, acc, threads)
+    i = 0
+    while i < n:
+        if instrs[i]["op"] != OP_MVM:
+            _vector_op(instrs[i], desc, fparams, weights, mem, acc, ws.last, float_mode)
+            i += 1
+            continue
+        j, macs, lo, hi = _segment(instrs, i)
+        if threads > 1 and macs >= parallel_min_macs and hi - lo >= 2 * threads:
+            if not float_mode:  # the shared bound table is filled before threads read it
+                _fill_weight_max(instrs, i, j, desc, tiles, weights, ws.wmax_tiles)
+            # the workspace goes in as plain arrays: numba's parallel loops cannot take a
+            # NamedTuple from the enclosing function
+            xblk, sblk, off, xmax, last, wmax = ws
+            for t in prange(threads):
+                a = lo + (hi - lo) * t // threads
+                b = lo + (hi - lo) * (t + 1) // threads
+                _mvm_range(instrs, i, j, t, a, b, desc, tiles, mem, weights, acc, xblk, sblk,
+                           off, xmax, last, wmax, float_mode)  # fmt: skip
+        else:
+            _mvm_range(instrs, i, j, 0, lo, hi, desc, tiles, mem, weights, acc, ws.xblk,
+                       ws.sblk, ws.off, ws.xmax, ws.last, ws.wmax_tiles, float_mode)  # fmt: skip
+        i = j
+
+
+@njit(cache=True)
+def _vector_op(ins, desc, fparams, weights, mem, acc, last, float_mode):
+    """One non-MVM instruction's arithmetic (weight loads, DMA and NOPs have none)."""
+    op = ins["op"]
+    if _stores_to_arena(op):
+        for t in range(last.shape[0]):
+            last[t, 0] = -1  # the next MVM gathers its block again
+    if op == OP_REQUANT:
+        kernels_rows.requant(
+            desc[ins["desc"]],
+            ins["a0"],
+            ins["rows"],
+            ins["a1"],
+            ins["a2"],
+            mem,
+            weights,
+            acc,
+            fparams,
+            float_mode,
+        )
+    elif op == OP_ELTWISE:
+        kernels_rows.eltwise(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode)
+    elif op == OP_POOL:
+        zero_x = np.zeros(1, dtype=mem.dtype)[0] - np.int64(0)  # int64, or float64
+        _pool(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, zero_x, float_mode)
+    elif op == OP_SOFTMAX:
+        _softmax(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode)
+    elif op == OP_COPY:
+        _copy(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode)
+    elif op == OP_FUNC:
+        kernels_vector.func(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode)
+
+
+@njit(cache=True)
+def _segment(instrs, i):
+    """The segment starting at MVM i: (end, MACs, first pixel, last pixel + 1). It runs over
+    instructions that do no arithmetic (weight loads, DMA, NOPs) and stops at an arena store
+    or an MVM of another descriptor (whose accumulators may overlap this one's)."""
+    d = instrs[i]["desc"]
+    macs = np.int64(0)
+    lo = np.int64(instrs[i]["a1"])
+    hi = lo
+    j = i
+    while j < instrs.shape[0]:
+        op = instrs[j]["op"]
+        if op == OP_MVM:
+            if instrs[j]["desc"] != d:
+                break
+            macs += instrs[j]["work"]
+            lo = min(lo, np.int64(instrs[j]["a1"]))
+            hi = max(hi, np.int64(instrs[j]["a1"]) + instrs[j]["a2"])
+        elif _stores_to_arena(op):
+            break
+        j += 1
+    return j, macs, lo, hi
+
+
+@njit(cache=True)
+def _fill_weight_max(instrs, i0, i1, desc, tiles, weights, wmax_tiles):
+    for i in range(i0, i1):
+        if instrs[i]["op"] == OP_MVM:
+            ti = instrs[i]["a0"]
+            if wmax_tiles[ti] < 0:
+                wmax_tiles[ti] = _tile_weight_max(desc[instrs[i]["desc"]], tiles[ti], weights)
+
+
+@njit(cache=True)
+def _mvm_range(instrs, i0, i1, t, a, b, desc, tiles, mem, weights, acc, xblk, sblk, off, xmax,
+               last, wmax_tiles, float_mode):  # fmt: skip
+    """MVMs i0..i1 restricted to output pixels [a, b), with thread t's buffers (Workspace)."""
+    for i in range(i0, i1):
+        ins = instrs[i]
+        if ins["op"] != OP_MVM:
+            continue
+        p0 = max(np.int64(ins["a1"]), a)
+        p1 = min(np.int64(ins["a1"]) + ins["a2"], b)
+        if p1 <= p0:
+            continue
+        ti = ins["a0"]
+        tile = tiles[ti]
+        mvm(
+            desc[ins["desc"]],
+            tile,
+            ti,
+            p0,
+            p1 - p0,
+            mem,
+            weights,
+            acc,
+            xblk[t],
+            sblk[t],
+            off[t],
+            xmax[t:],
+            wmax_tiles,
+            _same_block(last[t], ins["desc"], tile, p0, p1 - p0),
+            float_mode,
+        )
 
 
 @njit(cache=True)
@@ -360,18 +494,11 @@ def _stores_to_arena(op):
 
 
 @njit(cache=True)
-def _same_block(last, ins, tile):
-    """Whether this single-group MVM reads the block the previous MVM gathered; remembers
-    this one's (desc, g0, k0, k1, first pixel, pixels) as the gathered block."""
+def _same_block(last, d, tile, p0, n):
+    """Whether this single-group MVM (descriptor d, pixels p0..p0+n) reads the block the
+    previous one gathered; remembers this one's (desc, g0, k0, k1, p0, n) as gathered."""
     i64 = np.int64
-    key = (
-        i64(ins["desc"]),
-        i64(tile[0]),
-        i64(tile[2]),
-        i64(tile[3]),
-        i64(ins["a1"]),
-        i64(ins["a2"]),
-    )
+    key = (i64(d), i64(tile[0]), i64(tile[2]), i64(tile[3]), i64(p0), i64(n))
     same = tile[1] - tile[0] == 1
     for j in range(6):
         same = same and last[j] == key[j]

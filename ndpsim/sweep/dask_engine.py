@@ -14,7 +14,7 @@ from typing import Any
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from ndpsim.errors import ConfigError
-from ndpsim.sweep.engine import _error, _init_once, _name, apply_chunk
+from ndpsim.sweep.engine import _error, _init_once, _name, apply_chunk_one_thread
 
 Fn = Callable[[Any], Any]
 
@@ -64,7 +64,7 @@ class DaskEngine:
             pending: dict[Any, list[Any]] = {}
 
             def submit(chunk: list[Any]) -> Any:
-                future = client.submit(apply_chunk, fn, chunk, initializer, pure=False)
+                future = client.submit(apply_chunk_one_thread, fn, chunk, initializer, pure=False)
                 pending[future] = chunk
                 return future
 

@@ -25,6 +25,8 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import forkserver
 from typing import Any
 
+import numba
+
 from ndpsim.errors import ConfigError
 
 Result = tuple[Any, str | None]  # (value, error)
@@ -41,6 +43,22 @@ def _init_once(initializer: Callable[[], None] | None) -> None:
     if initializer is not None and _name(initializer) not in _INITIALIZED:
         initializer()
         _INITIALIZED.add(_name(initializer))
+
+
+def _init_worker(initializer: Callable[[], None] | None) -> None:
+    """A pool worker: one thread for numba (the pool already runs a worker per core; numba's
+    setting is per thread, and this is the thread that runs the tasks), then the
+    initializer."""
+    numba.set_num_threads(1)
+    _init_once(initializer)
+
+
+def apply_chunk_one_thread(
+    fn: Fn, chunk: list[Any], initializer: Callable[[], None] | None
+) -> list[Result]:
+    """apply_chunk for workers of a cluster (a process per core): numba on one thread."""
+    numba.set_num_threads(1)
+    return apply_chunk(fn, chunk, initializer)
 
 
 def _error(exc: BaseException) -> str:
@@ -124,7 +142,7 @@ class LocalEngine:
         finally:
             signal.signal(signal.SIGINT, previous)
         return ProcessPoolExecutor(
-            self.jobs, mp_context=ctx, initializer=_init_once, initargs=(initializer,)
+            self.jobs, mp_context=ctx, initializer=_init_worker, initargs=(initializer,)
         )
 
     def _pool(self, fn: Fn, chunks: Iterator[list[Any]], initializer):
