@@ -24,7 +24,7 @@ from ndpsim.sim.kernels_ort import _pool_ort, _softmax_lut
 ISA_DIGEST = "dda3867cb26692b4"
 # Runs of MVMs with at least this many MACs are split over threads (a launch costs ~10 us).
 PARALLEL_MIN_MACS = 1 << 20
-KERNELS_DIGEST = "3dbbc83bd0cb03b3"
+KERNELS_DIGEST = "f3e7a20bca6812a8"
 
 
 class Timing(NamedTuple):

@@ -269,9 +269,9 @@ def _tile_weight_max(d, tile, weights):
     wmax = 0
     for g in range(g0, g1):
         for oc in range(g * cout_g + c0, g * cout_g + c1):
-            wb = d[CV_WB] + oc * k_g
-            for k in range(k0, k1):
-                wmax = max(wmax, abs(weights[wb + k]))
+            wb = u64(d[CV_WB] + oc * k_g + k0)
+            for k in range(k1 - k0):
+                wmax = max(wmax, abs(weights[wb + u64(k)]))
     return wmax
 
 
