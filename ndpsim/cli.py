@@ -92,6 +92,24 @@ Quant = Annotated[
                  "weights=per-channel|per-tensor, activations=symmetric|asymmetric"),
 ]  # fmt: skip
 
+Threads = Annotated[
+    int | None,
+    typer.Option("--threads", help="threads for a large model's arithmetic (default: every "
+                 "core; 1 when the machine's cores are already busy)"),
+]  # fmt: skip
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is None:
+        return
+    import numba
+
+    most = numba.config.NUMBA_NUM_THREADS
+    if not 1 <= threads <= most:
+        raise UserError(f"--threads must be between 1 and {most} (NUMBA_NUM_THREADS), "
+                        f"got {threads}")  # fmt: skip
+    numba.set_num_threads(threads)
+
 
 def _ptq(items: list[str] | None):
     from pydantic import ValidationError
@@ -114,12 +132,13 @@ def _ptq(items: list[str] | None):
 
 def _simulate(model: Path, preset, config, sets, timing_only, inputs, seed, shapes, outputs=False,
               op=None, values=None, precision=None, calibration=None, calib_n=0,
-              quant=None):  # fmt: skip
+              quant=None, threads=None):  # fmt: skip
     from ndpsim.api import SimOptions, simulate
     from ndpsim.precision.spec import expand_rule_args
 
     if not model.exists():
         raise UserError(f"model file not found: {model}")
+    _set_threads(threads)
     hw = _hardware(preset, config, sets, op)
     opts = SimOptions(
         timing_only=timing_only,
@@ -159,6 +178,7 @@ def simulate(
     calibration: Calib = None,
     calibration_samples: CalibN = 0,
     quant: Quant = None,
+    threads: Threads = None,
     debug: Debug = False,
 ) -> None:
     """Simulate MODEL: latency, energy, memory traffic and agreement with onnxruntime;
@@ -170,7 +190,7 @@ def simulate(
     report = _simulate(model, preset, config, set_, timing_only, inputs, seed, input_shape,
                        op=operating_point, values=input_value, precision=precision,
                        calibration=calibration, calib_n=calibration_samples,
-                       quant=quant)  # fmt: skip
+                       quant=quant, threads=threads)  # fmt: skip
     report, text, ok = extras(report, rate, battery_mah, battery_v, budget, budget_weights,
                               budget_activations)  # fmt: skip
     typer.echo(summary(report) + text)
@@ -194,6 +214,7 @@ def profile(
     input_value: Values = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="per-layer bar chart (.png)")] = None,
     precision: Precision = None,
+    threads: Threads = None,
     debug: Debug = False,
 ) -> None:
     """Per-layer table: cycles, bound, bits, MACs, utilization, energy and traffic."""
@@ -201,7 +222,8 @@ def profile(
     from ndpsim.report.text import layer_table, summary
 
     report = _simulate(model, preset, config, set_, timing_only, None, 0, input_shape,
-                       op=operating_point, values=input_value, precision=precision)  # fmt: skip
+                       op=operating_point, values=input_value, precision=precision,
+                       threads=threads)  # fmt: skip
     typer.echo(layer_table(report))
     typer.echo("")
     typer.echo(summary(report))

@@ -11,6 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 KWS = ROOT / "models" / "kws_dscnn.onnx"
+IC = ROOT / "models" / "ic_resnet8.onnx"  # its largest MVM runs are split over threads
 
 
 def ndpsim(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -49,6 +50,8 @@ def test_profile_prints_a_layer_table():
         (["simulate", str(KWS), "--preset", "ndp101"], "fully-connected"),
         (["simulate", str(KWS), "--input-shape", "x=1xAx3"], "--input-shape"),
         (["simulate", str(ROOT / "README.md")], ""),
+        (["simulate", str(KWS), "--threads", "0"], "--threads must be between 1 and"),
+        (["profile", str(KWS), "--threads", "100000"], "--threads must be between 1 and"),
     ],
 )
 def test_user_errors_exit_2_with_one_line(args, needle):
@@ -57,6 +60,21 @@ def test_user_errors_exit_2_with_one_line(args, needle):
     assert "Traceback" not in p.stderr
     assert needle in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_threads_do_not_change_the_report(tmp_path):
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one core: --threads 2 is refused")
+    reports = []
+    for threads in ("1", "2"):
+        out = tmp_path / f"t{threads}.json"
+        p = ndpsim("simulate", str(IC), "--threads", threads, "--json", str(out))
+        assert p.returncode == 0, p.stderr
+        reports.append(json.loads(out.read_text()))
+    assert reports[0]["agreement"] == reports[1]["agreement"]
+    assert reports[0]["latency_cycles"] == reports[1]["latency_cycles"]
 
 
 def test_usage_errors_exit_2():

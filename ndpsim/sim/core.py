@@ -267,16 +267,29 @@ def run_program(
 
 
 def _threads(instrs, parallel_min_macs: int) -> int:
-    """Threads to split MVM runs over: numba's (starting its pool) when the program has that
-    much MVM work at all, else 1. Also 1 under numba's fallback "workqueue" layer, which
-    aborts the process when two Python threads enter it at once (numba picks OpenMP or TBB
-    first when either is installed)."""
-    if parallel_min_macs < 0:
-        return 1
-    if instrs["work"][instrs["op"] == OP_MVM].sum() < parallel_min_macs:
+    """Threads to split MVM runs over: numba's when some run is that large, else 1, without
+    starting numba's thread pool (~16 ms, once per process). Also 1 under numba's fallback
+    "workqueue" layer, which aborts the process when two Python threads enter it at once
+    (numba picks OpenMP or TBB first when either is installed)."""
+    if parallel_min_macs < 0 or _largest_run_macs(instrs) < parallel_min_macs:
         return 1
     n = get_num_threads()
     return n if threading_layer() != "workqueue" else 1
+
+
+@njit(cache=True)
+def _largest_run_macs(instrs):
+    """The most MACs of any MVM run that execute_program could split (see _segment)."""
+    most = np.int64(0)
+    i = 0
+    while i < instrs.shape[0]:
+        if instrs[i]["op"] == OP_MVM:
+            j, macs, _, _ = _segment(instrs, i)
+            most = max(most, macs)
+            i = j
+        else:
+            i += 1
+    return most
 
 
 @njit(cache=True)
