@@ -30,6 +30,7 @@ from ndpsim.api import SimOptions, random_inputs, simulate
 from ndpsim.config import HardwareConfig, load_preset
 from ndpsim.frontend import load_model
 from ndpsim.lower import lower
+from ndpsim.sim import core
 from ndpsim.sim.bind import bind
 from ndpsim.sim.quantize import calibrate
 from ndpsim.sim.run import run
@@ -200,6 +201,8 @@ def machine_info() -> list[str]:
         f"python {platform.python_version()}, numba {numba.__version__}, numpy {np.__version__}, "
         f"onnxruntime {ort_version}, ndpsim {ndpsim.__version__}",
         f"NUMBA_CACHE_DIR: {cache}",
+        f"simulator threads: {numba.get_num_threads()} ({numba.threading_layer()} layer; MVM runs "
+        f">= {core.PARALLEL_MIN_MACS:,} MACs are split, docs/architecture.md 'Threads')",
         "load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()),
     ]
 
