@@ -194,6 +194,7 @@ KERNEL_MODULES = (
     "ndpsim/sim/kernels_ort.py",
     "ndpsim/sim/kernels_rows.py",
     "ndpsim/sim/kernels_vector.py",
+    "ndpsim/sim/schedule.py",
 )
 
 if __name__ == "__main__":

@@ -282,9 +282,9 @@ def mvm(d, tile, ti, p0, n, mem, weights, acc, xblk, sblk, off, xmax_state, wmax
     `reuse`: xblk already holds this block (the previous MVM read the same input vectors;
     xmax_state[0] is its max |x|). xblk is the flat input block (pixel-major, or k-major for
     short float tiles); sblk is [CHANNEL_BLOCK, pixel], the float axpys' sums; off is the
-    offsets table; wmax_tiles[ti] caches the tile's max |w| (-1: not yet known). (Sharing the
-    blocks out over threads with prange was tried: a parallel launch per MVM cost more than
-    it saved.)"""
+    offsets table; wmax_tiles[ti] caches the tile's max |w| (-1: not yet known). Threads
+    share out whole runs of MVMs, not one MVM (core.execute_program): a parallel launch per
+    MVM cost more than it saved."""
     groups = d[CV_G]
     cout_g = d[CV_COUT] // groups
     k_g = (d[CV_CIN] // groups) * d[CV_KH] * d[CV_KW]

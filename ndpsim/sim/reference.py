@@ -23,7 +23,7 @@ from ndpsim.isa import (
     Opcode,
     PoolKind,
 )
-from ndpsim.sim.core import Timing
+from ndpsim.sim.schedule import Timing
 
 _F32 = np.float32
 CV, EW, PL, SM, CP = (DESC_FIELDS[k] for k in ("conv", "eltwise", "pool", "softmax", "copy"))
