@@ -33,9 +33,8 @@ from onnx.backend.base import Backend, BackendRep
 
 from ndpsim.config import HardwareConfig, load_preset
 from ndpsim.errors import UserError
-from ndpsim.frontend import load_model
-from ndpsim.lower import lower
 from ndpsim.ops import SUPPORTED_OPS
+from ndpsim.session import Session, float_outputs
 from ndpsim.sim.bind import QParams, QuantPlan, bind
 from ndpsim.sim.run import read_value, run
 
@@ -89,18 +88,15 @@ def simulate_outputs(
 ) -> dict[str, np.ndarray]:
     """Lower `model` with its parameters bound and run it: float cases on the float
     datapath, integer cases on the integer datapath at scale 1."""
-    bound = bind_parameters(model, inputs)
-    graph = load_model(bound)
-    program = lower(graph, hw)
+    session = Session(bind_parameters(model, inputs))
+    graph, program = session.graph, session.program(hw)
     data = {n: np.asarray(inputs[n]) for n in graph.inputs}
     integer = all(np.asarray(v).dtype.kind in "iub" for v in data.values()) and bool(data)
     if integer:
         plan = _exact_plan(program, graph)
         res = run(program, hw, bind(program, plan), data, plan)
-    else:
-        plan = None
-        res = run(program, hw, bind(program, None), data)
-    return {o: read_value(program, res, o, plan) for o in program.outputs}
+        return {o: read_value(program, res, o, plan) for o in program.outputs}
+    return float_outputs(program, hw, data)
 
 
 class NdpsimRep(BackendRep):

@@ -139,10 +139,13 @@ def _setup(b: Builder, unit: int, li: int, ins: list[Placement]) -> list[Placeme
     return [dataclasses.replace(p, token=tok) for p in ins]
 
 
-def lower(graph: Graph, hw: HardwareConfig, precision: list[str] | None = None) -> Program:
+def lower(
+    graph: Graph, hw: HardwareConfig, precision: list[str] | None = None, *, passed: bool = False
+) -> Program:
     """Lower a graph onto `hw`. Structure only: quantization parameters are filled by `bind`.
-    `precision`: `PATTERN=BITS` rules applied over the hardware's own `precision` section."""
-    g = run_passes(graph)
+    `precision`: `PATTERN=BITS` rules applied over the hardware's own `precision` section.
+    `passed`: the graph already went through `run_passes` (a Session runs them once)."""
+    g = graph if passed else run_passes(graph)
     _check_supported(g, hw)
     bits = layer_bits(g, hw, precision)
     vbits = value_bits(g, bits)
