@@ -114,7 +114,7 @@ def _set_threads(threads: int | None) -> None:
 def _ptq(items: list[str] | None):
     from pydantic import ValidationError
 
-    from ndpsim.sim.quantize import PTQOptions
+    from ndpsim.quant.ptq import PTQOptions
 
     fields = {}
     for item in items or []:
@@ -134,7 +134,7 @@ def _simulate(model: Path, preset, config, sets, timing_only, inputs, seed, shap
               op=None, values=None, precision=None, calibration=None, calib_n=0,
               quant=None, threads=None):  # fmt: skip
     from ndpsim.api import SimOptions, simulate
-    from ndpsim.precision.spec import expand_rule_args
+    from ndpsim.precision_rules import expand_rule_args
 
     if not model.exists():
         raise UserError(f"model file not found: {model}")
@@ -326,7 +326,7 @@ def precision(
     _DEBUG["on"] = debug
     from ndpsim.api import SimOptions
     from ndpsim.precision import sensitivity as S
-    from ndpsim.precision.spec import rules_text
+    from ndpsim.precision_rules import rules_text
 
     if not model.exists():
         raise UserError(f"model file not found: {model}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ndpsim.sim.quantize import PTQOptions
+from ndpsim.quant.ptq import PTQOptions
 
 
 class SimOptions(BaseModel):

@@ -37,13 +37,16 @@ from ndpsim.inputs import calibration_inputs, samples_of
 from ndpsim.ir import Graph
 from ndpsim.lower import Program, lower
 from ndpsim.lower.passes import run_passes
+from ndpsim.lower.registry import SUPPORTED_OPS
 from ndpsim.options import SimOptions
+from ndpsim.quant.bind import bind
+from ndpsim.quant.model_plan import model_plan
+from ndpsim.quant.params import QuantPlan
+from ndpsim.quant.ptq import PTQOptions
 from ndpsim.report.agreement import agreement, onnxruntime_outputs
 from ndpsim.report.build import build_report
 from ndpsim.report.schema import Agreement, SimulationReport
-from ndpsim.sim.bind import QuantPlan, bind
-from ndpsim.sim.model_plan import model_plan
-from ndpsim.sim.quantize import PTQOptions, calibrate
+from ndpsim.sim.calibrate import calibrate
 from ndpsim.sim.run import RunResult, read_value, run
 
 PROGRAM_CACHE_SIZE = 8  # lowered programs kept per session: sweeps order points by structure
@@ -73,9 +76,11 @@ def _import(
     if isinstance(model, (str, os.PathLike)):
         path = Path(model)
         data = path.read_bytes() if path.is_file() else b""
-        graph = load_model(path, input_shapes=input_shapes, input_values=input_values)
+        graph = load_model(path, input_shapes=input_shapes, input_values=input_values,
+                           supported=SUPPORTED_OPS)  # fmt: skip
         return graph, str(path), hashlib.sha256(data).hexdigest()
-    graph = load_model(model, input_shapes=input_shapes, input_values=input_values)
+    graph = load_model(model, input_shapes=input_shapes, input_values=input_values,
+                       supported=SUPPORTED_OPS)  # fmt: skip
     raw = model if isinstance(model, bytes) else model.SerializeToString()
     return graph, graph.name, hashlib.sha256(raw).hexdigest()
 

@@ -13,9 +13,9 @@ from ndpsim.api import onnxruntime_outputs
 from ndpsim.config import load_preset
 from ndpsim.frontend import load_model
 from ndpsim.lower import lower
-from ndpsim.ops import SUPPORTED_OPS
-from ndpsim.sim.bind import bind
-from ndpsim.sim.quantize import calibrate
+from ndpsim.lower.registry import SUPPORTED_OPS
+from ndpsim.quant.bind import bind
+from ndpsim.sim.calibrate import calibrate
 from ndpsim.sim.run import read_value, run
 
 pytest.importorskip("onnxruntime")
