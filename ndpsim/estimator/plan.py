@@ -1,361 +1,192 @@
-"""The analytic model of one (model, hardware) pair: the lowering's plan without its
-instructions, timed by the simulator's own equations.
+"""The analytic model of a model on any hardware: the lowering's plan without its instructions,
+timed and counted by the simulator's own equations.
 
-1. `structural_plan` (once per model structure and hardware structure) follows lower/lower.py's
-   driver layer by layer: host transfers, spill loads (LOAD_A) before a layer that reads a
-   spilled value, the setup NOP (after barrier NOPs when a layer waits on more than three
-   tokens), the layer's body and the spill store (STORE_A) of a spilled output; the memory
-   plan (lower/memory.plan_memory), weight tiles (lower/tiling.tiles_for), weight placement
-   (lower/memory.place_weights) and pixel blocks (lower/tiling.pixel_block) are the
-   lowering's functions. Vector-layer bodies are their real instructions (structure.py); a
-   MAC layer is a compact description that `replay` expands (tiles, classes of tiles and of
-   pixel blocks, streaming mode). Every distinct instruction shape becomes one row of a
-   *representative* table.
-2. `evaluate` runs the simulator's `schedule` on the representative table (each row alone:
-   its duration and the counters it bumps, by the core's `_duration` and `_count`), replays
-   the program's dependencies with those durations (replay.py), and prices the counters
-   (each row's times its multiplicity) with report/energy.py.
+A `Planner` holds one model at one precision (its `Structure`) and, per hardware:
 
-The result is the simulator's latency, per-layer spans and counters; tests/test_estimator_plan.py
-checks them equal to the simulator's on models and hardware where weights stream and
-activations spill.
+1. the memory plan (lower/memory.plan_memory) gives the spilled values (cached per SRAM size);
+2. every MAC layer's tiles (lower/tiling), pixel blocks (lower/tiling.pixel_block), the classes
+   of tiles and pixel blocks that issue identical instructions, and one representative
+   instruction per class pair (cached per macro shape and accumulator);
+3. the weight placement (lower/memory.place_weights) gives each MAC layer's first macro and
+   whether its weights stay or stream;
+4. the simulator's `schedule` runs the representative table, each row alone: the duration
+   and counters of every distinct instruction shape (the core's `_duration` and `_count`);
+5. `replay` walks the program with those durations (replay.py): per-layer spans, makespan and
+   counters, which report/energy.py prices.
+
+Vector layers keep their real instructions (structure.py); host transfers, spill loads and
+stores, setup and barrier NOPs are rows of their own. tests/test_estimator_plan.py checks
+spans, makespan and counters equal to the simulator's, including streamed weights, spilled
+activations, several cores and dispatch-bound programs.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
-from ndpsim.config import HardwareConfig
-from ndpsim.estimator.replay import Stream, replay
+from ndpsim.config import STRUCTURAL_FIELDS, HardwareConfig
+from ndpsim.estimator.replay import ALIAS, INPUT, MAC, OUTPUT, VECTOR, Machine, Macs, Static, replay
 from ndpsim.estimator.structure import Structure
-from ndpsim.isa import INSTR_DTYPE, N_COUNTERS, Opcode, Unit, empty_program
+from ndpsim.isa import Opcode, Unit, empty_program
 from ndpsim.lower.lower import _units
 from ndpsim.lower.memory import place_weights, plan_memory
-from ndpsim.lower.tiling import Tile, input_bytes_for_block, pixel_block, tiles_for
+from ndpsim.lower.tiling import Tile, groups_per_tile, input_bytes_for_block, pixel_block
 from ndpsim.report.energy import COMPONENTS, clock_pj, dynamic_pj, static_pj
 from ndpsim.sim.run import timing_of
 from ndpsim.sim.schedule import schedule
 
-_NOP, _MVM, _RQ = int(Opcode.NOP), int(Opcode.MVM), int(Opcode.REQUANT)
-_LOAD_W, _LOAD_A, _STORE_A = int(Opcode.LOAD_W), int(Opcode.LOAD_A), int(Opcode.STORE_A)
-_HOST_IN, _HOST_OUT = int(Opcode.HOST_IN), int(Opcode.HOST_OUT)
+_I64 = np.int64
+# The instruction fields a representative row sets (the others do not time or count).
+ROW_FIELDS = ("op", "a0", "a2", "rows", "cols", "w_bits", "a_bits", "work", "bytes_in",
+              "bytes_out")  # fmt: skip
+_MAC_SHAPE = ("macro_rows", "macro_cols", "macro_column_bits", "accumulator_entries_per_macro")
+
+
+def _rows(op: Opcode, n: int, **cols) -> np.ndarray:
+    """n representative rows (ROW_FIELDS columns) of opcode `op`."""
+    out = np.zeros((n, len(ROW_FIELDS)), _I64)
+    out[:, 0] = int(op)
+    for k, v in cols.items():
+        out[:, ROW_FIELDS.index(k)] = v
+    return out
+
+
+_MVM, _RQ, _LOAD_W = int(Opcode.MVM), int(Opcode.REQUANT), int(Opcode.LOAD_W)
+
+
+def _records(rows: np.ndarray) -> np.ndarray:
+    rec = empty_program(len(rows))
+    for j, f in enumerate(ROW_FIELDS):
+        rec[f] = rows[:, j]
+    rec["unit"] = np.arange(len(rec))  # each row alone on its own unit: its duration,
+    rec["layer"] = np.arange(len(rec))  # and its own counter row
+    return rec
+
+
+def _classes(keys) -> tuple[list[int], list[int], list[int]]:
+    """(first index of each distinct key, class of every key, keys per class), in order of
+    first appearance."""
+    index: dict = {}
+    first: list[int] = []
+    counts: list[int] = []
+    cls = []
+    for i, k in enumerate(keys):
+        c = index.get(k)
+        if c is None:
+            c = index[k] = len(first)
+            first.append(i)
+            counts.append(0)
+        counts[c] += 1
+        cls.append(c)
+    return first, cls, counts
 
 
 @dataclass
-class MacTiling:
-    """The tiles of one MAC layer on one macro shape, grouped into classes: tiles of a class
-    issue identical MVMs for a pixel block (same rows, columns, MACs per vector and input
-    channels) and identical weight loads."""
+class MacLocal:
+    """One MAC layer on one macro shape: its tiles (flat, column-tile major as
+    lower/tiling.tiles_for lists them), lower/mac.py's issue order within a pixel block (k-fold
+    major: one gathered input block feeds every column tile of that fold), the classes of
+    tiles and of pixel blocks that issue identical instructions, and the representative rows
+    (MVM per tile and block class, REQUANT per column-tile and block size, LOAD_W per tile
+    class) with the times each is issued."""
 
-    col_tiles: list[list[Tile]]
-    tile_class: np.ndarray  # per flat tile
-    reps: list[Tile]  # one tile per class
-    class_count: np.ndarray
-    ct_nch: np.ndarray  # REQUANT channels of each column tile
-    ct_ch0: np.ndarray
-    order: np.ndarray  # flat tile indices of one pixel block, in issue order
-    cols_max: int
-
-
-def mac_tiling(geom, rows: int, cols: int) -> MacTiling:
-    """Tiles (lower/tiling.tiles_for), their classes and lower/mac.py's issue order: k-fold
-    major, one input block broadcast to every column tile of that fold."""
-    col_tiles = tiles_for(geom, rows, cols)
-    flat = [t for ct in col_tiles for t in ct]
-    khw = geom.kh * geom.kw
-    # an MVM's input channels depend on where its k-range starts within a kernel window
-    keys = [(t.g1 - t.g0, t.k0 % khw, t.k1 - t.k0, t.c1 - t.c0) for t in flat]
-    index: dict[tuple, int] = {}
-    cls = np.array([index.setdefault(k, len(index)) for k in keys], np.int64)
-    reps: list[Tile] = [None] * len(index)  # type: ignore[list-item]
-    for t, c in zip(flat, cls.tolist(), strict=True):
-        if reps[c] is None:
-            reps[c] = t
-    offsets = np.cumsum([0] + [len(ct) for ct in col_tiles])
-    n_kf = max(len(ct) for ct in col_tiles)
-    order = [
-        int(offsets[ct_i]) + kf
-        for kf in range(n_kf)
-        for ct_i, ktiles in enumerate(col_tiles)
-        if kf < len(ktiles)
-    ]
-    cout_g = geom.cout_g
-    ch0 = np.array([ct[0].g0 * cout_g + ct[0].c0 for ct in col_tiles], np.int64)
-    nch = np.array([(ct[0].g1 - 1) * cout_g + ct[0].c1 for ct in col_tiles], np.int64) - ch0
-    return MacTiling(col_tiles, cls, reps, np.bincount(cls), nch, ch0,
-                     np.array(order, np.int64), max(t.cols for t in flat))  # fmt: skip
+    tiles: int
+    col_tiles: int
+    blocks: int
+    order: np.ndarray
+    tile_ct: np.ndarray
+    tile_class: np.ndarray
+    ct_first: np.ndarray
+    ct_class: np.ndarray
+    blk_class: np.ndarray
+    blk_nclass: np.ndarray
+    block_classes: int
+    n_classes: int
+    tile_classes: int
+    mvm: list[tuple]  # representative rows (ROW_FIELDS)
+    mvm_count: list[int]
+    rq: list[tuple]
+    rq_count: list[int]
+    load: list[tuple]
+    load_count: list[int]
 
 
-class _Table:
-    """Representative instructions and, per row, the layer and multiplicity of its counts."""
-
-    def __init__(self) -> None:
-        self.rows: list[tuple] = []
-        self.count_layer: list[int] = []
-        self.count_row: list[int] = []
-        self.count_n: list[int] = []
-
-    def add(self, op: int, **f) -> int:
-        self.rows.append((op, f))
-        return len(self.rows) - 1
-
-    def count(self, layer: int, row: int, n: int) -> None:
-        if n:
-            self.count_layer.append(layer)
-            self.count_row.append(row)
-            self.count_n.append(n)
-
-    def records(self) -> np.ndarray:
-        out = empty_program(len(self.rows))
-        for i, (op, f) in enumerate(self.rows):
-            out[i]["op"] = op
-            for k, v in f.items():
-                out[i][k] = v
-        out["unit"] = np.arange(len(out))  # each row alone on its own unit: its duration
-        out["layer"] = np.arange(len(out))  # and its own counter row
-        return out
-
-
-@dataclass
-class StructuralPlan:
-    """Everything of one (model, hardware structure) but the durations."""
-
-    stream: Stream
-    reps: np.ndarray  # INSTR_DTYPE
-    count_layer: np.ndarray
-    count_row: np.ndarray
-    count_n: np.ndarray
-    n_units: int
-    n_tokens: int
-    n_layers: int
-    dma: int
-    slots: int
-    spilled: list[str]
-    resident: bool
-
-
-class _Builder:
-    """Plain stream entries and MAC layer descriptions, in program order."""
-
-    def __init__(self) -> None:
-        self.plain = {k: [] for k in ("kind", "unit", "row", "w0", "w1", "w2", "sig", "layer")}
-        self.mac = {k: [] for k in Stream._fields if k.startswith("mac_")}
-        self.arr = {k: [] for k in ("tile_macro", "tile_ct", "tile_class", "tile_load_row",
-                                    "order", "ct_vu", "ct_class", "blk_class", "blk_nclass",
-                                    "vus")}  # fmt: skip
-        self.n_tokens = 0
-
-    def token(self) -> int:
-        self.n_tokens += 1
-        return self.n_tokens - 1
-
-    def entry(self, unit: int, row: int, layer: int, waits=(), sig: int = -1) -> None:
-        w = list(waits) + [-1, -1, -1]
-        for k, v in zip(self.plain, (0, unit, row, w[0], w[1], w[2], sig, layer), strict=True):
-            self.plain[k].append(v)
-
-    def stream(self) -> Stream:
-        def a(v):
-            return np.asarray(v, np.int64)
-
-        fields = {k: a(v) for k, v in self.plain.items()}
-        fields.update({k: a(v) for k, v in self.mac.items()})
-        fields.update({k: a(np.concatenate(v) if v else []) for k, v in self.arr.items()})
-        return Stream(**fields)
-
-
-def structural_plan(st: Structure, hw: HardwareConfig, tiling_cache: dict | None = None):
-    """The plan of `st` on `hw`'s structure (see the module doc)."""
-    tiling_cache = {} if tiling_cache is None else tiling_cache
-    classes, _, vec_units, dma = _units(hw)
-    mem = plan_memory(st.order, st.nbytes, st.root, st.pinned, list(st.graph.outputs),
-                      hw.sram_bytes)  # fmt: skip
-    on_chip = lambda v: mem.on_chip.get(st.root.get(v, v), True)  # noqa: E731
-    # -- MAC tiling and weight placement (lower/mac_layer.plan_macs' inputs)
-    tilings: dict[int, MacTiling] = {}
-    first_use: dict[tuple, int] = {}
-    for li in st.mac_layers:
-        m = st.layers[li].mac
-        cols = hw.outputs_per_pass(m.w_bits)
-        key = (m.geom, hw.macro_rows, cols)
-        if key not in tiling_cache:
-            tiling_cache[key] = mac_tiling(m.geom, hw.macro_rows, cols)
-        tilings[li] = tiling_cache[key]
-        first_use.setdefault(m.weight_key, li)
-    owners = list(first_use.values())
-    wplan = place_weights([len(tilings[li].tile_class) for li in owners], hw.total_macros,
-                          hw.macro_weight_sets)  # fmt: skip
-    wslot = {key: j for j, key in enumerate(first_use)}
-    # -- the program, in the driver's order
-    t = _Table()
-    b = _Builder()
-    setup_row = t.add(_NOP, a0=1)
-    nop_row = t.add(_NOP)
-    tok: dict[str, int] = {}  # value -> token of its latest writer (lowering's Placement.token)
-    for info in st.layers:
-        li = info.index
-        if info.kind == "input":
-            v = info.writes[0]
-            row = t.add(_HOST_IN, bytes_in=st.nbytes[v])
-            t.count(li, row, 1)
-            tok[v] = b.token()
-            b.entry(dma, row, li, sig=tok[v])
-            continue
-        if info.kind == "output":
-            v = info.reads[0]
-            row = t.add(_HOST_OUT, bytes_out=st.nbytes[v])
-            t.count(li, row, 1)
-            b.entry(dma, row, li, (tok.get(v, -1),))
-            continue
-        if info.kind == "alias":
-            tok[info.writes[0]] = tok.get(info.reads[0], -1)
-            continue
-        for v in info.reads:  # spilled inputs come back first, one LOAD_A per read
-            if not on_chip(v):
-                row = t.add(_LOAD_A, bytes_in=st.nbytes[v])
-                t.count(li, row, 1)
-                new = b.token()
-                b.entry(dma, row, li, (tok.get(v, -1),), new)
-                tok[v] = new
-        vu = vec_units[li % hw.cores]
-        toks = list(dict.fromkeys(x for x in (tok.get(v, -1) for v in info.reads) if x >= 0))
-        while len(toks) > 3:
-            new = b.token()
-            b.entry(vu, nop_row, li, toks[:3], new)
-            t.count(li, nop_row, 1)
-            toks = [new, *toks[3:]]
-        setup = b.token()
-        b.entry(vu, setup_row, li, toks, setup)
-        t.count(li, setup_row, 1)
-        if info.kind == "mac":
-            done = b.token()
-            _mac(b, t, st, hw, info, tilings[li], wplan, wslot, setup, done, vec_units,
-                 nop_row)  # fmt: skip
-            tok[info.writes[0]] = done
-        else:
-            _vector(b, t, st, info, setup, vu, dma, classes, tok)
-        for v in info.writes:
-            if not on_chip(v):
-                row = t.add(_STORE_A, bytes_out=st.nbytes[v])
-                t.count(li, row, 1)
-                new = b.token()
-                b.entry(dma, row, li, (tok.get(v, -1),), new)
-                tok[v] = new
-    return StructuralPlan(
-        b.stream(), t.records(), np.asarray(t.count_layer, np.int64),
-        np.asarray(t.count_row, np.int64), np.asarray(t.count_n, np.int64), len(classes),
-        b.n_tokens, len(st.layers), dma, wplan.stream_slots,
-        [v for v, ok in mem.on_chip.items() if not ok], all(wplan.resident),
+@lru_cache(maxsize=8192)
+def mac_local(geom, rows: int, cols: int, acc_entries: int, w_bits: int, in_bits: int,
+              out_bits: int) -> MacLocal:  # fmt: skip
+    """The MacLocal of a MAC layer (see the class); shared by every model with that layer."""
+    G, K, cg, khw = geom.groups, geom.k_g, geom.cout_g, geom.kh * geom.kw
+    per = groups_per_tile(geom, rows, cols)
+    if per:  # block-diagonal: one fold, `per` groups a tile (fewer in the last)
+        ng = [min(g + per, G) - g for g in range(0, G, per)]
+        tfirst, tcls, tcount = _classes(ng)
+        reps = [Tile(i * per, i * per + ng[i], 0, K, 0, cg) for i in tfirst]
+        n_ct = len(ng)
+        tile_class = np.asarray(tcls, _I64)
+        ct_first = order = tile_ct = np.arange(n_ct, dtype=_I64)
+        nch = [x * cg for x in ng]
+    else:  # each group folds into k-folds x column tiles
+        n_kf, n_c = -(-K // rows), -(-cg // cols)
+        folds = [(k0 % khw, min(rows, K - k0)) for k0 in range(0, K, rows)]
+        clen = [min(cols, cg - c0) for c0 in range(0, cg, cols)]
+        # an MVM's input channels depend on where its k-range starts within a kernel window
+        ffirst, fcls, fcount = _classes(folds)
+        cfirst, ccls, ccount = _classes(clen)
+        ncc = len(cfirst)
+        per_group = (np.asarray(fcls, _I64)[None, :] * ncc + np.asarray(ccls, _I64)[:, None])
+        tile_class = np.tile(per_group.ravel(), G)
+        tcount = [a * b * G for a in fcount for b in ccount]
+        reps = [Tile(0, 1, f * rows, f * rows + folds[f][1], c * cols, c * cols + clen[c])
+                for f in ffirst for c in cfirst]  # fmt: skip
+        n_ct = G * n_c
+        ct_first = np.arange(n_ct, dtype=_I64) * n_kf
+        tile_ct = np.repeat(np.arange(n_ct, dtype=_I64), n_kf)
+        order = (ct_first[None, :] + np.arange(n_kf, dtype=_I64)[:, None]).ravel()
+        nch = clen * G
+    px = pixel_block(geom, max(t.cols for t in reps), acc_entries)
+    npix = geom.pixels
+    nblk = -(-npix // px)
+    last_n = npix - (nblk - 1) * px
+    # an MVM's input bytes depend on a block through its offset within an output row
+    if px % geom.ow == 0:  # whole output rows: every block starts a row
+        bkeys = [(0, px)] * (nblk - 1) + [(0, last_n)]
+    else:
+        bkeys = list(zip(((np.arange(nblk) * px) % geom.ow).tolist(),
+                         [px] * (nblk - 1) + [last_n], strict=True))  # fmt: skip
+    bfirst, bcls, bcount = _classes(bkeys)
+    nvals = sorted({px, last_n})
+    blk_nclass = np.full(nblk, nvals.index(px), _I64)
+    blk_nclass[-1] = nvals.index(last_n)
+    ncount = [nblk - 1 + (last_n == v) if v == px else 1 for v in nvals]
+    # rows in ROW_FIELDS order: op, a0, a2, rows, cols, w_bits, a_bits, work, bytes_in, bytes_out
+    rows_out = [(_MVM, 0, bkeys[k][1], t.rows, t.cols, w_bits, in_bits,
+                 bkeys[k][1] * t.macs_per_vector,
+                 input_bytes_for_block(geom, t, k * px, bkeys[k][1], in_bits), 0)
+                for t in reps for k in bfirst]  # fmt: skip
+    mvm_count = [a * b for a in tcount for b in bcount]
+    ct_vals = sorted(set(nch))
+    ct_class = np.searchsorted(np.asarray(ct_vals, _I64), np.asarray(nch, _I64)).astype(_I64)
+    ctcount = np.bincount(ct_class, minlength=len(ct_vals)).tolist()
+    rq = [(_RQ, 0, nn, ch, 0, 0, out_bits, ch * nn, 0, (ch * nn * out_bits + 7) // 8)
+          for ch in ct_vals for nn in nvals]  # fmt: skip
+    rq_count = [a * b for a in ctcount for b in ncount]
+    load = [(_LOAD_W, 0, 0, 0, 0, 0, 0, 0, (t.rows * t.cols * w_bits + 7) // 8, 0) for t in reps]
+    return MacLocal(
+        len(tile_class), n_ct, nblk, order, tile_ct, tile_class, ct_first, ct_class,
+        np.asarray(bcls, _I64), blk_nclass, len(bfirst), len(nvals), len(reps),
+        rows_out, mvm_count, rq, rq_count, load, tcount,
     )  # fmt: skip
 
 
-def _vector(b: _Builder, t: _Table, st: Structure, info, setup: int, vu: int, dma: int,
-            classes, tok: dict[str, int]) -> None:  # fmt: skip
-    """A vector layer's own instructions, its skeleton tokens renamed: the skeleton's setup
-    token becomes this setup, every token the body signals a new one."""
-    rename = {info.setup_token: setup}
-    skel_class = st.skeleton.unit_class
-    for ins in info.body:
-        row = t.add(int(ins["op"]), **{k: int(ins[k]) for k in _VEC_FIELDS})
-        t.count(info.index, row, 1)
-        waits = []
-        for w in (int(ins["wait0"]), int(ins["wait1"]), int(ins["wait2"])):
-            if w >= 0 and w not in rename:
-                raise RuntimeError(f"layer {info.name!r} waits on a token outside its body")
-            waits.append(rename[w] if w >= 0 else -1)
-        sig = int(ins["signal"])
-        if sig >= 0:
-            rename.setdefault(sig, b.token())
-        unit = dma if skel_class[int(ins["unit"])] == int(Unit.DMA) else vu
-        b.entry(unit, row, info.index, waits, rename[sig] if sig >= 0 else -1)
-    for v in info.writes:
-        final = st.final_token.get(v, -1)
-        tok[v] = rename.get(final, -1) if final >= 0 else -1
+@dataclass
+class Bundle:
+    """The MAC layers of one model on one macro shape, and the model's representative table."""
 
-
-_VEC_FIELDS = ("desc", "a0", "a1", "a2", "rows", "cols", "w_bits", "a_bits", "work", "bytes_in",
-               "bytes_out")  # fmt: skip
-
-
-def _mac(b: _Builder, t: _Table, st: Structure, hw: HardwareConfig, info, tl: MacTiling,
-         wplan, wslot, setup: int, done: int, vec_units, nop_row: int) -> None:  # fmt: skip
-    """A MAC layer (lower/mac.py: emit_mac) as one replay entry and its instruction rows."""
-    m, li = info.mac, info.index
-    geom = m.geom
-    w = wslot[m.weight_key]
-    macros = np.asarray(wplan.macro_of_tile[w], np.int64)
-    resident = wplan.resident[w]
-    T = len(tl.tile_class)
-    mode = 0 if resident else (2 if T > wplan.stream_slots else 1)
-    px = pixel_block(geom, tl.cols_max, hw.accumulator_entries_per_macro)
-    npix = geom.pixels
-    p0 = np.arange(0, npix, px, dtype=np.int64)
-    n = np.minimum(px, npix - p0)
-    # an MVM's input bytes depend on the block through its offset within an output row
-    bkey = (p0 % geom.ow) * (px + 1) + n
-    _, bfirst, bclass = np.unique(bkey, return_index=True, return_inverse=True)
-    nvals, ncls = np.unique(n, return_inverse=True)
-    mvm_base = len(t.rows)
-    for c, tile in enumerate(tl.reps):
-        for k in bfirst.tolist():
-            nk = int(n[k])
-            t.add(_MVM, a2=nk, rows=tile.rows, cols=tile.cols, w_bits=m.w_bits, a_bits=m.in_bits,
-                  work=nk * tile.macs_per_vector,
-                  bytes_in=input_bytes_for_block(geom, tile, int(p0[k]), nk, m.in_bits))  # fmt: skip
-    bcount = np.bincount(bclass.ravel(), minlength=len(bfirst))
-    for c in range(len(tl.reps)):
-        for k in range(len(bfirst)):
-            t.count(li, mvm_base + c * len(bfirst) + k, int(tl.class_count[c] * bcount[k]))
-    ct_vals, ct_cls = np.unique(tl.ct_nch, return_inverse=True)
-    rq_base = len(t.rows)
-    ncount = np.bincount(ncls.ravel(), minlength=len(nvals))
-    ctcount = np.bincount(ct_cls.ravel(), minlength=len(ct_vals))
-    for ci, nch in enumerate(ct_vals.tolist()):
-        for ni, nn in enumerate(nvals.tolist()):
-            row = t.add(_RQ, a2=nn, rows=nch, a_bits=m.out_bits, work=nch * nn,
-                        bytes_out=(nch * nn * m.out_bits + 7) // 8)  # fmt: skip
-            t.count(li, row, int(ctcount[ci] * ncount[ni]))
-    load_rows = np.full(len(tl.reps), -1, np.int64)
-    if mode:
-        for c, tile in enumerate(tl.reps):
-            load_rows[c] = t.add(_LOAD_W, bytes_in=(tile.rows * tile.cols * m.w_bits + 7) // 8)
-            t.count(li, int(load_rows[c]), int(tl.class_count[c]) * (len(p0) if mode == 2 else 1))
-    offsets = np.cumsum([0] + [len(ct) for ct in tl.col_tiles])[:-1]
-    ct_vu = np.asarray(vec_units, np.int64)[macros[offsets] // hw.macros_per_core]
-    vus = np.unique(ct_vu)
-    t.count(li, nop_row, len(vus))
-    a = b.arr
-    ac = b.mac
-    ac["mac_tile_off"].append(sum(len(x) for x in a["tile_macro"]))
-    ac["mac_ct_off"].append(sum(len(x) for x in a["ct_vu"]))
-    ac["mac_blk_off"].append(sum(len(x) for x in a["blk_class"]))
-    ac["mac_vu_off"].append(sum(len(x) for x in a["vus"]))
-    for k, v in (("mac_tiles", T), ("mac_cols", len(tl.col_tiles)), ("mac_blocks", len(p0)),
-                 ("mac_mode", mode), ("mac_in_tok", setup), ("mac_done_tok", done),
-                 ("mac_nvu", len(vus)), ("mac_block_classes", len(bfirst)),
-                 ("mac_n_classes", len(nvals)), ("mac_mvm_base", mvm_base),
-                 ("mac_rq_base", rq_base), ("mac_nop_row", nop_row)):  # fmt: skip
-        ac[k].append(v)
-    ct_of_tile = np.repeat(np.arange(len(tl.col_tiles)), [len(ct) for ct in tl.col_tiles])
-    a["tile_macro"].append(macros)
-    a["tile_ct"].append(ct_of_tile)
-    a["tile_class"].append(tl.tile_class)
-    a["tile_load_row"].append(load_rows[tl.tile_class])
-    a["order"].append(tl.order)
-    a["ct_vu"].append(ct_vu)
-    a["ct_class"].append(ct_cls.ravel().astype(np.int64))
-    a["blk_class"].append(bclass.ravel().astype(np.int64))
-    a["blk_nclass"].append(ncls.ravel().astype(np.int64))
-    a["vus"].append(vus)
-    b.plain["kind"].append(1)
-    b.plain["unit"].append(-1)
-    b.plain["row"].append(len(ac["mac_tiles"]) - 1)
-    for k in ("w0", "w1", "w2", "sig"):
-        b.plain[k].append(-1)
-    b.plain["layer"].append(li)
+    macs: Macs
+    reps: np.ndarray  # INSTR_DTYPE records: the static rows, then the MAC layers' rows
 
 
 @dataclass
@@ -363,38 +194,199 @@ class Evaluation:
     """The analytic model's answer for one (model, hardware)."""
 
     cycles: int
-    first: np.ndarray  # per layer
+    first: np.ndarray  # per layer (Program.layers order)
     last: np.ndarray
     counters: np.ndarray  # [layer, counter]
-    dynamic_pj: np.ndarray  # per layer (clock energy over its span included, as reports do)
-    energy_pj: float  # the model: dynamic + clock + static over the makespan
+    spilled: int  # spilled values
+    resident: bool  # every layer's weights stay on the macros
 
     @property
     def spans(self) -> np.ndarray:
         return np.maximum(self.last - self.first, 0)
 
 
-def evaluate(plan: StructuralPlan, hw: HardwareConfig) -> Evaluation:
-    """Durations and counts of the plan's rows on `hw` (the simulator's `schedule`), the
-    replayed schedule, and energy priced as report/energy.py prices counters."""
-    timing = timing_of(hw)
-    reps = plan.reps
-    counters_rep, _, start, end = schedule(reps, timing, len(reps), 0, len(reps))
-    dur = end - start
-    first, last = replay(plan.stream, dur, plan.n_units, plan.n_tokens, plan.n_layers,
-                         timing.instruction_issue_cycles, plan.dma, plan.slots)  # fmt: skip
-    counters = np.zeros((plan.n_layers, N_COUNTERS), np.int64)
-    np.add.at(counters, plan.count_layer, counters_rep[plan.count_row] * plan.count_n[:, None])
-    cycles = int(last.max(initial=0))
-    dyn = dynamic_pj(counters, hw)
-    span = np.maximum(last - first, 0)
-    layer_dyn = sum(dyn[c] for c in dyn) + clock_pj(span, hw)
-    total = float(sum(dyn[c].sum() for c in dyn) + clock_pj(cycles, hw) + static_pj(cycles, hw))
-    return Evaluation(cycles, first, last, counters, layer_dyn, total)
+class Planner:
+    """The analytic model of one model at one precision on any hardware (module doc)."""
+
+    def __init__(self, st: Structure):
+        self.st = st
+        self.values = {v: i for i, v in enumerate(st.nbytes)}
+        self.static, static_rows = _static(st, self.values)
+        self.static_rows = static_rows
+        self.n_tokens = int(2 * len(self.static.r_val) + len(self.static.w_val)
+                            + self.static.l_nloc.sum() + 2 * len(st.layers) + 1)  # fmt: skip
+        self.mac_info = [st.layers[li].mac for li in st.mac_layers]
+        owners: dict[tuple, int] = {}
+        for j, m in enumerate(self.mac_info):
+            owners.setdefault(m.weight_key, j)
+        self.owner_of = np.array([list(owners).index(m.weight_key) for m in self.mac_info], _I64)
+        self.owners = list(owners.values())
+        self.root = np.array([self.values[st.root.get(v, v)] for v in st.nbytes], _I64)
+        self._spilled: dict[int, np.ndarray] = {}
+        self._bundles: dict[tuple, Bundle] = {}
+
+    def spilled(self, sram_bytes: int) -> np.ndarray:
+        """Per value: 1 when it lives in external memory (lower/memory.plan_memory)."""
+        out = self._spilled.get(sram_bytes)
+        if out is None:
+            st = self.st
+            mem = plan_memory(st.order, st.nbytes, st.root, st.pinned, list(st.graph.outputs),
+                              sram_bytes)  # fmt: skip
+            root_spilled = np.zeros(len(self.values), np.int8)
+            for v, ok in mem.on_chip.items():
+                if not ok:
+                    root_spilled[self.values[v]] = 1
+            out = self._spilled[sram_bytes] = root_spilled[self.root]
+        return out
+
+    def bundle(self, hw: HardwareConfig) -> Bundle:
+        """The MAC layers on `hw`'s macro shape (cached)."""
+        key = tuple(getattr(hw, f) for f in _MAC_SHAPE)
+        found = self._bundles.get(key)
+        if found is not None:
+            return found
+        locs = [mac_local(m.geom, hw.macro_rows, hw.outputs_per_pass(m.w_bits),
+                          hw.accumulator_entries_per_macro, m.w_bits, m.in_bits, m.out_bits)
+                for m in self.mac_info]  # fmt: skip
+        bundle = self._bundles[key] = _bundle(locs, self.static_rows)
+        return bundle
+
+    def evaluate(self, hw: HardwareConfig) -> Evaluation:
+        """Latency, per-layer spans and counters of the model on `hw`."""
+        bundle = self.bundle(hw)
+        macs = bundle.macs
+        wplan = place_weights([int(macs.m_tiles[j]) for j in self.owners], hw.total_macros,
+                              hw.macro_weight_sets)  # fmt: skip
+        first_macro = np.asarray(wplan.first_macro, _I64)[self.owner_of]
+        resident = np.asarray(wplan.resident, np.bool_)[self.owner_of]
+        classes, _, vec_units, dma = _units(hw)
+        timing = timing_of(hw)
+        machine = Machine(np.asarray(vec_units, _I64), dma, len(classes), hw.total_macros,
+                          hw.macros_per_core, hw.cores, timing.instruction_issue_cycles,
+                          wplan.stream_slots, 0, 1)  # fmt: skip
+        reps = bundle.reps
+        crep, _, start, end = schedule(reps, timing, len(reps), 0, len(reps))
+        spilled = self.spilled(hw.sram_bytes)
+        first, last, counters = replay(self.static, macs, machine, spilled, first_macro, resident,
+                                       end - start, crep, self.n_tokens)  # fmt: skip
+        n_spilled = len(self._spilled_names(hw.sram_bytes))
+        return Evaluation(int(last.max(initial=0)), first, last, counters, n_spilled,
+                          bool(resident.all()))  # fmt: skip
+
+    def _spilled_names(self, sram_bytes: int) -> list[str]:
+        names = list(self.values)
+        spilled = self.spilled(sram_bytes)
+        return [names[i] for i in np.flatnonzero(spilled & (self.root == np.arange(len(names))))]
 
 
-def energy_components(ev: Evaluation, hw: HardwareConfig) -> dict[str, float]:
-    """The model's energy by report component (pJ)."""
+def structure_key(hw: HardwareConfig) -> tuple:
+    return tuple(repr(getattr(hw, f)) for f in sorted(STRUCTURAL_FIELDS))
+
+
+def _static(st: Structure, values: dict[str, int]) -> tuple[Static, np.ndarray]:
+    """The program skeleton as arrays, and its representative rows: the setup and plain NOPs,
+    host transfers, a LOAD_A and a STORE_A of every value, every vector-layer instruction."""
+    rows = [_rows(Opcode.NOP, 2, a0=[1, 0])]
+    nrow = 2
+    nb = np.array([st.nbytes[v] for v in values], _I64)
+    v_load_row = nrow + np.arange(len(values), dtype=_I64)
+    v_store_row = v_load_row + len(values)
+    rows += [_rows(Opcode.LOAD_A, len(values), bytes_in=nb),
+             _rows(Opcode.STORE_A, len(values), bytes_out=nb)]  # fmt: skip
+    nrow += 2 * len(values)
+    L = {k: [] for k in ("kind", "rd_off", "rd_n", "wr_off", "wr_n", "host_row", "mac",
+                         "body_off", "body_n", "nloc")}  # fmt: skip
+    r_val, w_val, w_loc = [], [], []
+    body = {k: [] for k in ("row", "dma", "w0", "w1", "w2", "sig")}
+    dma_class = int(Unit.DMA)
+    n_mac = 0
+    for info in st.layers:
+        kind = {"input": INPUT, "output": OUTPUT, "alias": ALIAS, "mac": MAC,
+                "vector": VECTOR}[info.kind]  # fmt: skip
+        host_row, mac, body_off, body_n, nloc = -1, -1, len(body["row"]), 0, 0
+        loc_of: dict[int, int] = {}
+        if kind in (INPUT, OUTPUT):
+            v = info.writes[0]
+            op, field = (Opcode.HOST_IN, "bytes_in") if kind == INPUT else (Opcode.HOST_OUT,
+                                                                            "bytes_out")
+            rows.append(_rows(op, 1, **{field: st.nbytes[v]}))
+            host_row = nrow
+            nrow += 1
+        elif kind == MAC:
+            mac = n_mac
+            n_mac += 1
+        elif kind == VECTOR:
+            ins = info.body
+            loc_of = {info.setup_token: 0}
+            for sg in ins["signal"].tolist():
+                if sg >= 0 and sg not in loc_of:
+                    loc_of[sg] = len(loc_of)
+            nloc = len(loc_of) - 1
+            for f, key in (("wait0", "w0"), ("wait1", "w1"), ("wait2", "w2"), ("signal", "sig")):
+                for x in ins[f].tolist():
+                    if x >= 0 and x not in loc_of:
+                        raise RuntimeError(f"layer {info.name!r} waits on a token outside its body")
+                    body[key].append(loc_of[x] if x >= 0 else -1)
+            body["row"] += list(range(nrow, nrow + len(ins)))
+            body["dma"] += (st.skeleton.unit_class[ins["unit"]] == dma_class).astype(int).tolist()
+            rows.append(np.stack([ins[f].astype(_I64) for f in ROW_FIELDS], axis=1))
+            nrow += len(ins)
+            body_n = len(ins)
+        for k, v in (("kind", kind), ("rd_off", len(r_val)), ("rd_n", len(info.reads)),
+                     ("wr_off", len(w_val)), ("wr_n", len(info.writes)), ("host_row", host_row),
+                     ("mac", mac), ("body_off", body_off), ("body_n", body_n),
+                     ("nloc", nloc)):  # fmt: skip
+            L[k].append(v)
+        r_val += [values[v] for v in info.reads]
+        w_val += [values[v] for v in info.writes]
+        w_loc += [loc_of.get(st.final_token.get(v, -1), -1) for v in info.writes]
+    a = lambda v: np.asarray(v, _I64)  # noqa: E731
+    static = Static(*(a(L[k]) for k in L), a(r_val), a(w_val), a(w_loc),
+                    *(a(body[k]) for k in body), v_load_row, v_store_row)  # fmt: skip
+    return static, np.concatenate(rows)
+
+
+def _bundle(locs: list[MacLocal], static_rows: np.ndarray) -> Bundle:
+    """MacLocals concatenated behind the static rows (replay.Macs)."""
+    base = len(static_rows)
+    parts: list[tuple] = []
+    cols = {k: [] for k in Macs._fields}
+    counts: list[int] = [0] * base
+    off = {"tile": 0, "ct": 0, "blk": 0}
+    for loc in locs:
+        mvm_base = base
+        rq_base = mvm_base + len(loc.mvm)
+        load_base = rq_base + len(loc.rq)
+        base = load_base + len(loc.load)
+        parts += loc.mvm + loc.rq + loc.load
+        counts += loc.mvm_count + loc.rq_count + loc.load_count
+        for k, v in (("m_tiles", loc.tiles), ("m_cols", loc.col_tiles), ("m_blocks", loc.blocks),
+                     ("m_tile_off", off["tile"]), ("m_ct_off", off["ct"]),
+                     ("m_blk_off", off["blk"]), ("m_nbc", loc.block_classes),
+                     ("m_nnc", loc.n_classes), ("m_ntc", loc.tile_classes),
+                     ("m_nrq", len(loc.rq)), ("m_mvm_base", mvm_base), ("m_rq_base", rq_base),
+                     ("m_load_base", load_base)):  # fmt: skip
+            cols[k].append(v)
+        for k in ("tile_ct", "tile_class", "order", "ct_first", "ct_class", "blk_class",
+                  "blk_nclass"):  # fmt: skip
+            cols[k].append(getattr(loc, k))
+        off["tile"] += loc.tiles
+        off["ct"] += loc.col_tiles
+        off["blk"] += loc.blocks
+    out = {}
+    for k, v in cols.items():
+        if k.startswith("m_"):
+            out[k] = np.asarray(v, _I64)
+        else:
+            out[k] = np.concatenate(v).astype(_I64) if v else np.zeros(0, _I64)
+    out["row_count"] = np.asarray(counts, _I64)
+    rows = np.concatenate([static_rows, np.asarray(parts, _I64).reshape(-1, len(ROW_FIELDS))])
+    return Bundle(Macs(**out), _records(rows))
+
+
+def energy_parts(ev: Evaluation, hw: HardwareConfig) -> dict[str, float]:
+    """The model's energy by report component (pJ): report/energy.py's prices of the counters,
+    clock and static energy over the makespan."""
     dyn = dynamic_pj(ev.counters, hw)
     parts = {c: float(v.sum()) for c, v in dyn.items()}
     parts["clock"] = float(clock_pj(ev.cycles, hw))
@@ -402,4 +394,11 @@ def energy_components(ev: Evaluation, hw: HardwareConfig) -> dict[str, float]:
     return {c: parts[c] for c in COMPONENTS}
 
 
-__all__ = ["INSTR_DTYPE", "math", "structural_plan", "evaluate", "Evaluation", "StructuralPlan"]
+def layer_dynamic_pj(ev: Evaluation, hw: HardwareConfig) -> np.ndarray:
+    """Per layer: dynamic energy, clock energy over its span included (as reports count it)."""
+    dyn = dynamic_pj(ev.counters, hw)
+    return sum(dyn[c] for c in dyn) + clock_pj(ev.spans, hw)
+
+
+__all__ = ["Planner", "Evaluation", "energy_parts", "layer_dynamic_pj", "mac_local", "Tile",
+           "empty_program"]  # fmt: skip

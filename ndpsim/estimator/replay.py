@@ -2,19 +2,25 @@
 
 The simulator's core (`sim/schedule.py: schedule`) walks the lowered program: every
 instruction starts at max(its dispatch slot, its unit's in-order queue, the tokens it waits
-on) and runs for its duration. The expensive part of a simulation is emitting those
-instructions (a MAC layer issues one MVM per weight tile and pixel block). This kernel walks
-the same program in the same order with the same rules, but a MAC layer is one entry that it
-expands here: pixel blocks; per block the MVMs of every tile in the order lower/mac.py issues
-them (on the macro the placement gave the tile, after the layer's setup, the tile's weight
-load when it streams, and the REQUANT of its column tile two blocks earlier: the
-double-buffered accumulator); one REQUANT per column tile on its core's vector unit; weight
-loads through the streaming slots (one per tile per layer, or per tile per block when the
-layer's tiles outnumber the slots), each after the last user of its slot; and the closing
-NOPs. Everything else (host transfers, spill loads and stores, setup and barrier NOPs,
-vector-layer instructions) is a plain entry. Durations are looked up by row in a table the
-caller computed with the simulator's own `schedule` (plan.py), so the timing equations are
-the simulator's.
+on), runs for its duration and bumps its counters. Emitting those instructions is what makes a
+simulation expensive (a MAC layer issues one MVM per weight tile and pixel block). `replay`
+walks the same program in the same order under the same rules, layer by layer as the
+lowering driver (lower/lower.py) emits it, without materializing it:
+
+- a graph input: HOST_IN; an output: HOST_OUT after its value; an alias: its source's token;
+- any other layer: one LOAD_A per read of a spilled value (each after the value's latest
+  writer), barrier NOPs while more than three distinct tokens remain, the setup NOP on the
+  layer's vector unit (layer index mod cores), the body, one STORE_A per spilled output;
+- a vector layer's body: its own instructions (structure.py), tokens renamed;
+- a MAC layer's body (lower/mac.py): with streamed weights one LOAD_W per tile up front, or
+  per tile and pixel block when the layer has more tiles than streaming slots, each after
+  the last MVM group of its slot; per pixel block the MVMs in issue order, each on its tile's
+  macro after the setup, its weight load and its column tile's REQUANT two blocks earlier
+  (the double-buffered accumulator); then one REQUANT per column tile on the vector unit of
+  the core holding its first tile; finally a NOP on every vector unit the layer used.
+
+Durations and counters of every distinct instruction shape come from the simulator's own
+`schedule` (plan.py), so the timing equations and the counts are the simulator's.
 """
 
 from __future__ import annotations
@@ -24,55 +30,81 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+INPUT, OUTPUT, ALIAS, MAC, VECTOR = 0, 1, 2, 3, 4
 
-class Stream(NamedTuple):
-    """A program as the replay reads it (all int64 arrays). Plain entries: `kind` 0, unit,
-    duration row, up to three waited tokens, signalled token, layer. MAC entries: `kind` 1,
-    `row` = index into the mac_* arrays."""
 
-    kind: np.ndarray
-    unit: np.ndarray
-    row: np.ndarray
-    w0: np.ndarray
-    w1: np.ndarray
-    w2: np.ndarray
-    sig: np.ndarray
-    layer: np.ndarray
-    # per MAC layer
-    mac_tiles: np.ndarray
-    mac_cols: np.ndarray  # column tiles
-    mac_blocks: np.ndarray
-    mac_mode: np.ndarray  # 0 resident, 1 streamed once, 2 streamed per pixel block
-    mac_in_tok: np.ndarray
-    mac_done_tok: np.ndarray
-    mac_tile_off: np.ndarray  # into tile_* and order
-    mac_ct_off: np.ndarray  # into ct_*
-    mac_blk_off: np.ndarray  # into blk_*
-    mac_vu_off: np.ndarray  # into vus (the vector units the layer uses, sorted)
-    mac_nvu: np.ndarray
-    mac_block_classes: np.ndarray  # distinct MVM block classes
-    mac_n_classes: np.ndarray  # distinct REQUANT block sizes
-    mac_mvm_base: np.ndarray  # row of (tile class 0, block class 0)
-    mac_rq_base: np.ndarray
-    mac_nop_row: np.ndarray
-    # per tile (flat, column-tile major, as lower/tiling.tiles_for lists them)
-    tile_macro: np.ndarray
+class Static(NamedTuple):
+    """A model's program skeleton (structure.py), as int64 arrays."""
+
+    l_kind: np.ndarray
+    l_rd_off: np.ndarray  # reads of layer i: r_val[l_rd_off[i] : l_rd_off[i] + l_rd_n[i]]
+    l_rd_n: np.ndarray
+    l_wr_off: np.ndarray
+    l_wr_n: np.ndarray
+    l_host_row: np.ndarray
+    l_mac: np.ndarray  # MAC layers: their index among MAC layers
+    l_body_off: np.ndarray  # vector layers: their instructions b_*[off : off + n]
+    l_body_n: np.ndarray
+    l_nloc: np.ndarray  # tokens a vector body signals (local ids 1..n; 0 is the setup)
+    r_val: np.ndarray
+    w_val: np.ndarray
+    w_loc: np.ndarray  # local token each written value ends with (vector layers), or -1
+    b_row: np.ndarray
+    b_dma: np.ndarray  # 1: the instruction runs on the DMA unit
+    b_w0: np.ndarray
+    b_w1: np.ndarray
+    b_w2: np.ndarray
+    b_sig: np.ndarray
+    v_load_row: np.ndarray  # per value: its LOAD_A and STORE_A rows
+    v_store_row: np.ndarray
+
+
+class Macs(NamedTuple):
+    """The MAC layers on one macro shape (plan.MacLocal, concatenated), as int64 arrays."""
+
+    m_tiles: np.ndarray
+    m_cols: np.ndarray  # column tiles
+    m_blocks: np.ndarray
+    m_tile_off: np.ndarray
+    m_ct_off: np.ndarray
+    m_blk_off: np.ndarray
+    m_nbc: np.ndarray  # MVM block classes
+    m_nnc: np.ndarray  # REQUANT block sizes
+    m_ntc: np.ndarray  # tile classes
+    m_nrq: np.ndarray  # REQUANT rows
+    m_mvm_base: np.ndarray  # first MVM, REQUANT and LOAD_W row
+    m_rq_base: np.ndarray
+    m_load_base: np.ndarray
     tile_ct: np.ndarray
     tile_class: np.ndarray
-    tile_load_row: np.ndarray
-    order: np.ndarray  # per MAC layer, the tiles of one pixel block in issue order
-    ct_vu: np.ndarray
+    order: np.ndarray  # per layer, flat tile indices of one pixel block in issue order
+    ct_first: np.ndarray
     ct_class: np.ndarray
     blk_class: np.ndarray
     blk_nclass: np.ndarray
-    vus: np.ndarray
+    row_count: np.ndarray  # per row: issues per layer (MVM, REQUANT), tiles (LOAD_W)
+
+
+class Machine(NamedTuple):
+    """What of the hardware the walk needs besides durations (lower/lower.py: _units)."""
+
+    vec_units: np.ndarray  # vector unit id of each core
+    dma: int
+    n_units: int
+    total_macros: int
+    macros_per_core: int
+    cores: int
+    issue_cycles: int
+    slots: int  # streaming slots (lower/memory.place_weights)
+    setup_row: int
+    nop_row: int
 
 
 @njit(cache=True)
-def _issue(state, unit_free, first, last, layer, unit, dur, ready, issue_cycles):
-    """One instruction: start, end (state[0] is the dispatch index)."""
-    t0 = state[0] * issue_cycles
-    state[0] += 1
+def _issue(clock, unit_free, first, last, layer, unit, dur, ready, issue_cycles):
+    """One instruction (clock[0] is its dispatch index): returns its end."""
+    t0 = clock[0] * issue_cycles
+    clock[0] += 1
     if unit_free[unit] > t0:
         t0 = unit_free[unit]
     if ready > t0:
@@ -87,102 +119,215 @@ def _issue(state, unit_free, first, last, layer, unit, dur, ready, issue_cycles)
 
 
 @njit(cache=True)
-def _tok(token_ready, t):
+def _ready(token_ready, t):
     return token_ready[t] if t >= 0 else 0
 
 
 @njit(cache=True)
-def replay(s, dur, n_units, n_tokens, n_layers, issue_cycles, dma, slots):
-    """(first start, last end) of every layer's instructions; `dur[row]` is an instruction
-    duration, `slots` the streaming slots (lower/memory.py)."""
-    unit_free = np.zeros(n_units, np.int64)
-    token_ready = np.zeros(max(n_tokens, 1), np.int64)
-    first = np.full(n_layers, np.iinfo(np.int64).max)
-    last = np.zeros(n_layers, np.int64)
-    state = np.zeros(2, np.int64)  # dispatch index, streaming cursor
-    nslot = max(slots, 1)
-    slot_time = np.zeros(nslot, np.int64)  # end of the finished group a slot waits for
-    slot_pend = np.full(nslot, -1, np.int64)  # column tile of the current block's group
-    for k in range(s.kind.shape[0]):
-        lay = s.layer[k]
-        if s.kind[k] == 0:
-            ready = max(_tok(token_ready, s.w0[k]), _tok(token_ready, s.w1[k]))
-            ready = max(ready, _tok(token_ready, s.w2[k]))
-            t1 = _issue(state, unit_free, first, last, lay, s.unit[k], dur[s.row[k]], ready,
-                        issue_cycles)  # fmt: skip
-            sg = s.sig[k]
-            if sg >= 0 and token_ready[sg] < t1:
-                token_ready[sg] = t1
-            continue
-        m = s.row[k]
-        T, fc, B, mode = s.mac_tiles[m], s.mac_cols[m], s.mac_blocks[m], s.mac_mode[m]
-        to, co, bo = s.mac_tile_off[m], s.mac_ct_off[m], s.mac_blk_off[m]
-        nbc, nnc = s.mac_block_classes[m], s.mac_n_classes[m]
-        in_ready = _tok(token_ready, s.mac_in_tok[m])
-        load_ready = np.zeros(T, np.int64)
-        slot_of = np.full(T, -1, np.int64)
-        grp = np.zeros(fc, np.int64)
-        rq_end = np.zeros((2, fc), np.int64)
-        if mode == 1:
-            for i in range(T):
-                load_ready[i] = _load(s, dur, state, unit_free, first, last, lay, dma,
-                                      issue_cycles, nslot, slot_time, slot_pend, grp, slot_of,
-                                      to + i, i)  # fmt: skip
-        for blk in range(B):
-            bc = s.blk_class[bo + blk]
-            for ct in range(fc):
-                grp[ct] = 0
-            for j in range(T):
-                i = s.order[to + j]
-                ct = s.tile_ct[to + i]
-                if mode == 2:
-                    load_ready[i] = _load(s, dur, state, unit_free, first, last, lay, dma,
-                                          issue_cycles, nslot, slot_time, slot_pend, grp,
-                                          slot_of, to + i, i)  # fmt: skip
-                ready = max(in_ready, load_ready[i])
-                if blk >= 2 and rq_end[blk % 2, ct] > ready:
-                    ready = rq_end[blk % 2, ct]
-                row = s.mac_mvm_base[m] + s.tile_class[to + i] * nbc + bc
-                t1 = _issue(state, unit_free, first, last, lay, s.tile_macro[to + i], dur[row],
-                            ready, issue_cycles)  # fmt: skip
-                if t1 > grp[ct]:
-                    grp[ct] = t1
-                if slot_of[i] >= 0:
-                    slot_pend[slot_of[i]] = ct
-            # the block's groups are complete: slots pointing at them hold their final ends
-            for sl in range(nslot):
-                if slot_pend[sl] >= 0:
-                    slot_time[sl] = grp[slot_pend[sl]]
-                    slot_pend[sl] = -1
-            nc = s.blk_nclass[bo + blk]
-            for ct in range(fc):
-                row = s.mac_rq_base[m] + s.ct_class[co + ct] * nnc + nc
-                rq_end[blk % 2, ct] = _issue(state, unit_free, first, last, lay, s.ct_vu[co + ct],
-                                             dur[row], grp[ct], issue_cycles)  # fmt: skip
-        done = 0
-        for v in range(s.mac_nvu[m]):
-            t1 = _issue(state, unit_free, first, last, lay, s.vus[s.mac_vu_off[m] + v],
-                        dur[s.mac_nop_row[m]], 0, issue_cycles)  # fmt: skip
-            if t1 > done:
-                done = t1
-        dt = s.mac_done_tok[m]
-        if token_ready[dt] < done:
-            token_ready[dt] = done
-    for i in range(n_layers):
-        if first[i] == np.iinfo(np.int64).max:
-            first[i] = 0
-    return first, last
+def _count(counters, layer, crep, row, n):
+    for c in range(crep.shape[1]):
+        counters[layer, c] += crep[row, c] * n
 
 
 @njit(cache=True)
-def _load(s, dur, state, unit_free, first, last, lay, dma, issue_cycles, nslot, slot_time,
-          slot_pend, grp, slot_of, t, i):  # fmt: skip
-    """A LOAD_W of tile t (flat index i in its layer) into the next streaming slot, after the
+def replay(s, mc, hw, spilled, mac_first, mac_resident, dur, crep, n_tokens):
+    """(first start, last end, counters) of every layer. `spilled[v]`: value v lives in
+    external memory; `mac_first` / `mac_resident`: per MAC layer, the macro of its first tile
+    and whether its weights stay (lower/memory.place_weights); `dur` / `crep`: duration and
+    counters of every row of the representative table; `n_tokens`: an upper bound."""
+    n_layers = s.l_kind.shape[0]
+    unit_free = np.zeros(hw.n_units, np.int64)
+    token_ready = np.zeros(n_tokens, np.int64)
+    first = np.full(n_layers, np.iinfo(np.int64).max)
+    last = np.zeros(n_layers, np.int64)
+    counters = np.zeros((n_layers, crep.shape[1]), np.int64)
+    vtok = np.full(s.v_load_row.shape[0], -1, np.int64)
+    clock = np.zeros(2, np.int64)  # dispatch index, streaming cursor
+    nslot = max(hw.slots, 1)
+    slot_time = np.zeros(nslot, np.int64)  # end of the finished group a slot waits for
+    slot_pend = np.full(nslot, -1, np.int64)  # column tile of this block's group using it
+    ntok = 0
+    ic = hw.issue_cycles
+    for li in range(n_layers):
+        kind = s.l_kind[li]
+        ro, rn, wo, wn = s.l_rd_off[li], s.l_rd_n[li], s.l_wr_off[li], s.l_wr_n[li]
+        if kind == INPUT:
+            t1 = _issue(clock, unit_free, first, last, li, hw.dma, dur[s.l_host_row[li]], 0, ic)
+            _count(counters, li, crep, s.l_host_row[li], 1)
+            token_ready[ntok] = t1
+            vtok[s.w_val[wo]] = ntok
+            ntok += 1
+            continue
+        if kind == OUTPUT:
+            ready = _ready(token_ready, vtok[s.r_val[ro]])
+            _issue(clock, unit_free, first, last, li, hw.dma, dur[s.l_host_row[li]], ready, ic)
+            _count(counters, li, crep, s.l_host_row[li], 1)
+            continue
+        if kind == ALIAS:
+            vtok[s.w_val[wo]] = vtok[s.r_val[ro]]
+            continue
+        for j in range(ro, ro + rn):  # spilled inputs come back first, one LOAD_A per read
+            v = s.r_val[j]
+            if spilled[v]:
+                row = s.v_load_row[v]
+                t1 = _issue(clock, unit_free, first, last, li, hw.dma, dur[row],
+                            _ready(token_ready, vtok[v]), ic)  # fmt: skip
+                _count(counters, li, crep, row, 1)
+                token_ready[ntok] = t1
+                vtok[v] = ntok
+                ntok += 1
+        toks = np.empty(rn + 1, np.int64)
+        nt = 0
+        for j in range(ro, ro + rn):
+            x = vtok[s.r_val[j]]
+            seen = x < 0
+            for q in range(nt):
+                if toks[q] == x:
+                    seen = True
+            if not seen:
+                toks[nt] = x
+                nt += 1
+        vu = hw.vec_units[li % hw.cores]
+        while nt > 3:  # more tokens than wait slots: joined by barrier NOPs
+            ready = max(token_ready[toks[0]], max(token_ready[toks[1]], token_ready[toks[2]]))
+            t1 = _issue(clock, unit_free, first, last, li, vu, dur[hw.nop_row], ready, ic)
+            _count(counters, li, crep, hw.nop_row, 1)
+            token_ready[ntok] = t1
+            toks[0] = ntok
+            ntok += 1
+            for q in range(3, nt):
+                toks[q - 2] = toks[q]
+            nt -= 2
+        ready = 0
+        for q in range(nt):
+            ready = max(ready, token_ready[toks[q]])
+        setup = _issue(clock, unit_free, first, last, li, vu, dur[hw.setup_row], ready, ic)
+        _count(counters, li, crep, hw.setup_row, 1)
+        if kind == MAC:
+            m = s.l_mac[li]
+            done = _mac(mc, hw, m, li, setup, mac_first[m], mac_resident[m], dur, crep, clock,
+                        unit_free, first, last, counters, slot_time, slot_pend, nslot)  # fmt: skip
+            token_ready[ntok] = done
+            vtok[s.w_val[wo]] = ntok
+            ntok += 1
+        else:
+            bo, bn, nloc = s.l_body_off[li], s.l_body_n[li], s.l_nloc[li]
+            loc = np.empty(nloc + 1, np.int64)  # local token -> token (0: the setup)
+            token_ready[ntok] = setup
+            loc[0] = ntok
+            for q in range(1, nloc + 1):
+                loc[q] = ntok + q
+            ntok += nloc + 1
+            for k in range(bo, bo + bn):
+                ready = 0
+                for w in (s.b_w0[k], s.b_w1[k], s.b_w2[k]):
+                    if w >= 0 and token_ready[loc[w]] > ready:
+                        ready = token_ready[loc[w]]
+                unit = hw.dma if s.b_dma[k] else vu
+                t1 = _issue(clock, unit_free, first, last, li, unit, dur[s.b_row[k]], ready, ic)
+                _count(counters, li, crep, s.b_row[k], 1)
+                sg = s.b_sig[k]
+                if sg >= 0 and token_ready[loc[sg]] < t1:
+                    token_ready[loc[sg]] = t1
+            for j in range(wo, wo + wn):
+                vtok[s.w_val[j]] = loc[s.w_loc[j]] if s.w_loc[j] >= 0 else -1
+        for j in range(wo, wo + wn):  # spilled outputs go out to external memory
+            v = s.w_val[j]
+            if spilled[v]:
+                row = s.v_store_row[v]
+                t1 = _issue(clock, unit_free, first, last, li, hw.dma, dur[row],
+                            _ready(token_ready, vtok[v]), ic)  # fmt: skip
+                _count(counters, li, crep, row, 1)
+                token_ready[ntok] = t1
+                vtok[v] = ntok
+                ntok += 1
+    for i in range(n_layers):
+        if first[i] == np.iinfo(np.int64).max:
+            first[i] = 0
+    return first, last, counters
+
+
+@njit(cache=True)
+def _mac(mc, hw, m, li, in_ready, first_macro, resident, dur, crep, clock, unit_free, first,
+         last, counters, slot_time, slot_pend, nslot):  # fmt: skip
+    """A MAC layer's body (module doc); returns the end of its closing NOPs."""
+    T, fc, B = mc.m_tiles[m], mc.m_cols[m], mc.m_blocks[m]
+    to, co, bo = mc.m_tile_off[m], mc.m_ct_off[m], mc.m_blk_off[m]
+    nbc, nnc = mc.m_nbc[m], mc.m_nnc[m]
+    M, ic = hw.total_macros, hw.issue_cycles
+    mode = 0 if resident else (2 if T > hw.slots else 1)
+    load_ready = np.zeros(T, np.int64)
+    slot_of = np.full(T, -1, np.int64)
+    grp = np.zeros(fc, np.int64)
+    rq_end = np.zeros((2, fc), np.int64)
+    ct_vu = np.empty(fc, np.int64)
+    used = np.zeros(hw.cores, np.bool_)
+    for ct in range(fc):
+        core = ((first_macro + mc.ct_first[co + ct]) % M) // hw.macros_per_core
+        ct_vu[ct] = hw.vec_units[core]
+        used[core] = True
+    if mode == 1:
+        for i in range(T):
+            load_ready[i] = _load(mc, hw, m, to + i, i, dur, clock, unit_free, first, last, li,
+                                  slot_time, slot_pend, grp, slot_of, nslot)  # fmt: skip
+    for blk in range(B):
+        bc = mc.blk_class[bo + blk]
+        for ct in range(fc):
+            grp[ct] = 0
+        for j in range(T):
+            i = mc.order[to + j]
+            ct = mc.tile_ct[to + i]
+            if mode == 2:
+                load_ready[i] = _load(mc, hw, m, to + i, i, dur, clock, unit_free, first, last, li,
+                                      slot_time, slot_pend, grp, slot_of, nslot)  # fmt: skip
+            ready = max(in_ready, load_ready[i])
+            if blk >= 2 and rq_end[blk % 2, ct] > ready:
+                ready = rq_end[blk % 2, ct]
+            row = mc.m_mvm_base[m] + mc.tile_class[to + i] * nbc + bc
+            t1 = _issue(clock, unit_free, first, last, li, (first_macro + i) % M, dur[row], ready,
+                        ic)  # fmt: skip
+            if t1 > grp[ct]:
+                grp[ct] = t1
+            if slot_of[i] >= 0:
+                slot_pend[slot_of[i]] = ct
+        for sl in range(nslot):  # this block's groups are complete
+            if slot_pend[sl] >= 0:
+                slot_time[sl] = grp[slot_pend[sl]]
+                slot_pend[sl] = -1
+        nc = mc.blk_nclass[bo + blk]
+        for ct in range(fc):
+            row = mc.m_rq_base[m] + mc.ct_class[co + ct] * nnc + nc
+            rq_end[blk % 2, ct] = _issue(clock, unit_free, first, last, li, ct_vu[ct], dur[row],
+                                         grp[ct], ic)  # fmt: skip
+    # counts of the MVMs, REQUANTs and weight loads, by class
+    base = mc.m_mvm_base[m]
+    for r in range(base, base + mc.m_ntc[m] * nbc):
+        _count(counters, li, crep, r, mc.row_count[r])
+    base = mc.m_rq_base[m]
+    for r in range(base, base + mc.m_nrq[m]):
+        _count(counters, li, crep, r, mc.row_count[r])
+    if mode:
+        base = mc.m_load_base[m]
+        for r in range(base, base + mc.m_ntc[m]):
+            _count(counters, li, crep, r, mc.row_count[r] * (B if mode == 2 else 1))
+    done = 0
+    for c in range(hw.cores):
+        if used[c]:
+            t1 = _issue(clock, unit_free, first, last, li, hw.vec_units[c], dur[hw.nop_row], 0, ic)
+            _count(counters, li, crep, hw.nop_row, 1)
+            done = max(done, t1)
+    return done
+
+
+@njit(cache=True)
+def _load(mc, hw, m, t, i, dur, clock, unit_free, first, last, li, slot_time, slot_pend, grp,
+          slot_of, nslot):  # fmt: skip
+    """A LOAD_W of tile t (flat index i in MAC layer m) into the next streaming slot, after the
     last MVM group that used the slot; returns its end."""
-    slot = state[1] % nslot
-    state[1] += 1
+    slot = clock[1] % nslot
+    clock[1] += 1
     wait = grp[slot_pend[slot]] if slot_pend[slot] >= 0 else slot_time[slot]
-    t1 = _issue(state, unit_free, first, last, lay, dma, dur[s.tile_load_row[t]], wait,
-                issue_cycles)  # fmt: skip
+    row = mc.m_load_base[m] + mc.tile_class[t]
+    t1 = _issue(clock, unit_free, first, last, li, hw.dma, dur[row], wait, hw.issue_cycles)
     slot_of[i] = slot
     return t1
