@@ -386,9 +386,8 @@ def isa() -> None:
 def _wire_estimator() -> None:
     from ndpsim.estimator.cli import dataset, estimator_app
 
-    app.command(help="Sample kernels and architectures, simulate them, write Parquet tables.")(
-        dataset
-    )
+    app.command(help="Simulate zoo and real networks on sampled hardware: the estimator's "
+                "training and evaluation data (resumable).")(dataset)
     app.add_typer(estimator_app, name="estimator")
 
 
