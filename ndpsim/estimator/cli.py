@@ -35,8 +35,8 @@ def _debug(on: bool) -> None:
 
 def dataset(
     out: Annotated[Path, typer.Argument(help="output directory")],
-    models_per_family: Annotated[int, typer.Option(help="networks per zoo family")] = 12,
-    train_configs: Annotated[int, typer.Option(help="sampled training configurations")] = 8,
+    models_per_family: Annotated[int, typer.Option(help="networks per zoo family")] = 6,
+    train_configs: Annotated[int, typer.Option(help="sampled training configurations")] = 4,
     eval_configs: Annotated[int, typer.Option(help="sampled evaluation configurations "
                                               "(besides the presets)")] = 20,  # fmt: skip
     family: Annotated[list[str] | None, typer.Option(help="only this family (repeatable)")] = None,
@@ -62,7 +62,7 @@ def dataset(
                          real, seed)  # fmt: skip
     say = (lambda *_: None) if quiet else (lambda m: typer.echo(m, err=True))
     say(f"1/3 networks: {models_per_family} per family")
-    networks = D.build_networks(out, spec, quiet)
+    networks = D.build_networks(out, spec, engine, quiet)
     hws = D.hardware(spec)
     D.write_manifest(out, spec, networks, hws)
     say(f"2/3 hardware: {len(hws['train'])} training, {len(hws['eval'])} evaluation configurations")

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,33 +42,53 @@ from ndpsim.sweep.rows import config_row, layer_rows, metric_row
 from ndpsim.sweep.store import ResultStore
 
 MODE = "timing-only"
-SESSIONS_KEPT = 2  # per worker: points arrive model by model, and a session holds weights
+# Real networks up to this many weights (ResNet-50 has 25.6 M): the import materializes the
+# weights (VGG-19's 143 M take a worker past 4 GB), and the run keeps to 2 GiB.
+REAL_MAX_PARAMS = 30_000_000
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
     """What `ndpsim dataset` builds (its options)."""
 
-    models_per_family: int = 12
-    train_configs: int = 8
+    models_per_family: int = 6
+    train_configs: int = 4
     eval_configs: int = 20
     families: tuple[str, ...] = ()  # empty: every zoo family
     real: bool = True
     seed: int = 0
 
 
-def real_network_files() -> list[Path]:
-    """ONNX files of real networks nobody here generated: the onnx wheel's light_* networks,
-    and the trained MLPerf Tiny models of a `mlperf_tiny_onnx` folder named by NDPSIM_SHARED
-    (its parent) when set."""
+def real_network_files(max_params: int = REAL_MAX_PARAMS) -> list[Path]:
+    """ONNX files of real networks nobody here generated, up to `max_params` weights: the
+    onnx wheel's light_* networks, and the trained MLPerf Tiny models of the
+    `mlperf_tiny_onnx` folder in $NDPSIM_SHARED, or in a `shared` folder above the working
+    directory."""
     import onnx.backend.test
 
     light = Path(onnx.backend.test.__file__).parent / "data" / "light"
     files = sorted(light.glob("light_*.onnx"))
-    shared = os.environ.get("NDPSIM_SHARED")
-    if shared and (Path(shared) / "mlperf_tiny_onnx").is_dir():
-        files += sorted((Path(shared) / "mlperf_tiny_onnx").glob("*.onnx"))
-    return files
+    env = os.environ.get("NDPSIM_SHARED")
+    for base in [Path(env)] if env else [p / "shared" for p in (Path.cwd(), *Path.cwd().parents)]:
+        if (base / "mlperf_tiny_onnx").is_dir():
+            files += sorted((base / "mlperf_tiny_onnx").glob("*.onnx"))
+            break
+    return [f for f in files if onnx_params(f) <= max_params]
+
+
+def onnx_params(path: Path) -> int:
+    """Weight elements of an ONNX file, without materializing them: its initializers and the
+    tensors its ConstantOfShape nodes make (the light_* networks' weights)."""
+    import onnx
+    from onnx import numpy_helper
+
+    g = onnx.load(str(path), load_external_data=False).graph
+    inits = {t.name: t for t in g.initializer}
+    n = sum(int(np.prod(t.dims)) for t in g.initializer)
+    for node in g.node:
+        if node.op_type == "ConstantOfShape" and node.input and node.input[0] in inits:
+            n += int(np.prod(numpy_helper.to_array(inits[node.input[0]])))
+    return n
 
 
 def _sha256(path: Path) -> str:
@@ -83,34 +102,44 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def build_networks(out: Path, spec: DatasetSpec, quiet: bool = False) -> list[dict]:
-    """Stage 1: the zoo networks (written once) and the real ones; returns the manifest."""
+def build_network_file(task: tuple) -> dict:
+    """A worker's task of stage 1: one zoo network, written once (atomically); its manifest
+    entry."""
     from ndpsim.zoo.families import NETWORK_FAMILIES, build_network, sample_spec
+
+    out, family, i, seed = task
+    # a family's specs do not depend on which other families are asked for
+    net = sample_spec(family, np.random.default_rng([seed, NETWORK_FAMILIES.index(family), i]))
+    name = f"{family}-{i:03d}"
+    path = Path(out) / "networks" / family / f"{name}.onnx"
+    if not path.is_file():
+        _write_atomic(path, build_network(net, seed=seed).SerializeToString())
+    return {"name": name, "family": family, "split": "train" if i % 2 == 0 else "test",
+            "spec": net, "path": str(path.resolve()), "sha256": _sha256(path)}  # fmt: skip
+
+
+def build_networks(out: Path, spec: DatasetSpec, engine, quiet: bool = False) -> list[dict]:
+    """Stage 1: the zoo networks (built on the engine's workers) and the real ones; returns
+    the manifest."""
+    from ndpsim.errors import UserError
+    from ndpsim.zoo.families import NETWORK_FAMILIES
 
     families = spec.families or NETWORK_FAMILIES
     unknown = sorted(set(families) - set(NETWORK_FAMILIES))
     if unknown:
-        from ndpsim.errors import UserError
-
         raise UserError(f"unknown family {unknown[0]!r}; one of {', '.join(NETWORK_FAMILIES)}")
-    todo = [(f, i) for f in families for i in range(spec.models_per_family)]
-    progress = Progress(len(todo), quiet)
-    manifest = []
+    tasks = [(str(out), f, i, spec.seed) for f in families for i in range(spec.models_per_family)]
+    progress = Progress(len(tasks), quiet)
+    built: dict[tuple, dict] = {}
     try:
-        for family, i in todo:
-            # a family's specs do not depend on which other families are asked for
-            rng = np.random.default_rng([spec.seed, NETWORK_FAMILIES.index(family), i])
-            net = sample_spec(family, rng)
-            name = f"{family}-{i:03d}"
-            path = out / "networks" / family / f"{name}.onnx"
-            if not path.is_file():
-                _write_atomic(path, build_network(net, seed=spec.seed).SerializeToString())
-            manifest.append({"name": name, "family": family,
-                             "split": "train" if i % 2 == 0 else "test", "spec": net,
-                             "path": str(path.resolve()), "sha256": _sha256(path)})  # fmt: skip
+        for task, entry, error in run_points(build_network_file, tasks, engine, chunk_size=2):
+            if error is not None:
+                raise RuntimeError(f"building {task[1]} network {task[2]}: {error}")
+            built[task] = entry
             progress.update()
     finally:
         progress.close()
+    manifest = [built[t] for t in tasks]
     if spec.real:
         for path in real_network_files():
             manifest.append({"name": path.stem, "family": "real", "split": "real", "spec": None,
@@ -138,22 +167,26 @@ def plan_points(networks: list[dict], hws: dict[str, list[HardwareConfig]]) -> l
     return points
 
 
-_SESSIONS: OrderedDict[str, Session] = OrderedDict()
+_IMPORTED: dict[str, Session] = {}  # the last model a worker imported
 
 
 def simulate_point(point: Point) -> tuple[dict, list[dict]]:
-    """A timing-only simulation of one point through its model's Session: the sweep's point
-    row and layer rows. A failure is a row with its error."""
+    """A timing-only simulation of one point: the sweep's point row and layer rows (a failure
+    is a row with its error). A worker imports a model once (points arrive model by model)
+    and runs each point in a Session of its own over the imported graph, so no lowered
+    program outlives its point (a model's configurations are all different structures)."""
     key = key_row(point)
     row = {**key, "model": point.model.name, "model_path": point.model.path,
            **_config_columns(point.hw)}  # fmt: skip
     try:
-        session = _SESSIONS.get(point.model.sha256)
-        if session is None:
-            session = _SESSIONS[point.model.sha256] = Session(point.model.path)
-            while len(_SESSIONS) > SESSIONS_KEPT:
-                _SESSIONS.popitem(last=False)
-        report = session.simulate(point.hw, _timing_only())
+        imported = _IMPORTED.get(point.model.sha256)
+        if imported is None:
+            _IMPORTED.clear()
+            data = Path(point.model.path).read_bytes()
+            if hashlib.sha256(data).hexdigest() != point.model.sha256:
+                raise RuntimeError(f"{point.model.path} changed since the run was planned")
+            imported = _IMPORTED[point.model.sha256] = Session(data, name=point.model.path)
+        report = Session(imported.graph).simulate(point.hw, _timing_only())
     except Exception as exc:  # recorded, not raised: one bad point never stops the run
         row.update(status="failed", error=f"{type(exc).__name__}: {' '.join(str(exc).split())}")
         return row, []

@@ -77,7 +77,7 @@ def evaluate(data: Path, quiet: bool = False, log: Callable = print) -> dict:
             c, e = lofo[net["family"]].correct(ev, hw, layer, kind, geom)
             rec.update(lofo_cycles=c, lofo_uj=e / 1e6)
         recs.append(rec)
-        sim = table.layers(net["sha256"], hw.config_id(), len(ev.first))
+        sim = table.layers(net["name"], hw.config_id(), len(ev.first))
         if sim is not None and net["split"] == "test":
             r_lat, _ = full.residuals(kind, _features(full, layer, geom, ev, hw))
             span = (ev.spans[layer] + 1.0) * np.exp(r_lat) - 1

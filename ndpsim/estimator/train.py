@@ -47,48 +47,54 @@ DYNAMIC = tuple(c for c in COMPONENTS if c not in ("clock", "leakage"))
 
 
 class SimTable:
-    """The dataset's simulations: model-level rows and per-layer spans and dynamic energy,
-    by (model sha256, config id)."""
+    """The dataset's simulations: model-level figures by (model sha256, config id), and each
+    network's per-layer spans and dynamic energy, read from its partition when asked for (one
+    network at a time: a table of every layer would hold millions of rows)."""
 
     def __init__(self, data: Path):
+        import pyarrow.compute as pc
         import pyarrow.dataset as ds
 
-        sim = data / "sim"
-        if not (sim / "points").is_dir():
+        self.sim = data / "sim"
+        if not (self.sim / "points").is_dir():
             raise UserError(f"{data}: no simulations yet (run `ndpsim dataset {data}`)")
-        pts = ds.dataset(str(sim / "points"), format="parquet", partitioning="hive").to_table(
-            columns=["model_sha256", "config_id", "status", "latency_cycles", "energy_uj"])
-        ok = np.asarray(pts["status"].to_pylist()) == "ok"
-        keys = list(zip(pts["model_sha256"].to_pylist(), pts["config_id"].to_pylist(),
-                        strict=True))  # fmt: skip
-        lat, en = pts["latency_cycles"].to_numpy(zero_copy_only=False), pts["energy_uj"].to_numpy(
-            zero_copy_only=False)
-        self.points = {k: (float(lat[i]), float(en[i])) for i, k in enumerate(keys) if ok[i]}
-        cols = ["model_sha256", "config_id", "layer_index", "cycles",
-                *(f"energy_{c}_uj" for c in DYNAMIC)]  # fmt: skip
-        lay = ds.dataset(str(sim / "layers"), format="parquet", partitioning="hive").to_table(
-            columns=cols)
-        sha = np.asarray(lay["model_sha256"].to_pylist())
-        cid = np.asarray(lay["config_id"].to_pylist())
-        li = lay["layer_index"].to_numpy()
-        order = np.lexsort((li, cid, sha))
-        key = np.char.add(np.char.add(sha[order], "|"), cid[order])
-        self._li = li[order]
-        self._cycles = lay["cycles"].to_numpy()[order].astype(np.float64)
-        self._dyn = sum(lay[f"energy_{c}_uj"].to_numpy()[order] for c in DYNAMIC) * 1e6
-        bounds = np.flatnonzero(np.r_[True, key[1:] != key[:-1], True])
-        self._groups = {str(key[bounds[j]]): (bounds[j], bounds[j + 1])
-                        for j in range(len(bounds) - 1)}  # fmt: skip
+        pts = ds.dataset(str(self.sim / "points"), format="parquet", partitioning="hive")
+        pts = pts.to_table(columns=["model_sha256", "config_id", "status", "latency_cycles",
+                                    "energy_uj"])  # fmt: skip
+        pts = pts.filter(pc.equal(pts["status"], "ok"))
+        self.points = {(s, c): (float(lat), float(en)) for s, c, lat, en in zip(
+            *(pts[k].to_pylist() for k in ("model_sha256", "config_id", "latency_cycles",
+                                            "energy_uj")), strict=True)}  # fmt: skip
+        self._model = ""
+        self._groups: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
-    def layers(self, sha: str, cid: str, n_layers: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """(span, dynamic pJ) per layer of a point, or None when it has no layer rows."""
-        g = self._groups.get(f"{sha}|{cid}")
+    def _load(self, model: str) -> None:
+        import pyarrow.dataset as ds
+
+        self._model, self._groups = model, {}
+        folder = self.sim / "layers" / f"model={model}"
+        if not folder.is_dir():
+            return
+        cols = ["config_id", "layer_index", "cycles", *(f"energy_{c}_uj" for c in DYNAMIC)]
+        t = ds.dataset(str(folder), format="parquet").to_table(columns=cols)
+        cid = np.asarray(t["config_id"].to_pylist())
+        li = t["layer_index"].to_numpy()
+        cycles = t["cycles"].to_numpy().astype(np.float64)
+        dyn = sum(t[f"energy_{c}_uj"].to_numpy() for c in DYNAMIC) * 1e6
+        for c in np.unique(cid):
+            m = cid == c
+            self._groups[str(c)] = (li[m], cycles[m], dyn[m])
+
+    def layers(self, model: str, cid: str, n_layers: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(span, dynamic pJ) per layer of network `model` (its name) on configuration `cid`,
+        or None when the point has no layer rows."""
+        if model != self._model:
+            self._load(model)
+        g = self._groups.get(cid)
         if g is None:
             return None
         span, dyn = np.zeros(n_layers), np.zeros(n_layers)
-        a, b = g
-        span[self._li[a:b]] = self._cycles[a:b]
-        dyn[self._li[a:b]] = self._dyn[a:b]
+        span[g[0]], dyn[g[0]] = g[1], g[2]
         return span, dyn
 
 
@@ -130,7 +136,7 @@ def training_rows(data: Path, table: SimTable, quiet: bool = False) -> tuple[Row
     networks, hws = read_manifest(data)
     parts = []
     for net, hw, pred, ev in walk(points(networks, hws, "train", ("train",)), table, quiet):
-        sim = table.layers(net["sha256"], hw.config_id(), len(ev.first))
+        sim = table.layers(net["name"], hw.config_id(), len(ev.first))
         if sim is None:
             continue
         layer, kind, geom = pred.kernels(hw)
