@@ -23,6 +23,7 @@ from ndpsim.zoo import count_macs, count_weights
 from ndpsim.zoo.families import (
     MAX_MACS,
     MAX_PARAMS,
+    MAX_RECURRENT_STEPS,
     NETWORK_FAMILIES,
     build_network,
     network_stats,
@@ -138,6 +139,7 @@ def test_sampled_specs_build_count_and_simulate(family):
         assert json.loads(json.dumps(spec)) == spec
         stats = network_stats(spec)
         assert stats["macs"] <= MAX_MACS and stats["params"] <= MAX_PARAMS
+        assert stats["recurrent_steps"] <= MAX_RECURRENT_STEPS
         model = build_network(spec, seed=1)
         onnx.checker.check_model(model, full_check=True)
         assert (count_weights(model), count_macs(model)) == (stats["params"], stats["macs"])
