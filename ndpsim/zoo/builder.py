@@ -133,11 +133,10 @@ class GraphBuilder:
             self._init(b_name, bias)
         return w_name, b_name
 
-    def constant(self, value: np.ndarray | Sequence[int] | int) -> str:
-        """A Constant node (int64 unless ``value`` is an array): shapes, axes, indices."""
-        array = value if isinstance(value, np.ndarray) else np.array(value, np.int64)
+    def constant(self, value: Sequence[int] | int) -> str:
+        """An int64 Constant node (a shape, axes or an index), as PyTorch exports them."""
         name = self._fresh("Constant")
-        tensor = numpy_helper.from_array(array, f"{name}.value")
+        tensor = numpy_helper.from_array(np.array(value, np.int64), f"{name}.value")
         self.nodes.append(helper.make_node("Constant", [], [name], name=name, value=tensor))
         return name
 

@@ -48,6 +48,9 @@ MAX_PARAMS = 12_000_000
 MAX_RECURRENT_STEPS = 200
 # Redraws before `sample_spec` gives up (no family needs more than a handful).
 MAX_DRAWS = 200
+# build_network refuses larger networks (a valid spec can ask for billions of weights;
+# ONNX files stop at 2 GiB): 2.5 x ResNet-50.
+MAX_BUILD_PARAMS = 64_000_000
 
 
 class NasSpec(Spec):
@@ -112,6 +115,12 @@ def _run(family: Family, spec: Spec, seed: int, materialize: bool) -> tuple[Grap
 def build_network(spec: dict, seed: int = 0) -> onnx.ModelProto:
     """The ONNX model of ``spec`` with weights drawn from ``seed`` (checked, shapes inferred)."""
     family, parsed = _parse(spec)
+    counted, _ = _run(family, parsed, seed, materialize=False)
+    if counted.params > MAX_BUILD_PARAMS:
+        raise ValueError(
+            f"{parsed.family} spec asks for {counted.params:,} parameters; "
+            f"build_network stops at {MAX_BUILD_PARAMS:,}"
+        )
     b, out = _run(family, parsed, seed, materialize=True)
     return b.build(out)
 

@@ -10,8 +10,10 @@
 - ``mobilenetv3`` (Howard et al. 2019; torchvision): the large and small tables, hard-swish,
   squeeze-excite with a HardSigmoid gate and a broadcast Mul, squeeze channels
   ``make_divisible(expanded * se_ratio)``, classifier Linear + hard-swish + Linear.
-- ``mnasnet`` (Tan et al. 2019, the B1 variant as torchvision builds it): MBConv stacks
-  without SE, per-stack kernels, expansions and repeats, ``x.mean([2, 3])`` pooling.
+- ``mnasnet`` (Tan et al. 2019, the B1 variant as torchvision builds it): MBConv stacks,
+  per-stack kernels, expansions and repeats, ``x.mean([2, 3])`` pooling. ``se_ratio`` > 0
+  adds squeeze-excite where MnasNet-A1 has it (the 40-, 96- and 192-channel stacks;
+  squeeze ``int(input channels * se_ratio)``, ReLU, sigmoid gate, as TF's mnasnet_model).
 - ``efficientnet_lite`` (Tan & Le 2019, the lite variant): EfficientNet-B0's MBConv table
   without SE, ReLU6, stem 32 and head 1280 fixed while scaling, width and depth
   coefficients (the first and last stage's repeats are not scaled).
@@ -189,6 +191,7 @@ MNAS_STEM = (32, 16)
 MNAS_STACKS = ((24, 3, 2, 3, 3), (40, 5, 2, 3, 3), (80, 5, 2, 6, 3), (96, 3, 1, 6, 2),
                (192, 5, 2, 6, 4), (320, 3, 1, 6, 1))  # fmt: skip
 MNAS_LAST = 1280
+MNAS_SE_STACKS = (1, 3, 4)
 
 
 class MnasNetSpec(VisionSpec):
@@ -201,6 +204,7 @@ class MnasNetSpec(VisionSpec):
     repeats: tuple[Repeats, ...] = Field(tuple(s[4] for s in MNAS_STACKS), min_length=6,
                                          max_length=6)  # fmt: skip
     divisor: int = Field(8, ge=1, le=64)
+    se_ratio: float = Field(0.0, ge=0.0, le=1.0)  # 0: no squeeze-excite (B1)
 
 
 def build_mnasnet(spec: MnasNetSpec, b: GraphBuilder) -> Tensor:
@@ -210,8 +214,10 @@ def build_mnasnet(spec: MnasNetSpec, b: GraphBuilder) -> Tensor:
     x = conv_bn(b, x, ch(MNAS_STEM[1]), 1, act="none")
     for i, (c, _, stride, _, _) in enumerate(MNAS_STACKS):
         for j in range(spec.repeats[i]):
+            se = max(1, int(x.shape[1] * spec.se_ratio)) if i in MNAS_SE_STACKS else 0
             x = inverted_residual(b, x, x.shape[1] * spec.expansions[i], ch(c), spec.kernels[i],
-                                  stride if j == 0 else 1, "relu", spec.padding)  # fmt: skip
+                                  stride if j == 0 else 1, "relu", spec.padding,
+                                  se if spec.se_ratio else 0, "sigmoid")  # fmt: skip
     x = conv_bn(b, x, MNAS_LAST, 1)
     return classifier(b, x, spec.num_classes, spec.softmax, mean=True)
 
@@ -224,6 +230,7 @@ def sample_mnasnet(rng: np.random.Generator) -> MnasNetSpec:
         expansions=tuple(pick(rng, (3, 3, 6, 6, 4)) for _ in MNAS_STACKS),
         repeats=tuple(max(1, s[4] + int(rng.integers(-1, 2))) for s in MNAS_STACKS),
         divisor=pick(rng, (1, 4, 8, 8, 8, 16)),
+        se_ratio=pick(rng, (0.0, 0.0, 0.25, 0.5)),
     )
 
 
