@@ -148,6 +148,23 @@ SMALL = {
                         "depth": 1, "stride": 1}]}},
 }  # fmt: skip
 
+# The ops that make each family what it is, present in its small configuration.
+SIGNATURE_OPS = {
+    "resnet": {"Conv", "Add", "Relu", "MaxPool", "Softmax"},
+    "shufflenetv2": {"Split", "Concat", "Reshape", "Transpose", "MaxPool", "ReduceMean"},
+    "squeezenet": {"Concat", "MaxPool", "GlobalAveragePool"},
+    "mobilenetv1": {"Conv", "Clip", "GlobalAveragePool", "Gemm"},
+    "mobilenetv2": {"Conv", "Clip", "Add"},
+    "mobilenetv3": {"HardSwish", "HardSigmoid", "Mul", "Relu", "Add"},
+    "mnasnet": {"Sigmoid", "Mul", "ReduceMean", "Add"},
+    "efficientnet_lite": {"Clip", "Add"},
+    "dscnn": {"Conv", "AveragePool", "Softmax"},
+    "crnn_kws": {"Conv", "Transpose", "Reshape", "GRU", "Gather", "Gemm"},
+    "gru_kws": {"GRU", "Squeeze", "Gather"},
+    "lstm_kws": {"LSTM", "Transpose", "Reshape", "Gather"},
+    "nas": {"Conv", "Add"},
+}
+
 
 def _samples(family: str, n: int = SAMPLES_PER_FAMILY) -> list[dict]:
     rng = np.random.default_rng(2024)
@@ -202,6 +219,26 @@ def test_float_datapath_agrees_with_onnxruntime(family):
     assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
     (row,) = ndpsim.simulate(model, hw).agreement
     assert row.reference == "onnxruntime" and row.sqnr_db > 15
+
+
+def _attr(node: onnx.NodeProto, name: str, default: object = None) -> object:
+    return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name),
+                default)  # fmt: skip
+
+
+@pytest.mark.parametrize("family", NETWORK_FAMILIES)
+def test_signature_ops(family):
+    model = build_network(SMALL[family])
+    nodes = model.graph.node
+    assert SIGNATURE_OPS[family] <= {n.op_type for n in nodes}
+    inits = {i.name: tuple(i.dims) for i in model.graph.initializer}
+    if family == "resnet":  # grouped, not depthwise: several input channels per group
+        grouped = [n for n in nodes if n.op_type == "Conv" and _attr(n, "group", 1) > 1]
+        assert grouped and all(inits[n.input[1]][1] > 1 for n in grouped)
+    if family == "squeezenet":  # torchvision's ceil-mode pools
+        assert [_attr(n, "ceil_mode") for n in nodes if n.op_type == "MaxPool"] == [1, 1, 1]
+    opset = model.opset_import[0].version
+    assert opset == (14 if family == "mobilenetv3" else 13)  # HardSwish is opset 14
 
 
 @pytest.mark.parametrize(("spec", "params", "gmacs"), PUBLISHED,

@@ -42,7 +42,7 @@ from ndpsim.zoo.builder import GraphBuilder, Tensor
 # well under a second (benchmarks/zoo_families.py measures it). Convolutional networks
 # cost time by layers and tiles: MobileNetV2 1.0 at 224 px (301 M MACs) takes 0.09 s.
 # Recurrent ones by unrolled steps: the lowering places every step's ~18 nodes, about
-# 3 ms per step, so a 2-layer bidirectional LSTM over 49 frames (196 steps) takes ~0.6 s.
+# 2.5 ms per step, so a 2-layer bidirectional LSTM over 49 frames (196 steps) takes ~0.5 s.
 MAX_MACS = 400_000_000
 MAX_PARAMS = 12_000_000
 MAX_RECURRENT_STEPS = 200
@@ -103,7 +103,7 @@ def _parse(spec: object) -> tuple[Family, Spec]:
         raise ValueError(f"bad {spec['family']} spec: {problems}") from None
 
 
-def _run(family: Family, spec: Spec, seed: int, materialize: bool) -> tuple[GraphBuilder, object]:
+def _run(family: Family, spec: Spec, seed: int, materialize: bool) -> tuple[GraphBuilder, Tensor]:
     b = GraphBuilder(spec.family, spec.input_shape(), seed, materialize=materialize)
     try:
         out = family.build(spec, b)

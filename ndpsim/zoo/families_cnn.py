@@ -78,6 +78,7 @@ def _resnet_block(b: GraphBuilder, x: Tensor, spec: ResNetSpec, width: int, stri
 
 
 def build_resnet(spec: ResNetSpec, b: GraphBuilder) -> Tensor:
+    """ResNet: stem, 3-4 stages of residual blocks (the first strided from stage 2), classifier."""
     if spec.block == "basic" and (spec.groups, spec.width_per_group) != (1, 64):
         raise ValueError("groups and width_per_group need block='bottleneck'")
     if spec.stem == "imagenet":
@@ -92,6 +93,7 @@ def build_resnet(spec: ResNetSpec, b: GraphBuilder) -> Tensor:
 
 
 def sample_resnet(rng: np.random.Generator) -> ResNetSpec:
+    """3-4 stages of 1-4 blocks, basic or (grouped, wide) bottleneck, width 6-96, kernel 3/5."""
     vision = sample_vision(rng)
     stages = pick(rng, (3, 4, 4))
     block = pick(rng, ("basic", "basic", "bottleneck"))
@@ -152,6 +154,7 @@ def _shuffle_unit(
 
 
 def build_shufflenetv2(spec: ShuffleNetV2Spec, b: GraphBuilder) -> Tensor:
+    """ShuffleNetV2: stem and max pool, three stages of shuffle units, conv5, classifier."""
     if any(c % 2 for c in spec.channels):
         raise ValueError(f"channels must be even (split in two halves), got {list(spec.channels)}")
     x = conv_bn(b, b.input, spec.stem_channels, 3, 2, padding=spec.padding)
@@ -164,6 +167,7 @@ def build_shufflenetv2(spec: ShuffleNetV2Spec, b: GraphBuilder) -> Tensor:
 
 
 def sample_shufflenetv2(rng: np.random.Generator) -> ShuffleNetV2Spec:
+    """Published or any even stage widths, repeats -2..+1, conv5 512-2048, dw kernel 3/5/7."""
     vision = sample_vision(rng)
     if rng.random() < 0.5:  # one of the published widths
         *channels, last = SHUFFLE_CHANNELS[pick(rng, tuple(SHUFFLE_CHANNELS))]
@@ -200,6 +204,7 @@ class SqueezeNetSpec(VisionSpec):
 
 
 def build_squeezenet(spec: SqueezeNetSpec, b: GraphBuilder) -> Tensor:
+    """SqueezeNet 1_0 / 1_1: valid stem conv, fire modules and ceil-mode pools, conv head."""
     ch = lambda c: make_divisible(c * spec.width, spec.divisor)  # noqa: E731
     stem, k = SQUEEZE_STEM[spec.version]
     x = b.conv(b.input, ch(stem), k, 2, padding="valid", relu=True, bn=False)
@@ -224,6 +229,7 @@ def build_squeezenet(spec: SqueezeNetSpec, b: GraphBuilder) -> Tensor:
 
 
 def sample_squeezenet(rng: np.random.Generator) -> SqueezeNetSpec:
+    """Version, width 0.25-1.5, 3x3 share 1/4-3/4, divisor 1-16, resolution from 48 px."""
     return SqueezeNetSpec(
         **sample_vision(rng, low=48),
         version=pick(rng, ("1_0", "1_1", "1_1")),

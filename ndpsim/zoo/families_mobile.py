@@ -68,6 +68,7 @@ def _v1_channels(c: int, spec: MobileNetV1Spec) -> int:
 
 
 def build_mobilenetv1(spec: MobileNetV1Spec, b: GraphBuilder) -> Tensor:
+    """MobileNetV1: stem, 13 (or fewer) depthwise-separable blocks, classifier."""
     x = conv_bn(b, b.input, _v1_channels(32, spec), 3, 2, act=spec.act, padding=spec.padding)
     blocks = V1_BLOCKS + ((512, 1),) * spec.depth + V1_TAIL
     for channels, stride in blocks:
@@ -78,6 +79,7 @@ def build_mobilenetv1(spec: MobileNetV1Spec, b: GraphBuilder) -> Tensor:
 
 
 def sample_mobilenetv1(rng: np.random.Generator) -> MobileNetV1Spec:
+    """Width 0.1-1.5, 1-5 middle blocks, kernel 3/5/7, Keras or rounded channels, ReLU or ReLU6."""
     return MobileNetV1Spec(
         **sample_vision(rng),
         width=sample_width(rng, 0.1, 1.5),
@@ -105,6 +107,7 @@ class MobileNetV2Spec(VisionSpec):
 
 
 def build_mobilenetv2(spec: MobileNetV2Spec, b: GraphBuilder) -> Tensor:
+    """MobileNetV2: stem, seven stages of inverted residuals, 1x1 head conv, classifier."""
     div = spec.divisor
     x = conv_bn(b, b.input, make_divisible(32 * spec.width, div), 3, 2, act="relu6",
                 padding=spec.padding)  # fmt: skip
@@ -119,6 +122,7 @@ def build_mobilenetv2(spec: MobileNetV2Spec, b: GraphBuilder) -> Tensor:
 
 
 def sample_mobilenetv2(rng: np.random.Generator) -> MobileNetV2Spec:
+    """Width 0.25-1.4, expansion 2-6, per-stage kernels 3/5/7 and depths +-1, divisor 1-16."""
     return MobileNetV2Spec(
         **sample_vision(rng),
         width=sample_width(rng, 0.25, 1.4),
@@ -160,6 +164,7 @@ class MobileNetV3Spec(VisionSpec):
 
 
 def build_mobilenetv3(spec: MobileNetV3Spec, b: GraphBuilder) -> Tensor:
+    """MobileNetV3 large or small: hard-swish stem, the bneck table, 1x1 conv, two-layer head."""
     table = V3_LARGE if spec.variant == "large" else V3_SMALL
     ch = lambda c: make_divisible(c * spec.width, spec.divisor)  # noqa: E731
     x = conv_bn(b, b.input, ch(table[0][0]), 3, 2, act="hswish", padding=spec.padding)
@@ -176,6 +181,7 @@ def build_mobilenetv3(spec: MobileNetV3Spec, b: GraphBuilder) -> Tensor:
 
 
 def sample_mobilenetv3(rng: np.random.Generator) -> MobileNetV3Spec:
+    """Variant, width 0.25-1.5, SE ratio 1/8-1/2, divisor 1-16."""
     return MobileNetV3Spec(
         **sample_vision(rng),
         variant=pick(rng, ("large", "small")),
@@ -208,6 +214,7 @@ class MnasNetSpec(VisionSpec):
 
 
 def build_mnasnet(spec: MnasNetSpec, b: GraphBuilder) -> Tensor:
+    """MnasNet-B1: stem, a depthwise-separable block, six MBConv stacks, 1x1 conv, classifier."""
     ch = lambda c: make_divisible(c * spec.width, spec.divisor)  # noqa: E731
     x = conv_bn(b, b.input, ch(MNAS_STEM[0]), 3, 2, padding=spec.padding)
     x = conv_bn(b, x, x.shape[1], 3, groups=x.shape[1], padding=spec.padding)
@@ -223,6 +230,7 @@ def build_mnasnet(spec: MnasNetSpec, b: GraphBuilder) -> Tensor:
 
 
 def sample_mnasnet(rng: np.random.Generator) -> MnasNetSpec:
+    """Width 0.25-1.4, per-stack kernels 3/5/7, expansions 3/4/6, repeats +-1, SE in half."""
     return MnasNetSpec(
         **sample_vision(rng),
         width=sample_width(rng, 0.25, 1.4),
@@ -250,6 +258,7 @@ class EfficientNetLiteSpec(VisionSpec):
 
 
 def build_efficientnet_lite(spec: EfficientNetLiteSpec, b: GraphBuilder) -> Tensor:
+    """EfficientNet-lite: fixed stem, B0's MBConv stages scaled in width and depth, head."""
     x = conv_bn(b, b.input, EFF_STEM, 3, 2, act="relu6", padding=spec.padding)
     last = len(EFF_STAGES) - 1
     for i, (t, _, stride, c, repeats) in enumerate(EFF_STAGES):
@@ -263,6 +272,7 @@ def build_efficientnet_lite(spec: EfficientNetLiteSpec, b: GraphBuilder) -> Tens
 
 
 def sample_efficientnet_lite(rng: np.random.Generator) -> EfficientNetLiteSpec:
+    """Width 0.5-1.4, depth 0.5-1.8, per-stage kernels 3/5/7, divisor 1-16."""
     return EfficientNetLiteSpec(
         **sample_vision(rng),
         width=sample_width(rng, 0.5, 1.4),
