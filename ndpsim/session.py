@@ -39,7 +39,7 @@ from ndpsim.lower import Program, lower
 from ndpsim.lower.passes import run_passes
 from ndpsim.lower.registry import SUPPORTED_OPS
 from ndpsim.options import SimOptions
-from ndpsim.quant.bind import bind
+from ndpsim.quant.bind import Params, bind
 from ndpsim.quant.model_plan import model_plan
 from ndpsim.quant.params import QuantPlan
 from ndpsim.quant.ptq import PTQOptions
@@ -155,6 +155,19 @@ class Session:
     def time(self, hw: HardwareConfig, precision: Sequence[str] = ()) -> RunResult:
         """Timing and counters only: no arithmetic (equal to a full run's, docs)."""
         return run(self.program(hw, precision), hw)
+
+    def params(
+        self, program: Program, hw: HardwareConfig, opts: SimOptions | None = None
+    ) -> tuple[QuantPlan, Params]:
+        """The quantization plan (the model's own, or calibrated on `opts`' inputs: by default
+        one seeded random sample) and the integer parameters the machine holds."""
+        opts = opts or SimOptions()
+        if program.graph.quant is not None:
+            plan = model_plan(program)
+        else:
+            calib = calibration_inputs(self.graph, opts, samples_of(self.graph, opts))
+            plan = calibrate(program, hw, calib, opts.ptq)
+        return plan, bind(program, plan)
 
     def reference(
         self, program: Program, hw: HardwareConfig, inputs: dict[str, np.ndarray]
