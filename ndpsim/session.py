@@ -255,15 +255,21 @@ class Session:
         inputs: dict[str, np.ndarray],
         calibration: list[dict[str, np.ndarray]],
         opts: SimOptions,
+        plans: dict[int, tuple[Program, QuantPlan]] | None = None,
     ) -> tuple[Program, RunResult, dict[str, np.ndarray]]:
         """Run the integer datapath on `inputs` with the branches the data picks: start from
         `opts.branches` (else then-branches), read each If's condition, and when the data
         picked the other branch, run again with it (later Ifs may change with it).
+        `plans` keeps each program's quantization across calls (a stream calibrates once).
         Returns the program run, the run and its outputs (conditions included)."""
         chosen = dict(opts.branches or {})
+        plans = {} if plans is None else plans
         for _ in range(MAX_BRANCH_RUNS):
             program = self.program(hw, opts.precision, chosen)
-            res, _, outs = execute(program, hw, inputs, calibration, opts.ptq)
+            known = plans.get(id(program))
+            plan = known[1] if known is not None and known[0] is program else None
+            res, plan, outs = execute(program, hw, inputs, calibration, opts.ptq, plan)
+            plans[id(program)] = (program, plan)
             for k, b in enumerate(program.graph.branches):
                 if bool(np.asarray(outs[b.cond]).reshape(-1)[0] != 0) != b.taken:
                     # the Ifs before it ran as the data picks: keep them, flip this one
