@@ -17,8 +17,7 @@ from ndpsim.api import SimOptions
 from ndpsim.config import load_preset
 from ndpsim.frontend import load_model
 from ndpsim.lower import lower
-from ndpsim.sim.bind import bind
-from ndpsim.sim.run import read_value, run
+from ndpsim.session import float_outputs
 from ndpsim.zoo import count_macs, count_weights
 from ndpsim.zoo.families import (
     MAX_MACS,
@@ -213,8 +212,7 @@ def test_float_datapath_agrees_with_onnxruntime(family):
     (want,) = session.run(None, {"input": x})
     hw = load_preset("generic")
     program = lower(load_model(model), hw)
-    got = read_value(program, run(program, hw, bind(program, None), {"input": x}),
-                     program.outputs[0], None)  # fmt: skip
+    (got,) = float_outputs(program, hw, {"input": x}).values()
     assert got.shape == want.shape
     assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
     (row,) = ndpsim.simulate(model, hw).agreement
