@@ -41,8 +41,9 @@ from ndpsim.zoo.builder import GraphBuilder, Tensor
 # Sampled specs stay below these, so that a timing-only simulation on `generic` stays
 # well under a second (benchmarks/zoo_families.py measures it). Convolutional networks
 # cost time by layers and tiles: MobileNetV2 1.0 at 224 px (301 M MACs) takes 0.09 s.
-# Recurrent ones by unrolled steps: the lowering places every step's ~18 nodes, about
-# 2.5 ms per step, so a 2-layer bidirectional LSTM over 49 frames (196 steps) takes ~0.5 s.
+# Recurrent ones by unrolled steps: the lowering places every step's ~18 nodes (about
+# 2.5 ms per step), so the step cap is what bounds them; it admits the 196 steps of
+# models/kws_lstm.onnx (2 bidirectional layers over 49 frames).
 MAX_MACS = 400_000_000
 MAX_PARAMS = 12_000_000
 MAX_RECURRENT_STEPS = 200
