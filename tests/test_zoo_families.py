@@ -17,12 +17,12 @@ from ndpsim.api import SimOptions
 from ndpsim.config import load_preset
 from ndpsim.frontend import load_model
 from ndpsim.lower import lower
-from ndpsim.sim.bind import bind
-from ndpsim.sim.run import read_value, run
+from ndpsim.session import float_outputs
 from ndpsim.zoo import count_macs, count_weights
 from ndpsim.zoo.families import (
     MAX_MACS,
     MAX_PARAMS,
+    MAX_RECURRENT_STEPS,
     NETWORK_FAMILIES,
     build_network,
     network_stats,
@@ -35,14 +35,44 @@ SAMPLES_PER_FAMILY = 2
 
 # (spec, params as the unfolded network counts them, MACs in G rounded to 3 decimals).
 # Params and "_ops" (GMACs) from torchvision's weight metadata (torchvision/models/*.py:
-# ResNet18/50_Weights, MobileNet_V2/V3_*_Weights, MNASNet*_Weights, ShuffleNet_V2_*_Weights,
+# ResNet18/34/50/101_Weights, ResNeXt50_32X4D / ResNeXt101_32X8D / Wide_ResNet50_2_Weights,
+# MobileNet_V2/V3_*_Weights, MNASNet*_Weights, ShuffleNet_V2_*_Weights,
 # SqueezeNet1_*_Weights); MobileNetV1 from the Keras / TF-slim model table (4,231,976
 # trainable params; the paper's 569 M mult-adds) and osmr/imgclsmob's table for widths
 # 0.25-0.75; EfficientNet-lite from d-li14/efficientnet-lite.pytorch's table (params in M
 # and GFLOPs to 3 decimals).
 PUBLISHED = [
     ({"family": "resnet"}, 11_689_512, 1.814),
+    ({"family": "resnet", "depths": [3, 4, 6, 3]}, 21_797_672, 3.664),
     ({"family": "resnet", "block": "bottleneck", "depths": [3, 4, 6, 3]}, 25_557_032, 4.089),
+    ({"family": "resnet", "block": "bottleneck", "depths": [3, 4, 23, 3]}, 44_549_160, 7.801),
+    (
+        {
+            "family": "resnet",
+            "block": "bottleneck",
+            "depths": [3, 4, 6, 3],
+            "groups": 32,
+            "width_per_group": 4,
+        },
+        25_028_904,
+        4.230,
+    ),
+    (
+        {
+            "family": "resnet",
+            "block": "bottleneck",
+            "depths": [3, 4, 23, 3],
+            "groups": 32,
+            "width_per_group": 8,
+        },
+        88_791_336,
+        16.414,
+    ),
+    (
+        {"family": "resnet", "block": "bottleneck", "depths": [3, 4, 6, 3], "width_per_group": 128},
+        68_883_240,
+        11.398,
+    ),
     ({"family": "mobilenetv1"}, 4_231_976, 0.569),
     ({"family": "mobilenetv1", "width": 0.25}, 470_072, None),
     ({"family": "mobilenetv1", "width": 0.5}, 1_331_592, None),
@@ -92,7 +122,8 @@ MLPERF = [
 # One small configuration per family for the functional comparison with onnxruntime.
 SMALL = {
     "resnet": {"family": "resnet", "block": "bottleneck", "depths": [1, 1, 1, 1], "width": 8,
-               "resolution": 48, "num_classes": 10, "padding": "same", "softmax": True},
+               "resolution": 48, "num_classes": 10, "padding": "same", "softmax": True,
+               "groups": 4, "width_per_group": 16},
     "shufflenetv2": {"family": "shufflenetv2", "channels": [16, 32, 64], "repeats": [2, 2, 1],
                      "last_channels": 64, "stem_channels": 8, "resolution": 32},
     "squeezenet": {"family": "squeezenet", "width": 0.25, "resolution": 48, "num_classes": 10},
@@ -101,7 +132,8 @@ SMALL = {
                     "depths": [1] * 7, "kernels": [3, 5, 7, 3, 5, 7, 3]},
     "mobilenetv3": {"family": "mobilenetv3", "variant": "small", "width": 0.25,
                     "resolution": 32},
-    "mnasnet": {"family": "mnasnet", "width": 0.25, "resolution": 32, "repeats": [1] * 6},
+    "mnasnet": {"family": "mnasnet", "width": 0.25, "resolution": 32, "repeats": [1] * 6,
+                "se_ratio": 0.25},
     "efficientnet_lite": {"family": "efficientnet_lite", "width": 0.25, "depth": 0.5,
                           "resolution": 32},
     "dscnn": {"family": "dscnn", "filters": 16, "blocks": 2},
@@ -114,6 +146,23 @@ SMALL = {
                        {"block": "ibn", "expansion": 3, "kernel": 5, "channels": 20,
                         "depth": 1, "stride": 1}]}},
 }  # fmt: skip
+
+# The ops that make each family what it is, present in its small configuration.
+SIGNATURE_OPS = {
+    "resnet": {"Conv", "Add", "Relu", "MaxPool", "Softmax"},
+    "shufflenetv2": {"Split", "Concat", "Reshape", "Transpose", "MaxPool", "ReduceMean"},
+    "squeezenet": {"Concat", "MaxPool", "GlobalAveragePool"},
+    "mobilenetv1": {"Conv", "Clip", "GlobalAveragePool", "Gemm"},
+    "mobilenetv2": {"Conv", "Clip", "Add"},
+    "mobilenetv3": {"HardSwish", "HardSigmoid", "Mul", "Relu", "Add"},
+    "mnasnet": {"Sigmoid", "Mul", "ReduceMean", "Add"},
+    "efficientnet_lite": {"Clip", "Add"},
+    "dscnn": {"Conv", "AveragePool", "Softmax"},
+    "crnn_kws": {"Conv", "Transpose", "Reshape", "GRU", "Gather", "Gemm"},
+    "gru_kws": {"GRU", "Squeeze", "Gather"},
+    "lstm_kws": {"LSTM", "Transpose", "Reshape", "Gather"},
+    "nas": {"Conv", "Add"},
+}
 
 
 def _samples(family: str, n: int = SAMPLES_PER_FAMILY) -> list[dict]:
@@ -138,6 +187,7 @@ def test_sampled_specs_build_count_and_simulate(family):
         assert json.loads(json.dumps(spec)) == spec
         stats = network_stats(spec)
         assert stats["macs"] <= MAX_MACS and stats["params"] <= MAX_PARAMS
+        assert stats["recurrent_steps"] <= MAX_RECURRENT_STEPS
         model = build_network(spec, seed=1)
         onnx.checker.check_model(model, full_check=True)
         assert (count_weights(model), count_macs(model)) == (stats["params"], stats["macs"])
@@ -162,12 +212,31 @@ def test_float_datapath_agrees_with_onnxruntime(family):
     (want,) = session.run(None, {"input": x})
     hw = load_preset("generic")
     program = lower(load_model(model), hw)
-    got = read_value(program, run(program, hw, bind(program, None), {"input": x}),
-                     program.outputs[0], None)  # fmt: skip
+    (got,) = float_outputs(program, hw, {"input": x}).values()
     assert got.shape == want.shape
     assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
     (row,) = ndpsim.simulate(model, hw).agreement
     assert row.reference == "onnxruntime" and row.sqnr_db > 15
+
+
+def _attr(node: onnx.NodeProto, name: str, default: object = None) -> object:
+    return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name),
+                default)  # fmt: skip
+
+
+@pytest.mark.parametrize("family", NETWORK_FAMILIES)
+def test_signature_ops(family):
+    model = build_network(SMALL[family])
+    nodes = model.graph.node
+    assert SIGNATURE_OPS[family] <= {n.op_type for n in nodes}
+    inits = {i.name: tuple(i.dims) for i in model.graph.initializer}
+    if family == "resnet":  # grouped, not depthwise: several input channels per group
+        grouped = [n for n in nodes if n.op_type == "Conv" and _attr(n, "group", 1) > 1]
+        assert grouped and all(inits[n.input[1]][1] > 1 for n in grouped)
+    if family == "squeezenet":  # torchvision's ceil-mode pools
+        assert [_attr(n, "ceil_mode") for n in nodes if n.op_type == "MaxPool"] == [1, 1, 1]
+    opset = model.opset_import[0].version
+    assert opset == (14 if family == "mobilenetv3" else 13)  # HardSwish is opset 14
 
 
 @pytest.mark.parametrize(("spec", "params", "gmacs"), PUBLISHED,
@@ -198,9 +267,11 @@ def test_mlperf_tiny_configurations_exact(spec, params, macs):
 
 
 def test_reference_models_build_as_counted():
-    """network_stats of the 224-px references equal the built models' counts (the
-    published-figure tests above use the counting builder only)."""
-    for spec, _, _ in PUBLISHED[2:]:
+    """network_stats of the 224-px references up to MAX_PARAMS equal the built models'
+    counts (the published-figure tests above use the counting builder only)."""
+    for spec, params, _ in PUBLISHED:
+        if params > MAX_PARAMS:
+            continue
         model = build_network(spec)
         stats = network_stats(spec)
         assert (count_weights(model), count_macs(model)) == (stats["params"], stats["macs"])
@@ -312,6 +383,11 @@ def test_nas_spec_is_the_search_space_genome():
         ({"family": "shufflenetv2", "channels": [15, 32, 64]}, "bad shufflenetv2 spec:.*even"),
         ({"family": "dscnn", "first_kernel": [60, 4]}, "bad dscnn spec: first_kernel"),
         ({"family": "nas", "genome": {"resolution": 8}}, "bad nas spec: genome"),
+        ({"family": "resnet", "groups": 2}, "bad resnet spec: groups .*bottleneck"),
+        (
+            {"family": "resnet", "block": "bottleneck", "width": 8, "width_per_group": 4},
+            "bad resnet spec: width_per_group 4 leaves no channel",
+        ),
     ],
 )
 def test_bad_specs_raise_value_error_naming_it(spec, message):
@@ -319,6 +395,13 @@ def test_bad_specs_raise_value_error_naming_it(spec, message):
         build_network(spec)
     with pytest.raises(ValueError, match=message):
         network_stats(spec)
+
+
+def test_oversized_network_is_counted_not_built():
+    spec = {"family": "resnet", "block": "bottleneck", "depths": [8, 8, 8, 8], "width": 256}
+    assert network_stats(spec)["params"] > 64_000_000
+    with pytest.raises(ValueError, match="resnet spec asks for .* parameters; build_network"):
+        build_network(spec)
 
 
 def test_unknown_family_in_sampler():

@@ -181,11 +181,6 @@ def sample_vision(rng: np.random.Generator, low: int = 32, high: int = 224) -> d
     }
 
 
-def ceil_div(a: int, b: int) -> int:
-    """Integer ceil(a / b)."""
-    return -(-a // b)
-
-
 def scale_repeats(repeats: int, multiplier: float) -> int:
     """EfficientNet's depth scaling: ceil(multiplier * repeats)."""
     return int(math.ceil(multiplier * repeats))

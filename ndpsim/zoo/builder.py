@@ -102,6 +102,7 @@ class GraphBuilder:
         self.params = 0  # learned parameters (weights and biases, BatchNorm folded)
         self.macs = 0
         self.bn_channels = 0  # channels of the BatchNorms folded into conv biases
+        self.recurrent_steps = 0  # sequential LSTM / GRU steps (per layer and direction)
 
     # -- plumbing ---------------------------------------------------------------------
     def _fresh(self, op: str) -> str:
@@ -132,11 +133,10 @@ class GraphBuilder:
             self._init(b_name, bias)
         return w_name, b_name
 
-    def constant(self, value: np.ndarray | Sequence[int] | int) -> str:
-        """A Constant node (int64 unless ``value`` is an array): shapes, axes, indices."""
-        array = value if isinstance(value, np.ndarray) else np.array(value, np.int64)
+    def constant(self, value: Sequence[int] | int) -> str:
+        """An int64 Constant node (a shape, axes or an index), as PyTorch exports them."""
         name = self._fresh("Constant")
-        tensor = numpy_helper.from_array(array, f"{name}.value")
+        tensor = numpy_helper.from_array(np.array(value, np.int64), f"{name}.value")
         self.nodes.append(helper.make_node("Constant", [], [name], name=name, value=tensor))
         return name
 
@@ -392,6 +392,7 @@ class GraphBuilder:
                 self._init(inputs[-1], self.rng.uniform(-bound, bound, size=shape))
         # per step and direction: every gate's dot products over input and hidden state
         self.macs += seq * batch * dirs * gates * hidden * (features + hidden)
+        self.recurrent_steps += seq * dirs
         attrs: dict[str, object] = {"hidden_size": hidden}
         if bidirectional:
             attrs["direction"] = "bidirectional"
@@ -405,11 +406,13 @@ class GraphBuilder:
     def stats(self) -> dict[str, int]:
         """What was counted so far: learned params (BatchNorm folded), params as the
         unfolded training-time network reports them (+gamma, beta, -bias per BatchNorm
-        channel: PyTorch's and Keras' trainable count) and multiply-accumulates."""
+        channel: PyTorch's and Keras' trainable count), multiply-accumulates and the
+        recurrent steps (sequence length x directions, summed over LSTM / GRU layers)."""
         return {
             "params": self.params,
             "params_with_bn": self.params + self.bn_channels,
             "macs": self.macs,
+            "recurrent_steps": self.recurrent_steps,
         }
 
     # -- finishing --------------------------------------------------------------------

@@ -15,8 +15,9 @@ composes it (see the family modules for each one's source and conventions):
 The API:
 
 - `sample_spec(family, rng)`: a random spec of the family whose network has at most
-  `MAX_MACS` multiply-accumulates and `MAX_PARAMS` parameters (specs over the caps are
-  redrawn), so that a timing-only simulation stays well under a second;
+  `MAX_MACS` multiply-accumulates, `MAX_PARAMS` parameters and `MAX_RECURRENT_STEPS`
+  recurrent steps (specs over the caps are redrawn), so that a timing-only simulation
+  stays well under a second;
 - `build_network(spec, seed)`: the ONNX model (static shapes, batch 1, seeded weights;
   the same spec and seed give byte-identical models);
 - `network_stats(spec)`: parameters and MACs without building the model (the same layer
@@ -37,12 +38,20 @@ from ndpsim.zoo import families_audio, families_cnn, families_mobile, search_spa
 from ndpsim.zoo.blocks import Family, Spec, pick
 from ndpsim.zoo.builder import GraphBuilder, Tensor
 
-# Sampled specs stay below these; at 400 M MACs a timing-only run on `generic` takes about
-# 0.1 s (MobileNetV2 1.0 at 224 px, 301 M MACs: 0.09 s).
+# Sampled specs stay below these, so that a timing-only simulation on `generic` stays
+# well under a second (benchmarks/zoo_families.py measures it). Convolutional networks
+# cost time by layers and tiles: MobileNetV2 1.0 at 224 px (301 M MACs) takes 0.09 s.
+# Recurrent ones by unrolled steps: the lowering places every step's ~18 nodes (about
+# 2.5 ms per step), so the step cap is what bounds them; it admits the 196 steps of
+# models/kws_lstm.onnx (2 bidirectional layers over 49 frames).
 MAX_MACS = 400_000_000
 MAX_PARAMS = 12_000_000
+MAX_RECURRENT_STEPS = 200
 # Redraws before `sample_spec` gives up (no family needs more than a handful).
 MAX_DRAWS = 200
+# build_network refuses larger networks (a valid spec can ask for billions of weights;
+# ONNX files stop at 2 GiB): 2.5 x ResNet-50.
+MAX_BUILD_PARAMS = 64_000_000
 
 
 class NasSpec(Spec):
@@ -95,7 +104,7 @@ def _parse(spec: object) -> tuple[Family, Spec]:
         raise ValueError(f"bad {spec['family']} spec: {problems}") from None
 
 
-def _run(family: Family, spec: Spec, seed: int, materialize: bool) -> tuple[GraphBuilder, object]:
+def _run(family: Family, spec: Spec, seed: int, materialize: bool) -> tuple[GraphBuilder, Tensor]:
     b = GraphBuilder(spec.family, spec.input_shape(), seed, materialize=materialize)
     try:
         out = family.build(spec, b)
@@ -107,6 +116,12 @@ def _run(family: Family, spec: Spec, seed: int, materialize: bool) -> tuple[Grap
 def build_network(spec: dict, seed: int = 0) -> onnx.ModelProto:
     """The ONNX model of ``spec`` with weights drawn from ``seed`` (checked, shapes inferred)."""
     family, parsed = _parse(spec)
+    counted, _ = _run(family, parsed, seed, materialize=False)
+    if counted.params > MAX_BUILD_PARAMS:
+        raise ValueError(
+            f"{parsed.family} spec asks for {counted.params:,} parameters; "
+            f"build_network stops at {MAX_BUILD_PARAMS:,}"
+        )
     b, out = _run(family, parsed, seed, materialize=True)
     return b.build(out)
 
@@ -114,20 +129,25 @@ def build_network(spec: dict, seed: int = 0) -> onnx.ModelProto:
 def network_stats(spec: dict) -> dict:
     """``params`` (learned, BatchNorm folded: the model's weight and bias elements),
     ``params_with_bn`` (as PyTorch / Keras count the unfolded network), ``macs``
-    (Conv, Gemm, LSTM, GRU) and ``input_shape`` of ``spec``'s network, without building it."""
+    (Conv, Gemm, LSTM, GRU), ``recurrent_steps`` (sequence length x directions summed
+    over recurrent layers) and ``input_shape`` of ``spec``'s network, without building it."""
     family, parsed = _parse(spec)
     b, _ = _run(family, parsed, 0, materialize=False)
     return {**b.stats(), "input_shape": list(b.input.shape)}
 
 
 def sample_spec(family: str, rng: np.random.Generator) -> dict:
-    """A random spec of ``family`` within `MAX_MACS` and `MAX_PARAMS` (deterministic in
-    ``rng``'s state)."""
+    """A random spec of ``family`` within `MAX_MACS`, `MAX_PARAMS` and
+    `MAX_RECURRENT_STEPS` (deterministic in ``rng``'s state)."""
     fam = _family(family)
     for _ in range(MAX_DRAWS):
         spec = fam.sample(rng).model_dump(mode="json")
         stats = network_stats(spec)
-        if stats["macs"] <= MAX_MACS and stats["params"] <= MAX_PARAMS:
+        if (
+            stats["macs"] <= MAX_MACS
+            and stats["params"] <= MAX_PARAMS
+            and stats["recurrent_steps"] <= MAX_RECURRENT_STEPS
+        ):
             return spec
     raise RuntimeError(f"{family}: no spec within the caps in {MAX_DRAWS} draws")
 
@@ -135,6 +155,7 @@ def sample_spec(family: str, rng: np.random.Generator) -> dict:
 __all__ = [
     "MAX_MACS",
     "MAX_PARAMS",
+    "MAX_RECURRENT_STEPS",
     "NETWORK_FAMILIES",
     "build_network",
     "network_stats",

@@ -53,6 +53,7 @@ class DsCnnSpec(AudioSpec):
 
 
 def build_dscnn(spec: DsCnnSpec, b: GraphBuilder) -> Tensor:
+    """DS-CNN: strided first conv, depthwise-separable blocks, average pool, FC."""
     kt, kf = spec.first_kernel
     if not (1 <= kt <= spec.frames and 1 <= kf <= spec.features) or min(spec.first_stride) < 1:
         raise ValueError(f"first_kernel {list(spec.first_kernel)} does not fit the input "
@@ -66,6 +67,7 @@ def build_dscnn(spec: DsCnnSpec, b: GraphBuilder) -> Tensor:
 
 
 def sample_dscnn(rng: np.random.Generator) -> DsCnnSpec:
+    """Spectrogram sizes, filters 32-276 (Hello Edge S/M/L), 2-6 blocks, first kernel and stride."""
     frames, features = pick(rng, FRAMES), pick(rng, FEATURES)
     return DsCnnSpec(
         frames=frames,
@@ -121,6 +123,7 @@ class LstmKwsSpec(RecurrentSpec):
 
 
 def build_recurrent_kws(spec: GruKwsSpec | LstmKwsSpec, b: GraphBuilder) -> Tensor:
+    """Stacked GRU (gru_kws) or LSTM (lstm_kws) layers, the last step, the head."""
     op = "GRU" if spec.family == "gru_kws" else "LSTM"
     x = b.transpose(b.input, (1, 0, 2))
     return _rnn_head(b, _rnn_stack(b, x, op, spec), spec)
@@ -141,10 +144,12 @@ def _sample_recurrent(rng: np.random.Generator) -> dict:
 
 
 def sample_gru_kws(rng: np.random.Generator) -> GruKwsSpec:
+    """Spectrogram sizes, hidden 16-256, 1-3 layers (bidirectional: 1-2), optional FC."""
     return GruKwsSpec(**_sample_recurrent(rng))
 
 
 def sample_lstm_kws(rng: np.random.Generator) -> LstmKwsSpec:
+    """Spectrogram sizes, hidden 16-256, 1-3 layers (bidirectional: 1-2), optional FC."""
     return LstmKwsSpec(**_sample_recurrent(rng))
 
 
@@ -162,6 +167,7 @@ class CrnnKwsSpec(RecurrentSpec):
 
 
 def build_crnn_kws(spec: CrnnKwsSpec, b: GraphBuilder) -> Tensor:
+    """CRNN: a valid conv, its map read as a sequence, recurrent layers, the head."""
     kt, kf = spec.kernel
     if not (1 <= kt <= spec.frames and 1 <= kf <= spec.features) or min(spec.stride) < 1:
         raise ValueError(f"kernel {list(spec.kernel)} does not fit the input "
@@ -173,6 +179,7 @@ def build_crnn_kws(spec: CrnnKwsSpec, b: GraphBuilder) -> Tensor:
 
 
 def sample_crnn_kws(rng: np.random.Generator) -> CrnnKwsSpec:
+    """The recurrent draws (1-2 layers, GRU or LSTM), filters 16-128, kernel and stride."""
     rnn = _sample_recurrent(rng)
     return CrnnKwsSpec(
         **{**rnn, "layers": min(rnn["layers"], 2)},

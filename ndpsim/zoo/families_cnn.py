@@ -3,7 +3,10 @@
 - ``resnet`` (He et al. 2016; torchvision): basic (two 3x3) or bottleneck (1x1, 3x3 with the
   stride, 1x1 to 4x) blocks, a 1x1 strided projection shortcut whenever the shape changes,
   3 or 4 stages doubling the width. The ``imagenet`` stem is 7x7/s2 + 3x3/s2 max pool; the
-  ``cifar`` stem a 3x3/s1 conv (ResNet-20/56 style, MLPerf Tiny's ResNet-8).
+  ``cifar`` stem a 3x3/s1 conv (ResNet-20/56 style, MLPerf Tiny's ResNet-8). Bottlenecks
+  take torchvision's ``groups`` and ``width_per_group``: the 3x3 is a grouped conv of
+  ``int(planes * width_per_group / 64) * groups`` channels (ResNeXt: 32 x 4; Wide ResNet:
+  1 x 128).
 - ``shufflenetv2`` (Ma et al. 2018; torchvision): 3x3/s2 stem + max pool, three stages of
   shuffle units (stride 2: two branches; stride 1: channel split with a Split node, one
   branch), joined by Concat and a channel shuffle exported as Reshape -> Transpose ->
@@ -34,6 +37,7 @@ from ndpsim.zoo.blocks import (
 from ndpsim.zoo.builder import GraphBuilder, Tensor
 
 Depth = Annotated[int, Field(ge=1, le=8)]
+ResNetDepth = Annotated[int, Field(ge=1, le=36)]  # ResNet-152: 3, 8, 36, 3
 Channels = Annotated[int, Field(ge=2, le=4096)]
 # Scale of the last conv of each residual branch: without BatchNorm the variance of a deep
 # residual stack doubles at every add and the output saturates; damping the branch (the idea
@@ -45,10 +49,12 @@ BOTTLENECK_EXPANSION = 4
 class ResNetSpec(VisionSpec):
     family: Literal["resnet"] = "resnet"
     block: Literal["basic", "bottleneck"] = "basic"
-    depths: tuple[Depth, ...] = Field((2, 2, 2, 2), min_length=3, max_length=4)
+    depths: tuple[ResNetDepth, ...] = Field((2, 2, 2, 2), min_length=3, max_length=4)
     width: int = Field(64, ge=4, le=256)  # channels of the first stage
     stem: Literal["imagenet", "cifar"] = "imagenet"
     kernel: Literal[3, 5] = 3
+    groups: int = Field(1, ge=1, le=64)  # bottleneck only
+    width_per_group: int = Field(64, ge=1, le=256)  # bottleneck only
 
 
 def _resnet_block(b: GraphBuilder, x: Tensor, spec: ResNetSpec, width: int, stride: int) -> Tensor:
@@ -59,8 +65,12 @@ def _resnet_block(b: GraphBuilder, x: Tensor, spec: ResNetSpec, width: int, stri
         y = conv_bn(b, y, width, k, act="none", padding=p, weight_scale=RESIDUAL_BRANCH_SCALE)
     else:
         out = width * BOTTLENECK_EXPANSION
-        y = conv_bn(b, x, width, 1, padding=p)
-        y = conv_bn(b, y, width, k, stride, padding=p)
+        inner = int(width * spec.width_per_group / 64) * spec.groups
+        if not inner:
+            raise ValueError(f"width_per_group {spec.width_per_group} leaves no channel per "
+                             f"group at {width} planes")  # fmt: skip
+        y = conv_bn(b, x, inner, 1, padding=p)
+        y = conv_bn(b, y, inner, k, stride, groups=spec.groups, padding=p)
         y = conv_bn(b, y, out, 1, act="none", padding=p, weight_scale=RESIDUAL_BRANCH_SCALE)
     if stride != 1 or x.shape[1] != out:
         x = conv_bn(b, x, out, 1, stride, act="none", padding=p)
@@ -68,6 +78,9 @@ def _resnet_block(b: GraphBuilder, x: Tensor, spec: ResNetSpec, width: int, stri
 
 
 def build_resnet(spec: ResNetSpec, b: GraphBuilder) -> Tensor:
+    """ResNet: stem, 3-4 stages of residual blocks (the first strided from stage 2), classifier."""
+    if spec.block == "basic" and (spec.groups, spec.width_per_group) != (1, 64):
+        raise ValueError("groups and width_per_group need block='bottleneck'")
     if spec.stem == "imagenet":
         x = conv_bn(b, b.input, spec.width, 7, 2, padding=spec.padding)
         x = b.maxpool(x, 3, 2, padding=pads(3, spec.padding))
@@ -80,11 +93,17 @@ def build_resnet(spec: ResNetSpec, b: GraphBuilder) -> Tensor:
 
 
 def sample_resnet(rng: np.random.Generator) -> ResNetSpec:
+    """3-4 stages of 1-4 blocks, basic or (grouped, wide) bottleneck, width 6-96, kernel 3/5."""
     vision = sample_vision(rng)
     stages = pick(rng, (3, 4, 4))
     block = pick(rng, ("basic", "basic", "bottleneck"))
     widths = (8, 12, 16, 24, 32, 48, 64) if stages == 4 else (8, 16, 24, 32, 48, 64, 96)
     width = pick(rng, widths) if rng.random() < 0.7 else int(rng.integers(6, 81))
+    # bottlenecks: plain, ResNeXt-like (cardinality x width per group) or wide
+    groups, per_group = (1, 64)
+    if block == "bottleneck":
+        options = ((1, 64), (1, 64), (32, 4), (8, 8), (4, 16), (1, 128))
+        groups, per_group = pick(rng, [o for o in options if width * o[1] >= 64])
     return ResNetSpec(
         **vision,
         block=block,
@@ -92,6 +111,8 @@ def sample_resnet(rng: np.random.Generator) -> ResNetSpec:
         width=width,
         stem="cifar" if vision["resolution"] <= 64 and rng.random() < 0.7 else "imagenet",
         kernel=pick(rng, (3, 3, 3, 5)),
+        groups=groups,
+        width_per_group=per_group,
     )
 
 
@@ -133,6 +154,7 @@ def _shuffle_unit(
 
 
 def build_shufflenetv2(spec: ShuffleNetV2Spec, b: GraphBuilder) -> Tensor:
+    """ShuffleNetV2: stem and max pool, three stages of shuffle units, conv5, classifier."""
     if any(c % 2 for c in spec.channels):
         raise ValueError(f"channels must be even (split in two halves), got {list(spec.channels)}")
     x = conv_bn(b, b.input, spec.stem_channels, 3, 2, padding=spec.padding)
@@ -145,6 +167,7 @@ def build_shufflenetv2(spec: ShuffleNetV2Spec, b: GraphBuilder) -> Tensor:
 
 
 def sample_shufflenetv2(rng: np.random.Generator) -> ShuffleNetV2Spec:
+    """Published or any even stage widths, repeats -2..+1, conv5 512-2048, dw kernel 3/5/7."""
     vision = sample_vision(rng)
     if rng.random() < 0.5:  # one of the published widths
         *channels, last = SHUFFLE_CHANNELS[pick(rng, tuple(SHUFFLE_CHANNELS))]
@@ -181,6 +204,7 @@ class SqueezeNetSpec(VisionSpec):
 
 
 def build_squeezenet(spec: SqueezeNetSpec, b: GraphBuilder) -> Tensor:
+    """SqueezeNet 1_0 / 1_1: valid stem conv, fire modules and ceil-mode pools, conv head."""
     ch = lambda c: make_divisible(c * spec.width, spec.divisor)  # noqa: E731
     stem, k = SQUEEZE_STEM[spec.version]
     x = b.conv(b.input, ch(stem), k, 2, padding="valid", relu=True, bn=False)
@@ -205,6 +229,7 @@ def build_squeezenet(spec: SqueezeNetSpec, b: GraphBuilder) -> Tensor:
 
 
 def sample_squeezenet(rng: np.random.Generator) -> SqueezeNetSpec:
+    """Version, width 0.25-1.5, 3x3 share 1/4-3/4, divisor 1-16, resolution from 48 px."""
     return SqueezeNetSpec(
         **sample_vision(rng, low=48),
         version=pick(rng, ("1_0", "1_1", "1_1")),

@@ -10,8 +10,10 @@
 - ``mobilenetv3`` (Howard et al. 2019; torchvision): the large and small tables, hard-swish,
   squeeze-excite with a HardSigmoid gate and a broadcast Mul, squeeze channels
   ``make_divisible(expanded * se_ratio)``, classifier Linear + hard-swish + Linear.
-- ``mnasnet`` (Tan et al. 2019, the B1 variant as torchvision builds it): MBConv stacks
-  without SE, per-stack kernels, expansions and repeats, ``x.mean([2, 3])`` pooling.
+- ``mnasnet`` (Tan et al. 2019, the B1 variant as torchvision builds it): MBConv stacks,
+  per-stack kernels, expansions and repeats, ``x.mean([2, 3])`` pooling. ``se_ratio`` > 0
+  adds squeeze-excite where MnasNet-A1 has it (the 40-, 96- and 192-channel stacks;
+  squeeze ``int(input channels * se_ratio)``, ReLU, sigmoid gate, as TF's mnasnet_model).
 - ``efficientnet_lite`` (Tan & Le 2019, the lite variant): EfficientNet-B0's MBConv table
   without SE, ReLU6, stem 32 and head 1280 fixed while scaling, width and depth
   coefficients (the first and last stage's repeats are not scaled).
@@ -66,6 +68,7 @@ def _v1_channels(c: int, spec: MobileNetV1Spec) -> int:
 
 
 def build_mobilenetv1(spec: MobileNetV1Spec, b: GraphBuilder) -> Tensor:
+    """MobileNetV1: stem, 13 (or fewer) depthwise-separable blocks, classifier."""
     x = conv_bn(b, b.input, _v1_channels(32, spec), 3, 2, act=spec.act, padding=spec.padding)
     blocks = V1_BLOCKS + ((512, 1),) * spec.depth + V1_TAIL
     for channels, stride in blocks:
@@ -76,6 +79,7 @@ def build_mobilenetv1(spec: MobileNetV1Spec, b: GraphBuilder) -> Tensor:
 
 
 def sample_mobilenetv1(rng: np.random.Generator) -> MobileNetV1Spec:
+    """Width 0.1-1.5, 1-5 middle blocks, kernel 3/5/7, Keras or rounded channels, ReLU or ReLU6."""
     return MobileNetV1Spec(
         **sample_vision(rng),
         width=sample_width(rng, 0.1, 1.5),
@@ -103,6 +107,7 @@ class MobileNetV2Spec(VisionSpec):
 
 
 def build_mobilenetv2(spec: MobileNetV2Spec, b: GraphBuilder) -> Tensor:
+    """MobileNetV2: stem, seven stages of inverted residuals, 1x1 head conv, classifier."""
     div = spec.divisor
     x = conv_bn(b, b.input, make_divisible(32 * spec.width, div), 3, 2, act="relu6",
                 padding=spec.padding)  # fmt: skip
@@ -117,6 +122,7 @@ def build_mobilenetv2(spec: MobileNetV2Spec, b: GraphBuilder) -> Tensor:
 
 
 def sample_mobilenetv2(rng: np.random.Generator) -> MobileNetV2Spec:
+    """Width 0.25-1.4, expansion 2-6, per-stage kernels 3/5/7 and depths +-1, divisor 1-16."""
     return MobileNetV2Spec(
         **sample_vision(rng),
         width=sample_width(rng, 0.25, 1.4),
@@ -158,6 +164,7 @@ class MobileNetV3Spec(VisionSpec):
 
 
 def build_mobilenetv3(spec: MobileNetV3Spec, b: GraphBuilder) -> Tensor:
+    """MobileNetV3 large or small: hard-swish stem, the bneck table, 1x1 conv, two-layer head."""
     table = V3_LARGE if spec.variant == "large" else V3_SMALL
     ch = lambda c: make_divisible(c * spec.width, spec.divisor)  # noqa: E731
     x = conv_bn(b, b.input, ch(table[0][0]), 3, 2, act="hswish", padding=spec.padding)
@@ -174,6 +181,7 @@ def build_mobilenetv3(spec: MobileNetV3Spec, b: GraphBuilder) -> Tensor:
 
 
 def sample_mobilenetv3(rng: np.random.Generator) -> MobileNetV3Spec:
+    """Variant, width 0.25-1.5, SE ratio 1/8-1/2, divisor 1-16."""
     return MobileNetV3Spec(
         **sample_vision(rng),
         variant=pick(rng, ("large", "small")),
@@ -189,6 +197,7 @@ MNAS_STEM = (32, 16)
 MNAS_STACKS = ((24, 3, 2, 3, 3), (40, 5, 2, 3, 3), (80, 5, 2, 6, 3), (96, 3, 1, 6, 2),
                (192, 5, 2, 6, 4), (320, 3, 1, 6, 1))  # fmt: skip
 MNAS_LAST = 1280
+MNAS_SE_STACKS = (1, 3, 4)
 
 
 class MnasNetSpec(VisionSpec):
@@ -201,22 +210,27 @@ class MnasNetSpec(VisionSpec):
     repeats: tuple[Repeats, ...] = Field(tuple(s[4] for s in MNAS_STACKS), min_length=6,
                                          max_length=6)  # fmt: skip
     divisor: int = Field(8, ge=1, le=64)
+    se_ratio: float = Field(0.0, ge=0.0, le=1.0)  # 0: no squeeze-excite (B1)
 
 
 def build_mnasnet(spec: MnasNetSpec, b: GraphBuilder) -> Tensor:
+    """MnasNet-B1: stem, a depthwise-separable block, six MBConv stacks, 1x1 conv, classifier."""
     ch = lambda c: make_divisible(c * spec.width, spec.divisor)  # noqa: E731
     x = conv_bn(b, b.input, ch(MNAS_STEM[0]), 3, 2, padding=spec.padding)
     x = conv_bn(b, x, x.shape[1], 3, groups=x.shape[1], padding=spec.padding)
     x = conv_bn(b, x, ch(MNAS_STEM[1]), 1, act="none")
     for i, (c, _, stride, _, _) in enumerate(MNAS_STACKS):
         for j in range(spec.repeats[i]):
+            se = max(1, int(x.shape[1] * spec.se_ratio)) if i in MNAS_SE_STACKS else 0
             x = inverted_residual(b, x, x.shape[1] * spec.expansions[i], ch(c), spec.kernels[i],
-                                  stride if j == 0 else 1, "relu", spec.padding)  # fmt: skip
+                                  stride if j == 0 else 1, "relu", spec.padding,
+                                  se if spec.se_ratio else 0, "sigmoid")  # fmt: skip
     x = conv_bn(b, x, MNAS_LAST, 1)
     return classifier(b, x, spec.num_classes, spec.softmax, mean=True)
 
 
 def sample_mnasnet(rng: np.random.Generator) -> MnasNetSpec:
+    """Width 0.25-1.4, per-stack kernels 3/5/7, expansions 3/4/6, repeats +-1, SE in half."""
     return MnasNetSpec(
         **sample_vision(rng),
         width=sample_width(rng, 0.25, 1.4),
@@ -224,6 +238,7 @@ def sample_mnasnet(rng: np.random.Generator) -> MnasNetSpec:
         expansions=tuple(pick(rng, (3, 3, 6, 6, 4)) for _ in MNAS_STACKS),
         repeats=tuple(max(1, s[4] + int(rng.integers(-1, 2))) for s in MNAS_STACKS),
         divisor=pick(rng, (1, 4, 8, 8, 8, 16)),
+        se_ratio=pick(rng, (0.0, 0.0, 0.25, 0.5)),
     )
 
 
@@ -243,6 +258,7 @@ class EfficientNetLiteSpec(VisionSpec):
 
 
 def build_efficientnet_lite(spec: EfficientNetLiteSpec, b: GraphBuilder) -> Tensor:
+    """EfficientNet-lite: fixed stem, B0's MBConv stages scaled in width and depth, head."""
     x = conv_bn(b, b.input, EFF_STEM, 3, 2, act="relu6", padding=spec.padding)
     last = len(EFF_STAGES) - 1
     for i, (t, _, stride, c, repeats) in enumerate(EFF_STAGES):
@@ -256,6 +272,7 @@ def build_efficientnet_lite(spec: EfficientNetLiteSpec, b: GraphBuilder) -> Tens
 
 
 def sample_efficientnet_lite(rng: np.random.Generator) -> EfficientNetLiteSpec:
+    """Width 0.5-1.4, depth 0.5-1.8, per-stage kernels 3/5/7, divisor 1-16."""
     return EfficientNetLiteSpec(
         **sample_vision(rng),
         width=sample_width(rng, 0.5, 1.4),
