@@ -125,9 +125,10 @@ def value_bits(g: Graph, bits: dict[str, Bits]) -> dict[str, int]:
     return out
 
 
-def _setup(b: Builder, unit: int, li: int, ins: list[Placement]) -> list[Placement]:
-    """The layer's setup NOP (a0 = 1: it lasts layer_setup_cycles) after all its inputs are
-    ready; the layer's instructions then wait on the setup (copies: other readers do not)."""
+def _setup(b: Builder, unit: int, li: int, ins: list[Placement], positions: int) -> list[Placement]:
+    """The layer's setup NOP (a0 = 1: it lasts layer_setup_cycles + a2 x position_cycles, a2 =
+    the layer's output positions) after all its inputs are ready; the layer's instructions then
+    wait on the setup (copies: other readers do not)."""
     toks = list(dict.fromkeys(p.token for p in ins if p.token >= 0))
     while len(toks) > 3:  # more inputs than wait slots (Concat): join them with barriers
         tok = b.token()
@@ -135,8 +136,17 @@ def _setup(b: Builder, unit: int, li: int, ins: list[Placement]) -> list[Placeme
         toks = [tok, *toks[3:]]
     waits = dict(zip(("wait0", "wait1", "wait2"), toks, strict=False))
     tok = b.token()
-    b.emit(Opcode.NOP, unit, li, a0=1, signal=tok, **waits)
+    b.emit(Opcode.NOP, unit, li, a0=1, a2=positions, signal=tok, **waits)
     return [dataclasses.replace(p, token=tok) for p in ins]
+
+
+def _positions(g: Graph, node: Node, geoms: dict) -> int:
+    """Output positions a layer's sequencer steps through: a MAC layer's output pixels (Gemm /
+    MatMul: its rows), any other layer's spatial positions (dims after N, C; 1 for a vector)."""
+    if node.name in geoms:
+        return geoms[node.name].pixels
+    shape = g.tensors[node.outputs[0]].shape
+    return int(np.prod(shape[2:], dtype=np.int64)) if len(shape) > 2 else 1
 
 
 def lower(graph: Graph, hw: HardwareConfig, precision: list[str] | None = None) -> Program:
@@ -246,7 +256,7 @@ def lower(graph: Graph, hw: HardwareConfig, precision: list[str] | None = None) 
                 tok = b.token()
                 b.emit(Opcode.LOAD_A, dma, li, bytes_in=p.nbytes, wait0=p.token, signal=tok)
                 p.token = tok
-        ins = _setup(b, vec_units[li % hw.cores], li, ins)
+        ins = _setup(b, vec_units[li % hw.cores], li, ins, _positions(g, node, geoms))
         ctx = V.VecContext(b, vec_units[li % hw.cores], dma, li, _VECTOR_CHUNK, y.bits)
         op = node.op_type
         if op in MAC_OPS:

@@ -28,7 +28,7 @@ ISA_DIGEST = "dda3867cb26692b4"
 # Runs of MVMs with at least this many MACs are split over threads. On the ResNet-50-sized
 # net 2^18..2^20 ran within 6% of each other; 2^22 split too few runs (463 vs 396 ms).
 PARALLEL_MIN_MACS = 1 << 20
-KERNELS_DIGEST = "48f8ef806d39708d"
+KERNELS_DIGEST = "a0b84e559e4e6506"
 
 
 @njit(cache=True)
