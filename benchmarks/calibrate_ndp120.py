@@ -315,23 +315,19 @@ def sensitivity(hw: HardwareConfig, points: list[Point]) -> None:
     """How each prediction moves (%) when one constant is raised by 10 %."""
     consts = [*FITTED, "idle_power_mw"]
     base = {p: predict(hw, p) for p in points}
-    print("sensitivity: change of each prediction (%) for a constant +10 %")
-    print(f"  {'prediction':<44}" + "".join(f" {c[:14]:>14}" for c in consts))
+    print("sensitivity: change of each prediction (%) for one constant +10 %")
+    print("  " + ", ".join(f"({i + 1}) {c}" for i, c in enumerate(consts)))
+    print(f"  {'prediction':<48}" + "".join(f" {f'({i + 1})':>7}" for i in range(len(consts))))
     moved = {}
     for c in consts:
         v = getattr(hw, c)
         bumped = hw.with_(**{c: type(v)(round(v * 1.1)) if isinstance(v, int) else v * 1.1})
         moved[c] = {p: predict(bumped, p) for p in points}
     for p in points:
-        for what in ("latency", "energy"):
-            label = f"{p.label} {what if what == 'latency' else _energy_name(p)}"
-            vals = [
-                getattr(moved[c][p], what if what == "energy" else "latency_us")
-                / getattr(base[p], what if what == "energy" else "latency_us")
-                - 1
-                for c in consts
-            ]
-            print(f"  {label:<44}" + "".join(f" {100 * v:>+13.1f}%" for v in vals))
+        for what, unit in (("latency_us", "latency"), ("energy", _energy_name(p))):
+            vals = [getattr(moved[c][p], what) / getattr(base[p], what) - 1 for c in consts]
+            label = f"{p.label} {unit}"
+            print(f"  {label:<48}" + "".join(f" {100 * v:>+6.1f}%" for v in vals))
     print()
 
 
