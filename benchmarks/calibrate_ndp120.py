@@ -11,7 +11,7 @@ directory) or a bundled model's name (models/NAME.onnx). A row gives energy_uj (
 inference), or, for an always-on measurement, period_ms and average_power_mw instead.
 
 The array (macros, rows, columns, input bits, SRAM port) is the preset's: it is fixed by a
-physical argument before any fit (docs/fidelity.md), not searched. Four constants are fitted,
+physical argument (docs/fidelity.md) and never changed here. Four constants are fitted,
 each by bounded least squares on relative error; every equation is the simulator's own
 (docs/machine_model.md), linear in the fitted constants:
 
