@@ -76,8 +76,7 @@ def test_program_reuse_gives_the_rows_of_a_fresh_lowering():
     cached = [worker.evaluate(p) for p in points]  # one lowering per model, then reuse
     fresh = []
     for p in points:
-        worker._PROGRAMS.clear()
-        worker._GRAPHS.clear()
+        worker._SESSIONS.clear()
         fresh.append(worker.evaluate(p))
     assert cached == fresh
 

@@ -18,21 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ndpsim.api import (
-    SimOptions,
-    _load_npz,
-    calibration_inputs,
-    onnxruntime_outputs,
-    random_inputs,
-    sqnr_db,
-)
 from ndpsim.config import HardwareConfig
 from ndpsim.errors import ConfigError
-from ndpsim.frontend import load_model
-from ndpsim.lower import lower
-from ndpsim.report.build import build_report
-from ndpsim.sim.bind import bind
-from ndpsim.sim.quantize import collect_ranges, plan_from_ranges
+from ndpsim.inputs import calibration_inputs, load_npz, random_inputs
+from ndpsim.options import SimOptions
+from ndpsim.quant.bind import bind
+from ndpsim.quant.ptq import plan_from_ranges
+from ndpsim.report.agreement import sqnr_db
+from ndpsim.session import Session
+from ndpsim.sim.calibrate import collect_ranges
 from ndpsim.sim.run import read_value, run
 
 
@@ -71,27 +65,23 @@ class Evaluator:
 
     def __init__(self, model: Path, hw: HardwareConfig, opts: SimOptions, n_eval: int):
         self.model, self.hw, self.opts = model, hw, opts
-        self.graph = load_model(model, input_shapes=opts.input_shapes)
+        self.session = Session(model, input_shapes=opts.input_shapes)
+        self.graph = self.session.graph
         if self.graph.quant is not None:
             raise ConfigError(
                 f"{model}: the model is already quantized; `ndpsim precision` explores the "
                 "bits of float models"
             )
         if opts.inputs:
-            self.inputs = _load_npz(opts.inputs, self.graph)
+            self.inputs = load_npz(opts.inputs, self.graph)
         else:
             self.inputs = [random_inputs(self.graph, opts.seed + i) for i in range(n_eval)]
-        base = lower(self.graph, hw)
+        base = self.session.program(hw)
         self.layers = base.layers
         calib = calibration_inputs(self.graph, opts, self.inputs)
         self.ranges = collect_ranges(base, hw, calib, opts.ptq)
-        refs = [onnxruntime_outputs(model, x) for x in self.inputs]
-        if any(r is None for r in refs):  # no onnxruntime: the simulator's float datapath
-            fparams = bind(base, None)
-            refs = []
-            for x in self.inputs:
-                res = run(base, hw, fparams, x)
-                refs.append({o: read_value(base, res, o, None) for o in base.outputs})
+        # onnxruntime, else the simulator's float datapath (the same for every sample)
+        refs = [self.session.reference(base, hw, x)[1] for x in self.inputs]
         self.reference = np.concatenate(
             [np.asarray(r[o], np.float64).reshape(-1) for r in refs for o in base.outputs]
         )
@@ -99,15 +89,14 @@ class Evaluator:
         self.evaluations = 0
 
     def evaluate(self, rules: list[str]) -> Point:
-        program = lower(self.graph, self.hw, rules)
+        program = self.session.program(self.hw, rules)
         plan = plan_from_ranges(program, self.ranges, self.hw.preactivation_bits)
         params = bind(program, plan)
         got, res = [], None
         for x in self.inputs:
             res = run(program, self.hw, params, x, plan)
             got += [read_value(program, res, o, plan).reshape(-1) for o in self.outputs]
-        rep = build_report(program, res, self.hw, model=str(self.model), model_sha256="",
-                           mode="full")  # fmt: skip
+        rep = self.session.report(program, res, self.hw, "full")
         self.evaluations += 1
         return Point(sqnr_db(self.reference, np.concatenate(got)), rep.latency_us, rep.energy_uj)
 

@@ -109,12 +109,10 @@ def trace_model(
     model: str | Path, hw: HardwareConfig, input_shapes: dict | None = None
 ) -> tuple[dict, SimulationReport]:
     """Lower and time `model` on `hw` (timing only) and build its trace."""
-    from ndpsim.frontend import load_model
-    from ndpsim.lower import lower
-    from ndpsim.report.build import build_report
-    from ndpsim.sim.run import run
+    from ndpsim.session import Session
 
-    program = lower(load_model(model, input_shapes=input_shapes), hw)
-    res = run(program, hw)
-    report = build_report(program, res, hw, model=str(model), model_sha256="", mode="timing-only")
+    session = Session(model, input_shapes=input_shapes)
+    program = session.program(hw)
+    res = session.time(hw)
+    report = session.report(program, res, hw, "timing-only")
     return build_trace(program, res, hw, report), report

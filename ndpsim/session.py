@@ -1,0 +1,300 @@
+"""One pipeline from a model to a report, and the one place that assembles it.
+
+    session = Session("models/kws_dscnn.onnx")
+    report = session.simulate(load_preset("ndp120"), SimOptions(timing_only=True))
+
+Stages, in order (each owned by its module; a Session only strings them together and caches):
+  1. import     frontend.load_model       ONNX -> checked, folded Graph             once
+  2. passes     lower.passes.run_passes   Graph -> Graph (identities, BN, fusion)    once
+  3. lower      lower.lower               Graph x structure -> Program    cached per structure
+  4. quantize   sim.quantize / model_plan calibration samples -> QuantPlan
+  5. bind       sim.bind                  Program x QuantPlan -> Params
+  6. run        sim.run                   timing, and the arithmetic unless timing-only
+  7. report     report.build              counters -> SimulationReport
+
+Every caller goes through a Session: the API (`ndpsim.simulate`), sweep workers, the
+estimator's measurements, precision sensitivity, the trace and the ONNX backend. Programs
+are cached per (structural fields of the hardware, precision rules): hardware that differs
+only in timing or energy fields re-runs the core on the same program (docs/architecture.md,
+"Structural vs timing fields").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ndpsim.config import STRUCTURAL_FIELDS, HardwareConfig, load_preset
+from ndpsim.errors import ConfigError, UserError
+from ndpsim.frontend import load_model
+from ndpsim.frontend.control import BranchNeeded
+from ndpsim.inputs import calibration_inputs, samples_of
+from ndpsim.ir import Graph
+from ndpsim.lower import Program, lower
+from ndpsim.lower.passes import run_passes
+from ndpsim.lower.registry import SUPPORTED_OPS
+from ndpsim.options import SimOptions
+from ndpsim.quant.bind import Params, bind
+from ndpsim.quant.model_plan import model_plan
+from ndpsim.quant.params import QuantPlan
+from ndpsim.quant.ptq import PTQOptions
+from ndpsim.report.agreement import agreement, onnxruntime_outputs
+from ndpsim.report.build import build_report
+from ndpsim.report.schema import Agreement, SimulationReport
+from ndpsim.sim.calibrate import calibrate
+from ndpsim.sim.run import RunResult, read_value, run
+
+PROGRAM_CACHE_SIZE = 8  # lowered programs kept per session: sweeps order points by structure
+REFERENCE_CACHE_SIZE = 4  # onnxruntime results kept per session (one per input sample)
+
+
+def structural_key(hw: HardwareConfig) -> tuple:
+    """What of `hw` the lowered program depends on (config.STRUCTURAL_FIELDS)."""
+    return tuple(repr(getattr(hw, f)) for f in sorted(STRUCTURAL_FIELDS))
+
+
+def hardware_of(hardware: HardwareConfig | str | None) -> HardwareConfig:
+    """A HardwareConfig, a preset name, or None for `generic`."""
+    if hardware is None or isinstance(hardware, str):
+        return load_preset(hardware or "generic")
+    if isinstance(hardware, HardwareConfig):
+        return hardware
+    raise ConfigError("hardware must be a HardwareConfig or a preset name")
+
+
+MAX_BRANCH_RUNS = 16  # runs to settle the branches of one input (each If flips at most once)
+
+
+def _import(
+    model: Any, input_shapes: Mapping | None, input_values: Mapping | None, branches: dict
+) -> tuple[Graph, str, str]:
+    """(graph, display name, sha256 of the ONNX bytes; '' for an imported Graph). An If on
+    run-time data without a choice in `branches` takes its then-branch, and `branches` is
+    completed with it."""
+    if isinstance(model, Graph):
+        return model, model.name, ""
+    while True:
+        try:
+            graph = load_model(model, input_shapes=input_shapes, input_values=input_values,
+                               supported=SUPPORTED_OPS, branches=branches)  # fmt: skip
+            break
+        except BranchNeeded as need:
+            if need.name in branches or len(branches) >= MAX_BRANCH_RUNS:
+                raise
+            branches[need.name] = True
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(model)
+        data = path.read_bytes() if path.is_file() else b""
+        return graph, str(path), hashlib.sha256(data).hexdigest()
+    raw = model if isinstance(model, bytes) else model.SerializeToString()
+    return graph, graph.name, hashlib.sha256(raw).hexdigest()
+
+
+def execute(
+    program: Program,
+    hw: HardwareConfig,
+    inputs: dict[str, np.ndarray],
+    calibration: list[dict[str, np.ndarray]],
+    ptq: PTQOptions | None = None,
+    plan: QuantPlan | None = None,
+) -> tuple[RunResult, QuantPlan, dict[str, np.ndarray]]:
+    """Quantize post-training on `calibration` (or use `plan`; a quantized model brings its
+    own), run the integer datapath on `inputs`; returns the run, the plan and the
+    dequantized outputs."""
+    if plan is None:
+        plan = (
+            model_plan(program)
+            if program.graph.quant is not None
+            else calibrate(program, hw, calibration, ptq)
+        )
+    res = run(program, hw, bind(program, plan), inputs, plan)
+    outs = {o: read_value(program, res, o, plan) for o in program.outputs}
+    return res, plan, outs
+
+
+def float_outputs(
+    program: Program, hw: HardwareConfig, inputs: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The program's outputs on the float datapath (the model's float arithmetic, tiled)."""
+    res = run(program, hw, bind(program, None), inputs)
+    return {o: read_value(program, res, o, None) for o in program.outputs}
+
+
+class Session:
+    """A model imported once; lowered per hardware structure; run and reported on demand.
+
+    `model` is an ONNX path, bytes, a ModelProto, or an imported `Graph` (then onnxruntime
+    cannot be the reference). `input_shapes` / `input_values` fix symbolic dims and inputs
+    at import (docs/architecture.md, the frontend's stages)."""
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        input_shapes: Mapping[str, Sequence[int]] | None = None,
+        input_values: Mapping[str, Sequence[float]] | None = None,
+        name: str | None = None,
+    ):
+        self._import_options = (input_shapes, input_values)
+        self._model = model
+        chosen: dict[str, bool] = {}
+        imported, default_name, self.sha256 = _import(model, input_shapes, input_values, chosen)
+        self.name = name or default_name  # the report's `model`
+        self.source = None if isinstance(model, Graph) else model  # what onnxruntime reads
+        self.input_values = input_values
+        self.graph = run_passes(imported)  # Ifs on run-time data: their then-branches
+        self._variants: dict[tuple, Graph] = {tuple(sorted(chosen.items())): self.graph}
+        self._programs: OrderedDict[tuple, Program] = OrderedDict()
+        # onnxruntime's outputs per input sample: they do not depend on the hardware
+        self._ort: OrderedDict[tuple, dict[str, np.ndarray]] = OrderedDict()
+
+    @property
+    def data_ifs(self) -> list[str]:
+        """The model's Ifs on run-time data seen so far, in graph order."""
+        return list(dict.fromkeys(b.name for g in self._variants.values() for b in g.branches))
+
+    def variant(self, branches: Mapping[str, bool] | None = None) -> Graph:
+        """The graph with each If on run-time data replaced by the branch `branches` picks
+        (If name -> True for then; an If it does not name takes its then-branch)."""
+        if not branches:
+            return self.graph
+        key = tuple(sorted(branches.items()))
+        graph = self._variants.get(key)
+        if graph is None:
+            chosen = dict(branches)
+            graph = run_passes(_import(self._model, *self._import_options, chosen)[0])
+            self._variants[key] = graph
+        stray = set(branches) - set(self.data_ifs)
+        if stray:
+            raise UserError(f"no If on run-time data named {sorted(stray)[0]!r} (the model's: "
+                            f"{', '.join(self.data_ifs) or 'none'})")  # fmt: skip
+        return graph
+
+    def program(
+        self,
+        hw: HardwareConfig,
+        precision: Sequence[str] = (),
+        branches: Mapping[str, bool] | None = None,
+    ) -> Program:
+        """The model lowered onto `hw` with per-layer `precision` rules and the data
+        branches `branches` (cached)."""
+        graph = self.variant(branches)
+        key = (structural_key(hw), tuple(precision),
+               tuple(sorted((b.name, b.taken) for b in graph.branches)))  # fmt: skip
+        program = self._programs.get(key)
+        if program is None:
+            program = lower(graph, hw, list(precision), passed=True)
+            self._programs[key] = program
+            if len(self._programs) > PROGRAM_CACHE_SIZE:
+                self._programs.popitem(last=False)
+        else:
+            self._programs.move_to_end(key)
+        return program
+
+    def time(
+        self,
+        hw: HardwareConfig,
+        precision: Sequence[str] = (),
+        branches: Mapping[str, bool] | None = None,
+    ) -> RunResult:
+        """Timing and counters only: no arithmetic (equal to a full run's, docs)."""
+        return run(self.program(hw, precision, branches), hw)
+
+    def params(
+        self, program: Program, hw: HardwareConfig, opts: SimOptions | None = None
+    ) -> tuple[QuantPlan, Params]:
+        """The quantization plan (the model's own, or calibrated on `opts`' inputs: by default
+        one seeded random sample) and the integer parameters the machine holds."""
+        opts = opts or SimOptions()
+        if program.graph.quant is not None:
+            plan = model_plan(program)
+        else:
+            calib = calibration_inputs(self.graph, opts, samples_of(self.graph, opts))
+            plan = calibrate(program, hw, calib, opts.ptq)
+        return plan, bind(program, plan)
+
+    def reference(
+        self, program: Program, hw: HardwareConfig, inputs: dict[str, np.ndarray]
+    ) -> tuple[str, dict[str, np.ndarray]]:
+        """(name, outputs) of the float reference: onnxruntime when installed and the model
+        came as ONNX, else the simulator's own float datapath."""
+        if self.source is not None:
+            key = tuple((n, hashlib.sha256(np.ascontiguousarray(x)).hexdigest())
+                        for n, x in sorted(inputs.items()))  # fmt: skip
+            ref = self._ort.get(key)
+            if ref is None:
+                ref = onnxruntime_outputs(self.source, inputs, fixed=self.input_values)
+            if ref is not None:
+                self._ort[key] = ref
+                if len(self._ort) > REFERENCE_CACHE_SIZE:
+                    self._ort.popitem(last=False)
+                return "onnxruntime", ref
+        return "ndpsim-float", float_outputs(program, hw, inputs)
+
+    def report(
+        self,
+        program: Program,
+        res: RunResult,
+        hw: HardwareConfig,
+        mode: str,
+        **extra: Any,
+    ) -> SimulationReport:
+        """The report of one run (`extra`: build_report's agreement / outputs / with_layers)."""
+        return build_report(program, res, hw, model=self.name, model_sha256=self.sha256,
+                            mode=mode, **extra)  # fmt: skip
+
+    def execute_settled(
+        self,
+        hw: HardwareConfig,
+        inputs: dict[str, np.ndarray],
+        calibration: list[dict[str, np.ndarray]],
+        opts: SimOptions,
+        plans: dict[int, tuple[Program, QuantPlan]] | None = None,
+    ) -> tuple[Program, RunResult, dict[str, np.ndarray]]:
+        """Run the integer datapath on `inputs` with the branches the data picks: start from
+        `opts.branches` (else then-branches), read each If's condition, and when the data
+        picked the other branch, run again with it (later Ifs may change with it).
+        `plans` keeps each program's quantization across calls (a stream calibrates once).
+        Returns the program run, the run and its outputs (conditions included)."""
+        chosen = dict(opts.branches or {})
+        plans = {} if plans is None else plans
+        for _ in range(MAX_BRANCH_RUNS):
+            program = self.program(hw, opts.precision, chosen)
+            known = plans.get(id(program))
+            plan = known[1] if known is not None and known[0] is program else None
+            res, plan, outs = execute(program, hw, inputs, calibration, opts.ptq, plan)
+            plans[id(program)] = (program, plan)
+            for k, b in enumerate(program.graph.branches):
+                if bool(np.asarray(outs[b.cond]).reshape(-1)[0] != 0) != b.taken:
+                    # the Ifs before it ran as the data picks: keep them, flip this one
+                    chosen = {x.name: x.taken for x in program.graph.branches[:k]}
+                    chosen[b.name] = not b.taken
+                    break
+            else:
+                return program, res, outs
+        raise UserError(f"the data-dependent Ifs did not settle in {MAX_BRANCH_RUNS} runs")
+
+    def simulate(self, hw: HardwareConfig, opts: SimOptions | None = None) -> SimulationReport:
+        """The whole pipeline on `hw`: timing only (the branches `opts.branches` names), or
+        quantize, run (the branches the data picks) and compare."""
+        opts = opts or SimOptions()
+        if opts.timing_only:
+            program = self.program(hw, opts.precision, opts.branches)
+            return self.report(program, run(program, hw), hw, "timing-only")
+        samples = samples_of(self.graph, opts)
+        calib = calibration_inputs(self.graph, opts, samples)
+        program, res, outs = self.execute_settled(hw, samples[0], calib, opts)
+        conds = {b.cond for b in program.graph.branches}
+        outs = {k: v for k, v in outs.items() if k not in conds}  # the host's, not the model's
+        rows: list[Agreement] = []
+        if opts.compare_reference:
+            ref_name, ref = self.reference(program, hw, samples[0])
+            rows = agreement(program.graph, outs, ref, ref_name)
+        outputs = {k: v.tolist() for k, v in outs.items()} if opts.include_outputs else None
+        return self.report(program, res, hw, "full", agreement=rows, outputs=outputs)
