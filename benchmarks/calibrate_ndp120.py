@@ -170,9 +170,9 @@ class Features:
 
 def features(hw: HardwareConfig, model: Path, cache: dict) -> Features:
     """Features of `model` on `hw` (the fitted constants are zeroed here)."""
-    key = (model, hw.config_id())
+    zero = hw.with_(position_cycles=0, layer_setup_us=0.0, layer_setup_cycles=0)
+    key = (model, zero.config_id())  # the fitted constants do not change these
     if key not in cache:
-        zero = hw.with_(position_cycles=0, layer_setup_us=0.0, layer_setup_cycles=0)
         prog = lower(load_model(model), zero)
         res = run(prog, zero)
         setup = (prog.instrs["op"] == Opcode.NOP) & (prog.instrs["a0"] == 1)
