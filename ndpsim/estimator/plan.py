@@ -263,7 +263,7 @@ class Planner:
         timing = timing_of(hw)
         machine = Machine(np.asarray(vec_units, _I64), dma, len(classes), hw.total_macros,
                           hw.macros_per_core, hw.cores, timing.instruction_issue_cycles,
-                          wplan.stream_slots, 0, 1)  # fmt: skip
+                          wplan.stream_slots, 0)  # fmt: skip
         reps = bundle.reps
         crep, _, start, end = schedule(reps, timing, len(reps), 0, len(reps))
         spilled = self.spilled(hw.sram_bytes)
@@ -284,18 +284,19 @@ def structure_key(hw: HardwareConfig) -> tuple:
 
 
 def _static(st: Structure, values: dict[str, int]) -> tuple[Static, np.ndarray]:
-    """The program skeleton as arrays, and its representative rows: the setup and plain NOPs,
-    host transfers, a LOAD_A and a STORE_A of every value, every vector-layer instruction."""
-    rows = [_rows(Opcode.NOP, 2, a0=[1, 0])]
-    nrow = 2
+    """The program skeleton as arrays, and its representative rows: a plain NOP, host
+    transfers, a LOAD_A and a STORE_A of every value, every layer's setup NOP and every
+    vector-layer instruction."""
+    rows = [_rows(Opcode.NOP, 1)]
+    nrow = 1
     nb = np.array([st.nbytes[v] for v in values], _I64)
     v_load_row = nrow + np.arange(len(values), dtype=_I64)
     v_store_row = v_load_row + len(values)
     rows += [_rows(Opcode.LOAD_A, len(values), bytes_in=nb),
              _rows(Opcode.STORE_A, len(values), bytes_out=nb)]  # fmt: skip
     nrow += 2 * len(values)
-    L = {k: [] for k in ("kind", "rd_off", "rd_n", "wr_off", "wr_n", "host_row", "mac",
-                         "body_off", "body_n", "nloc")}  # fmt: skip
+    L = {k: [] for k in ("kind", "rd_off", "rd_n", "wr_off", "wr_n", "host_row", "setup_row",
+                         "gate", "mac", "body_off", "body_n", "nloc")}  # fmt: skip
     r_val, w_val, w_loc = [], [], []
     body = {k: [] for k in ("row", "dma", "w0", "w1", "w2", "sig")}
     dma_class = int(Unit.DMA)
@@ -304,7 +305,12 @@ def _static(st: Structure, values: dict[str, int]) -> tuple[Static, np.ndarray]:
         kind = {"input": INPUT, "output": OUTPUT, "alias": ALIAS, "mac": MAC,
                 "vector": VECTOR}[info.kind]  # fmt: skip
         host_row, mac, body_off, body_n, nloc = -1, -1, len(body["row"]), 0, 0
+        setup_row = -1
         loc_of: dict[int, int] = {}
+        if info.setup is not None:
+            rows.append(np.array([[int(info.setup[f]) for f in ROW_FIELDS]], _I64))
+            setup_row = nrow
+            nrow += 1
         if kind in (INPUT, OUTPUT):
             v = info.writes[0]
             op, field = (Opcode.HOST_IN, "bytes_in") if kind == INPUT else (Opcode.HOST_OUT,
@@ -334,6 +340,7 @@ def _static(st: Structure, values: dict[str, int]) -> tuple[Static, np.ndarray]:
             body_n = len(ins)
         for k, v in (("kind", kind), ("rd_off", len(r_val)), ("rd_n", len(info.reads)),
                      ("wr_off", len(w_val)), ("wr_n", len(info.writes)), ("host_row", host_row),
+                     ("setup_row", setup_row), ("gate", values[info.gate] if info.gate else -1),
                      ("mac", mac), ("body_off", body_off), ("body_n", body_n),
                      ("nloc", nloc)):  # fmt: skip
             L[k].append(v)

@@ -26,10 +26,12 @@ class Predictor:
         input_shapes: Mapping[str, Sequence[int]] | None = None,
         input_values: Mapping[str, Sequence[float]] | None = None,
         precision: Sequence[str] = (),
+        branches: Mapping[str, bool] | None = None,
     ):
         self.session = model if isinstance(model, Session) else Session(
             model, input_shapes=input_shapes, input_values=input_values)  # fmt: skip
         self.precision = tuple(precision)
+        self.branches = dict(branches or {})  # If on run-time data -> True for then (Session)
         self._planners: dict[tuple, tuple[Planner, tuple]] = {}
 
     def planner(self, hw: HardwareConfig) -> tuple[Planner, tuple]:
@@ -37,8 +39,9 @@ class Predictor:
         key = bits_key(hw)
         found = self._planners.get(key)
         if found is None:
-            skeleton = self.session.program(skeleton_hardware(hw), self.precision)
-            st = build_structure(self.session.graph, hw, skeleton)
+            skeleton = self.session.program(skeleton_hardware(hw), self.precision,
+                                            self.branches or None)  # fmt: skip
+            st = build_structure(skeleton.graph, hw, skeleton)
             found = self._planners[key] = (Planner(st), kernel_table(st.kernels))
         return found
 

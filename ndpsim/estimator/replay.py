@@ -9,8 +9,9 @@ lowering driver (lower/lower.py) emits it, without materializing it:
 
 - a graph input: HOST_IN; an output: HOST_OUT after its value; an alias: its source's token;
 - any other layer: one LOAD_A per read of a spilled value (each after the value's latest
-  writer), barrier NOPs while more than three distinct tokens remain, the setup NOP on the
-  layer's vector unit (layer index mod cores), the body, one STORE_A per spilled output;
+  writer), barrier NOPs while more than three distinct tokens remain (its reads' and, in a
+  data-dependent branch, its condition's), the setup NOP on the layer's vector unit (layer
+  index mod cores), the body, one STORE_A per spilled output;
 - a vector layer's body: its own instructions (structure.py), tokens renamed;
 - a MAC layer's body (lower/mac.py): with streamed weights one LOAD_W per tile up front, or
   per tile and pixel block when the layer has more tiles than streaming slots, each after
@@ -42,6 +43,8 @@ class Static(NamedTuple):
     l_wr_off: np.ndarray
     l_wr_n: np.ndarray
     l_host_row: np.ndarray
+    l_setup_row: np.ndarray  # the layer's setup NOP (its a2: the layer's output positions)
+    l_gate: np.ndarray  # value a branch's layer also waits for, or -1
     l_mac: np.ndarray  # MAC layers: their index among MAC layers
     l_body_off: np.ndarray  # vector layers: their instructions b_*[off : off + n]
     l_body_n: np.ndarray
@@ -96,7 +99,6 @@ class Machine(NamedTuple):
     cores: int
     issue_cycles: int
     slots: int  # streaming slots (lower/memory.place_weights)
-    setup_row: int
     nop_row: int
 
 
@@ -178,8 +180,10 @@ def replay(s, mc, hw, spilled, mac_first, mac_resident, dur, crep, n_tokens):
                 ntok += 1
         toks = np.empty(rn + 1, np.int64)
         nt = 0
-        for j in range(ro, ro + rn):
-            x = vtok[s.r_val[j]]
+        for j in range(ro, ro + rn + 1):  # the reads, then a branch's condition
+            if j == ro + rn and s.l_gate[li] < 0:
+                break
+            x = vtok[s.r_val[j]] if j < ro + rn else vtok[s.l_gate[li]]
             seen = x < 0
             for q in range(nt):
                 if toks[q] == x:
@@ -201,8 +205,9 @@ def replay(s, mc, hw, spilled, mac_first, mac_resident, dur, crep, n_tokens):
         ready = 0
         for q in range(nt):
             ready = max(ready, token_ready[toks[q]])
-        setup = _issue(clock, unit_free, first, last, li, vu, dur[hw.setup_row], ready, ic)
-        _count(counters, li, crep, hw.setup_row, 1)
+        row = s.l_setup_row[li]
+        setup = _issue(clock, unit_free, first, last, li, vu, dur[row], ready, ic)
+        _count(counters, li, crep, row, 1)
         if kind == MAC:
             m = s.l_mac[li]
             done = _mac(mc, hw, m, li, setup, mac_first[m], mac_resident[m], dur, crep, clock,

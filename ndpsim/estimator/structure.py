@@ -20,6 +20,7 @@ from ndpsim.config import HardwareConfig
 from ndpsim.ir import Graph
 from ndpsim.isa import Opcode, Unit
 from ndpsim.lower import Program, lower
+from ndpsim.lower.lower import _gates
 from ndpsim.lower.mac_layer import _weight_key
 from ndpsim.lower.registry import ALIAS_OPS, entry
 from ndpsim.lower.tiling import ConvGeom, geometry
@@ -70,7 +71,9 @@ class LayerInfo:
     writes: list[str] = field(default_factory=list)  # values it writes (aliases: its view)
     mac: MacLayer | None = None
     body: np.ndarray | None = None  # vector layers: their instructions (skeleton tokens)
+    setup: np.ndarray | None = None  # the layer's setup NOP as the skeleton emitted it
     setup_token: int = -1  # the skeleton's setup token of the layer (vector layers)
+    gate: str = ""  # a branch's layer also waits for the value that picked the branch
 
 
 @dataclass
@@ -120,6 +123,7 @@ def build_structure(graph: Graph, hw: HardwareConfig, program: Program | None = 
         order.append((node.name, ins, [o for o in node.outputs if o]))
     pl = program.placements
     nbytes = {v: p.nbytes for v, p in pl.items()}
+    gates = _gates(g) if g.branches else {}
     ins_by_layer = _instructions_by_layer(program)
     layers: list[LayerInfo] = []
     node_of = {n.name: n for n in g.nodes}
@@ -134,13 +138,15 @@ def build_structure(graph: Graph, hw: HardwareConfig, program: Program | None = 
         if lay.kind == "alias":
             layers.append(LayerInfo(i, "alias", lay.name, [node.inputs[0]], outs))
             continue
-        info = LayerInfo(i, lay.kind, lay.name, list(reads[node.name]), outs)
+        info = LayerInfo(i, lay.kind, lay.name, list(reads[node.name]), outs,
+                         gate=gates.get(node.name, ""))  # fmt: skip
+        info.setup, info.body = _split(ins_by_layer.get(i), lay.name)
+        info.setup_token = int(info.setup["signal"])
         if lay.kind == "mac":
             geom = geometry(g, node)
             info.mac = MacLayer(geom, _weight_key(node, geom), lay.w_bits, lay.in_bits,
                                 pl[outs[0]].bits)  # fmt: skip
-        else:
-            info.body, info.setup_token = _vector_body(ins_by_layer.get(i), lay.name)
+            info.body = None
         layers.append(info)
     final = {v: p.token for v, p in pl.items()}
     st = Structure(g, program, layers, root, nbytes, order, list(g.inputs) + const_acts, final)
@@ -160,17 +166,16 @@ def _instructions_by_layer(program: Program) -> dict[int, np.ndarray]:
     }
 
 
-def _vector_body(ins: np.ndarray | None, name: str) -> tuple[np.ndarray, int]:
-    """A vector layer's instructions after its setup NOP, and the setup's token. On the
-    skeleton nothing spills, so a layer's instructions are (barrier NOPs,) the setup NOP and
-    the emitter's body."""
+def _split(ins: np.ndarray | None, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A layer's setup NOP and the instructions after it. On the skeleton nothing spills, so
+    a layer's instructions are (barrier NOPs,) the setup NOP and the emitter's body."""
     if ins is None:
         raise RuntimeError(f"layer {name!r} emitted no instructions")
     setup = np.flatnonzero((ins["op"] == int(Opcode.NOP)) & (ins["a0"] == 1))
     if len(setup) != 1:
         raise RuntimeError(f"layer {name!r}: expected one setup instruction, found {len(setup)}")
     k = int(setup[0])
-    return ins[k + 1 :].copy(), int(ins[k]["signal"])
+    return ins[k].copy(), ins[k + 1 :].copy()
 
 
 def unit_classes(program: Program) -> np.ndarray:
