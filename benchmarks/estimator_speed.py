@@ -59,13 +59,46 @@ def models(tmp: Path) -> list[tuple[str, Path, dict | None]]:
             ("light_resnet50", light / "light_resnet50.onnx", None)]  # fmt: skip
 
 
-def _median(fn, repeats: int) -> float:
+def _median(fn, repeats: int, *args) -> float:
+    """Median seconds of fn(i, *args) over i = 0 .. repeats - 1."""
     times = []
     for i in range(repeats):
         t0 = time.perf_counter()
-        fn(i)
+        fn(i, *args)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def _shape(hw, i: int):
+    """Hardware of another macro shape for every i (no lowering or tiling cached for it)."""
+    rows, cols = SHAPES[i % len(SHAPES)]
+    return hw.with_(macro_rows=rows, macro_cols=cols, accumulator_entries_per_macro=4096)
+
+
+def _other_shape(hw, i: int):
+    """Shapes the simulator's repeats did not use (the estimator caches tilings per shape)."""
+    return _shape(hw, i + 7)
+
+
+def _retime(hw, i: int):
+    """The same structure with another clock (the simulator re-runs a cached program)."""
+    return hw.with_(clock_mhz=hw.clock_mhz * (1 + (i + 1) / 100))
+
+
+def _cold_sim(i, path, shapes, hw):
+    Session(path, input_shapes=shapes).simulate(hw, TIMING)
+
+
+def _cold_est(i, est, path, shapes, hw):
+    est.predict(Predictor(path, input_shapes=shapes), [hw])
+
+
+def _sim(i, session, make, hw):
+    session.simulate(make(hw, i), TIMING)
+
+
+def _est(i, est, pred, make, hw):
+    est.predict(pred, [make(hw, i)])
 
 
 def table_a(est: Estimator, cases, presets, repeats: int) -> list[float]:
@@ -78,22 +111,16 @@ def table_a(est: Estimator, cases, presets, repeats: int) -> list[float]:
     for name, path, shapes in cases:
         for preset in presets:
             hw = load_preset(preset)
-            cold_sim = _median(lambda i: Session(path, input_shapes=shapes).simulate(hw, TIMING),
-                               repeats)  # fmt: skip
-            cold_est = _median(lambda i: est.predict(Predictor(path, input_shapes=shapes), [hw]),
-                               repeats)  # fmt: skip
+            cold_sim = _median(_cold_sim, repeats, path, shapes, hw)
+            cold_est = _median(_cold_est, repeats, est, path, shapes, hw)
             session = Session(path, input_shapes=shapes)
             pred = Predictor(session)
             est.predict(pred, [hw])  # the skeleton structure: the estimator's import
-            shape = lambda i, k: hw.with_(macro_rows=SHAPES[(k + i) % len(SHAPES)][0],  # noqa: E731
-                                          macro_cols=SHAPES[(k + i) % len(SHAPES)][1],
-                                          accumulator_entries_per_macro=4096)  # fmt: skip
-            warm_sim = _median(lambda i: session.simulate(shape(i, 0), TIMING), repeats)
-            warm_est = _median(lambda i: est.predict(pred, [shape(i, 7)]), repeats)
+            warm_sim = _median(_sim, repeats, session, _shape, hw)
+            warm_est = _median(_est, repeats, est, pred, _other_shape, hw)
             session.simulate(hw, TIMING)
-            retime = lambda i: hw.with_(clock_mhz=hw.clock_mhz * (1 + i / 100))  # noqa: E731
-            re_sim = _median(lambda i: session.simulate(retime(i + 1), TIMING), repeats)
-            re_est = _median(lambda i: est.predict(pred, [retime(i + 1)]), repeats)
+            re_sim = _median(_sim, repeats, session, _retime, hw)
+            re_est = _median(_est, repeats, est, pred, _retime, hw)
             r = (cold_sim / cold_est, warm_sim / warm_est, re_sim / re_est)
             ratios.append(r[1])
             print(f"  {name:22s} {preset:14s} {1e3 * cold_sim:9.1f} {1e3 * cold_est:7.1f} "

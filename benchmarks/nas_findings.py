@@ -42,7 +42,8 @@ def simulate(model, hw) -> tuple[dict, list[dict]]:
     rows = [{"kernel_type": kernels[i], "cycles": lay.cycles, "macs": lay.macs,
              "tiles": lay.tiles} for i, lay in enumerate(r.layers) if i in kernels]  # fmt: skip
     m = {"cycles": r.latency_cycles, "macs": r.macs, "params": r.params,
-         "energy_pj": r.energy_uj * 1e6, "peak_activation_bytes": r.peak_activation_bytes}  # fmt: skip
+         "energy_pj": r.energy_uj * 1e6,
+         "peak_activation_bytes": r.peak_activation_bytes}  # fmt: skip
     return m, rows
 
 

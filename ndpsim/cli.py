@@ -20,7 +20,8 @@ app = typer.Typer(
 )
 
 _DEBUG = {"on": False}
-_EXTRAS = {"pyarrow": "sweep", "distributed": "sweep", "matplotlib": "plot"}  # optional deps
+_EXTRAS = {"pyarrow": "sweep", "distributed": "sweep", "matplotlib": "plot", "sklearn": "estimator",
+           "scipy": "estimator"}  # optional deps
 
 Preset = Annotated[str | None, typer.Option("--preset", "-p", help="named hardware preset")]
 Config = Annotated[

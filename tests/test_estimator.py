@@ -118,7 +118,8 @@ def test_cli_predict_defaults_to_generic_with_energy_to_four_figures(empty):
     energy = p.stdout.splitlines()[1].split()[1]
     assert len(energy.replace(".", "").lstrip("0")) == 4
     sim = Predictor(ROOT / "models" / "kws_dscnn.onnx").session.simulate(
-        GENERIC, SimOptions(timing_only=True))
+        GENERIC, SimOptions(timing_only=True)
+    )
     assert f"{sim.latency_cycles:,}" in lat  # the simulator's default preset: generic
 
 

@@ -37,10 +37,13 @@ def dataset(
     out: Annotated[Path, typer.Argument(help="output directory")],
     models_per_family: Annotated[int, typer.Option(help="networks per zoo family")] = 6,
     train_configs: Annotated[int, typer.Option(help="sampled training configurations")] = 4,
-    eval_configs: Annotated[int, typer.Option(help="sampled evaluation configurations "
-                                              "(besides the presets)")] = 20,  # fmt: skip
+    eval_configs: Annotated[
+        int, typer.Option(help="sampled evaluation configurations (besides the presets)")
+    ] = 20,  # fmt: skip
     family: Annotated[list[str] | None, typer.Option(help="only this family (repeatable)")] = None,
-    real: Annotated[bool, typer.Option(help="also the real networks (light_*, MLPerf Tiny)")] = True,
+    real: Annotated[
+        bool, typer.Option(help="also the real networks (light_*, MLPerf Tiny)")
+    ] = True,
     seed: Annotated[int, typer.Option()] = 0,
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="local processes")] = None,
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler tcp://HOST:PORT")] = None,
@@ -124,12 +127,16 @@ def predict(
     estimator: Annotated[Path, typer.Option("--estimator", "-e", help="estimator file")] = Path(
         "estimator.npz"
     ),
-    preset: Annotated[list[str] | None, typer.Option("--preset", "-p", help="hardware preset "
-                      "(repeatable; default generic)")] = None,  # fmt: skip
-    config: Annotated[list[Path] | None, typer.Option("--config", "-c", help="hardware file "
-                      "(repeatable)")] = None,  # fmt: skip
-    sweep: Annotated[Path | None, typer.Option(help="a sweep spec: every configuration it "
-                     "generates")] = None,  # fmt: skip
+    preset: Annotated[
+        list[str] | None,
+        typer.Option("--preset", "-p", help="hardware preset (repeatable; default generic)"),
+    ] = None,  # fmt: skip
+    config: Annotated[
+        list[Path] | None, typer.Option("--config", "-c", help="hardware file (repeatable)")
+    ] = None,  # fmt: skip
+    sweep: Annotated[
+        Path | None, typer.Option(help="a sweep spec: every configuration it generates")
+    ] = None,  # fmt: skip
     set_: Sets = None,
     operating_point: OpPoint = None,
     input_shape: Shapes = None,

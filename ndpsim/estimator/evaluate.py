@@ -96,15 +96,16 @@ def _features(est, layer, geom, ev, hw):
     return features(layer, geom, ev, hw) if est.forests else None
 
 
-
 def _select(recs, **where):
     return [r for r in recs if all(r[k] in v if isinstance(v, tuple) else r[k] == v
                                    for k, v in where.items())]  # fmt: skip
 
 
 def _pair(recs, pre: str) -> dict:
-    return {"latency": metrics([r[f"{pre}cycles"] for r in recs], [r["sim_cycles"] for r in recs]),
-            "energy": metrics([r[f"{pre}uj"] for r in recs], [r["sim_uj"] for r in recs])}  # fmt: skip
+    """Latency and energy figures of records, predictions `pre`cycles / `pre`uj."""
+    lat = metrics([r[f"{pre}cycles"] for r in recs], [r["sim_cycles"] for r in recs])
+    energy = metrics([r[f"{pre}uj"] for r in recs], [r["sim_uj"] for r in recs])
+    return {"latency": lat, "energy": energy}
 
 
 def _report(recs, kernels, base_rows, hws, families, full) -> dict:
@@ -116,7 +117,8 @@ def _report(recs, kernels, base_rows, hws, families, full) -> dict:
                  "residuals": full.info.get("residuals", {})}  # fmt: skip
     out["lofo"] = {"all": _pair(zoo, "lofo_"),
                    "per_config": {c: _config_row(_select(zoo, config=c)) for c in out["configs"]},
-                   "per_family": {f: _pair(_select(zoo, family=f), "lofo_") for f in families}}  # fmt: skip
+                   "per_family": {f: _pair(_select(zoo, family=f), "lofo_")
+                                  for f in families}}  # fmt: skip
     test = _select(recs, split="test")
     out["in_family"] = {"all": _pair(test, ""),
                         "per_family": {f: _pair(_select(test, family=f), "") for f in families},
@@ -147,7 +149,9 @@ def _report(recs, kernels, base_rows, hws, families, full) -> dict:
     }  # fmt: skip
     if real:
         out["checks"]["real networks latency within ±10%"] = (
-            out["real"]["all"]["latency"]["within_10"], None)
+            out["real"]["all"]["latency"]["within_10"],
+            None,
+        )
     return out
 
 

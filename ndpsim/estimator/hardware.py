@@ -88,9 +88,7 @@ def sample_config(rng: np.random.Generator, memory: str, name: str) -> HardwareC
 def sample_configs(n: int, seed: int, prefix: str) -> list[HardwareConfig]:
     """`n` configurations, alternately ample and small memory."""
     rng = np.random.default_rng(seed)
-    return [
-        sample_config(rng, "small" if i % 2 else "ample", f"{prefix}{i:02d}") for i in range(n)
-    ]
+    return [sample_config(rng, "small" if i % 2 else "ample", f"{prefix}{i:02d}") for i in range(n)]
 
 
 def evaluation_configs(n_sampled: int, seed: int) -> list[HardwareConfig]:

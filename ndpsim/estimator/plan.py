@@ -106,6 +106,7 @@ class MacLocal:
     block_classes: int
     n_classes: int
     tile_classes: int
+    period: int  # the classes of the blocks but the last repeat every this many (0: never)
     mvm: list[tuple]  # representative rows (ROW_FIELDS)
     mvm_count: list[int]
     rq: list[tuple]
@@ -114,71 +115,117 @@ class MacLocal:
     load_count: list[int]
 
 
+@dataclass(frozen=True)
+class _Tiling:
+    """A MAC layer's tiles on one macro shape (lower/tiling.tiles_for), as classes."""
+
+    reps: list[Tile]
+    tile_class: np.ndarray
+    tile_count: list[int]
+    order: np.ndarray
+    tile_ct: np.ndarray
+    ct_first: np.ndarray
+    nch: list[int]  # REQUANT channels of each column tile
+
+    @property
+    def cols_max(self) -> int:
+        return max(t.cols for t in self.reps)
+
+
 @lru_cache(maxsize=8192)
-def mac_local(geom, rows: int, cols: int, acc_entries: int, w_bits: int, in_bits: int,
-              out_bits: int) -> MacLocal:  # fmt: skip
-    """The MacLocal of a MAC layer (see the class); shared by every model with that layer."""
+def _tiling(geom, rows: int, cols: int) -> _Tiling:
     G, K, cg, khw = geom.groups, geom.k_g, geom.cout_g, geom.kh * geom.kw
     per = groups_per_tile(geom, rows, cols)
     if per:  # block-diagonal: one fold, `per` groups a tile (fewer in the last)
         ng = [min(g + per, G) - g for g in range(0, G, per)]
         tfirst, tcls, tcount = _classes(ng)
         reps = [Tile(i * per, i * per + ng[i], 0, K, 0, cg) for i in tfirst]
-        n_ct = len(ng)
-        tile_class = np.asarray(tcls, _I64)
-        ct_first = order = tile_ct = np.arange(n_ct, dtype=_I64)
-        nch = [x * cg for x in ng]
-    else:  # each group folds into k-folds x column tiles
-        n_kf, n_c = -(-K // rows), -(-cg // cols)
-        folds = [(k0 % khw, min(rows, K - k0)) for k0 in range(0, K, rows)]
-        clen = [min(cols, cg - c0) for c0 in range(0, cg, cols)]
-        # an MVM's input channels depend on where its k-range starts within a kernel window
-        ffirst, fcls, fcount = _classes(folds)
-        cfirst, ccls, ccount = _classes(clen)
-        ncc = len(cfirst)
-        per_group = (np.asarray(fcls, _I64)[None, :] * ncc + np.asarray(ccls, _I64)[:, None])
-        tile_class = np.tile(per_group.ravel(), G)
-        tcount = [a * b * G for a in fcount for b in ccount]
-        reps = [Tile(0, 1, f * rows, f * rows + folds[f][1], c * cols, c * cols + clen[c])
-                for f in ffirst for c in cfirst]  # fmt: skip
-        n_ct = G * n_c
-        ct_first = np.arange(n_ct, dtype=_I64) * n_kf
-        tile_ct = np.repeat(np.arange(n_ct, dtype=_I64), n_kf)
-        order = (ct_first[None, :] + np.arange(n_kf, dtype=_I64)[:, None]).ravel()
-        nch = clen * G
-    px = pixel_block(geom, max(t.cols for t in reps), acc_entries)
+        ct_first = order = tile_ct = np.arange(len(ng), dtype=_I64)
+        return _Tiling(reps, np.asarray(tcls, _I64), tcount, order, tile_ct, ct_first,
+                       [x * cg for x in ng])  # fmt: skip
+    # each group folds into k-folds x column tiles
+    n_kf, n_c = -(-K // rows), -(-cg // cols)
+    folds = [(k0 % khw, min(rows, K - k0)) for k0 in range(0, K, rows)]
+    clen = [min(cols, cg - c0) for c0 in range(0, cg, cols)]
+    # an MVM's input channels depend on where its k-range starts within a kernel window
+    ffirst, fcls, fcount = _classes(folds)
+    cfirst, ccls, ccount = _classes(clen)
+    ncc = len(cfirst)
+    per_group = np.asarray(fcls, _I64)[None, :] * ncc + np.asarray(ccls, _I64)[:, None]
+    reps = [Tile(0, 1, f * rows, f * rows + folds[f][1], c * cols, c * cols + clen[c])
+            for f in ffirst for c in cfirst]  # fmt: skip
+    ct_first = np.arange(G * n_c, dtype=_I64) * n_kf
+    order = (ct_first[None, :] + np.arange(n_kf, dtype=_I64)[:, None]).ravel()
+    return _Tiling(reps, np.tile(per_group.ravel(), G), [a * b * G for a in fcount for b in ccount],
+                   order, np.repeat(np.arange(G * n_c, dtype=_I64), n_kf), ct_first,
+                   clen * G)  # fmt: skip
+
+
+def mac_local(geom, rows: int, cols: int, acc_entries: int, w_bits: int, in_bits: int,
+              out_bits: int) -> MacLocal:  # fmt: skip
+    """The MacLocal of a MAC layer (see the class); shared by every model with that layer."""
+    px = pixel_block(geom, _tiling(geom, rows, cols).cols_max, acc_entries)
+    return _mac_local(geom, rows, cols, px, w_bits, in_bits, out_bits)
+
+
+@lru_cache(maxsize=8192)
+def _mac_local(geom, rows: int, cols: int, px: int, w_bits: int, in_bits: int,
+               out_bits: int) -> MacLocal:  # fmt: skip
+    tl = _tiling(geom, rows, cols)
     npix = geom.pixels
     nblk = -(-npix // px)
     last_n = npix - (nblk - 1) * px
     # an MVM's input bytes depend on a block through its offset within an output row
     if px % geom.ow == 0:  # whole output rows: every block starts a row
-        bkeys = [(0, px)] * (nblk - 1) + [(0, last_n)]
+        bfirst = [0] if last_n == px else [0, nblk - 1]
+        bcls = np.zeros(nblk, _I64)
+        bcls[-1] = len(bfirst) - 1
+        bcount = [nblk] if last_n == px else [nblk - 1, 1]
     else:
-        bkeys = list(zip(((np.arange(nblk) * px) % geom.ow).tolist(),
-                         [px] * (nblk - 1) + [last_n], strict=True))  # fmt: skip
-    bfirst, bcls, bcount = _classes(bkeys)
+        n = np.full(nblk, px, _I64)
+        n[-1] = last_n
+        _, first, inv, cnt = np.unique(((np.arange(nblk) * px) % geom.ow) * (px + 1) + n,
+                                       return_index=True, return_inverse=True,
+                                       return_counts=True)  # fmt: skip
+        order = np.argsort(first)  # classes in order of first appearance
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        bfirst, bcls, bcount = first[order].tolist(), rank[inv.ravel()], cnt[order].tolist()
+    bn = [px if k < nblk - 1 else last_n for k in bfirst]
     nvals = sorted({px, last_n})
     blk_nclass = np.full(nblk, nvals.index(px), _I64)
     blk_nclass[-1] = nvals.index(last_n)
     ncount = [nblk - 1 + (last_n == v) if v == px else 1 for v in nvals]
     # rows in ROW_FIELDS order: op, a0, a2, rows, cols, w_bits, a_bits, work, bytes_in, bytes_out
-    rows_out = [(_MVM, 0, bkeys[k][1], t.rows, t.cols, w_bits, in_bits,
-                 bkeys[k][1] * t.macs_per_vector,
-                 input_bytes_for_block(geom, t, k * px, bkeys[k][1], in_bits), 0)
-                for t in reps for k in bfirst]  # fmt: skip
-    mvm_count = [a * b for a in tcount for b in bcount]
-    ct_vals = sorted(set(nch))
-    ct_class = np.searchsorted(np.asarray(ct_vals, _I64), np.asarray(nch, _I64)).astype(_I64)
+    rows_out = [(_MVM, 0, n_k, t.rows, t.cols, w_bits, in_bits, n_k * t.macs_per_vector,
+                 input_bytes_for_block(geom, t, k * px, n_k, in_bits), 0)
+                for t in tl.reps for k, n_k in zip(bfirst, bn, strict=True)]  # fmt: skip
+    ct_vals = sorted(set(tl.nch))
+    ct_class = np.searchsorted(np.asarray(ct_vals, _I64), np.asarray(tl.nch, _I64)).astype(_I64)
     ctcount = np.bincount(ct_class, minlength=len(ct_vals)).tolist()
     rq = [(_RQ, 0, nn, ch, 0, 0, out_bits, ch * nn, 0, (ch * nn * out_bits + 7) // 8)
           for ch in ct_vals for nn in nvals]  # fmt: skip
-    rq_count = [a * b for a in ctcount for b in ncount]
-    load = [(_LOAD_W, 0, 0, 0, 0, 0, 0, 0, (t.rows * t.cols * w_bits + 7) // 8, 0) for t in reps]
+    load = [(_LOAD_W, 0, 0, 0, 0, 0, 0, 0, (t.rows * t.cols * w_bits + 7) // 8, 0)
+            for t in tl.reps]  # fmt: skip
+    blk_class = np.asarray(bcls, _I64)
     return MacLocal(
-        len(tile_class), n_ct, nblk, order, tile_ct, tile_class, ct_first, ct_class,
-        np.asarray(bcls, _I64), blk_nclass, len(bfirst), len(nvals), len(reps),
-        rows_out, mvm_count, rq, rq_count, load, tcount,
+        len(tl.tile_class), len(tl.ct_first), nblk, tl.order, tl.tile_ct, tl.tile_class,
+        tl.ct_first, ct_class, blk_class, blk_nclass, len(bfirst), len(nvals), len(tl.reps),
+        _period(blk_class[:-1]), rows_out, [a * b for a in tl.tile_count for b in bcount], rq,
+        [a * b for a in ctcount for b in ncount], load, tl.tile_count,
     )  # fmt: skip
+
+
+MAX_PERIOD = 64  # longest repeating pattern of block classes the replay skips through
+
+
+def _period(classes: np.ndarray) -> int:
+    """The smallest p with classes[j] == classes[j + p] for every j, up to MAX_PERIOD (0 when
+    there is none, or too few blocks to gain from it)."""
+    for p in range(1, min(MAX_PERIOD, len(classes) // 3) + 1):
+        if np.array_equal(classes[p:], classes[:-p]):
+            return p
+    return 0
 
 
 @dataclass
@@ -313,8 +360,9 @@ def _static(st: Structure, values: dict[str, int]) -> tuple[Static, np.ndarray]:
             nrow += 1
         if kind in (INPUT, OUTPUT):
             v = info.writes[0]
-            op, field = (Opcode.HOST_IN, "bytes_in") if kind == INPUT else (Opcode.HOST_OUT,
-                                                                            "bytes_out")
+            op, field = (
+                (Opcode.HOST_IN, "bytes_in") if kind == INPUT else (Opcode.HOST_OUT, "bytes_out")
+            )
             rows.append(_rows(op, 1, **{field: st.nbytes[v]}))
             host_row = nrow
             nrow += 1
@@ -372,7 +420,7 @@ def _bundle(locs: list[MacLocal], static_rows: np.ndarray) -> Bundle:
                      ("m_blk_off", off["blk"]), ("m_nbc", loc.block_classes),
                      ("m_nnc", loc.n_classes), ("m_ntc", loc.tile_classes),
                      ("m_nrq", len(loc.rq)), ("m_mvm_base", mvm_base), ("m_rq_base", rq_base),
-                     ("m_load_base", load_base)):  # fmt: skip
+                     ("m_load_base", load_base), ("m_period", loc.period)):  # fmt: skip
             cols[k].append(v)
         for k in ("tile_ct", "tile_class", "order", "ct_first", "ct_class", "blk_class",
                   "blk_nclass"):  # fmt: skip

@@ -32,6 +32,8 @@ import numpy as np
 from numba import njit
 
 INPUT, OUTPUT, ALIAS, MAC, VECTOR = 0, 1, 2, 3, 4
+MAX_PERIOD = 256  # longest period of identical pixel blocks skipped through
+MAX_RING = 1 << 18  # and the most state it keeps for that (periods x state size)
 
 
 class Static(NamedTuple):
@@ -78,6 +80,7 @@ class Macs(NamedTuple):
     m_mvm_base: np.ndarray  # first MVM, REQUANT and LOAD_W row
     m_rq_base: np.ndarray
     m_load_base: np.ndarray
+    m_period: np.ndarray  # the block classes repeat every this many blocks (0: no period)
     tile_ct: np.ndarray
     tile_class: np.ndarray
     order: np.ndarray  # per layer, flat tile indices of one pixel block in issue order
@@ -104,9 +107,12 @@ class Machine(NamedTuple):
 
 @njit(cache=True)
 def _issue(clock, unit_free, first, last, layer, unit, dur, ready, issue_cycles):
-    """One instruction (clock[0] is its dispatch index): returns its end."""
+    """One instruction (clock[0] is its dispatch index; clock[2] is set when dispatch was
+    its latest constraint): returns its end."""
     t0 = clock[0] * issue_cycles
     clock[0] += 1
+    if t0 >= unit_free[unit] and t0 >= ready:
+        clock[2] = 1  # dispatch bound this instruction
     if unit_free[unit] > t0:
         t0 = unit_free[unit]
     if ready > t0:
@@ -144,7 +150,7 @@ def replay(s, mc, hw, spilled, mac_first, mac_resident, dur, crep, n_tokens):
     last = np.zeros(n_layers, np.int64)
     counters = np.zeros((n_layers, crep.shape[1]), np.int64)
     vtok = np.full(s.v_load_row.shape[0], -1, np.int64)
-    clock = np.zeros(2, np.int64)  # dispatch index, streaming cursor
+    clock = np.zeros(3, np.int64)  # dispatch index, streaming cursor, dispatch-bound flag
     nslot = max(hw.slots, 1)
     slot_time = np.zeros(nslot, np.int64)  # end of the finished group a slot waits for
     slot_pend = np.full(nslot, -1, np.int64)  # column tile of this block's group using it
@@ -275,8 +281,24 @@ def _mac(mc, hw, m, li, in_ready, first_macro, resident, dur, crep, clock, unit_
         for i in range(T):
             load_ready[i] = _load(mc, hw, m, to + i, i, dur, clock, unit_free, first, last, li,
                                   slot_time, slot_pend, grp, slot_of, nslot)  # fmt: skip
-    for blk in range(B):
+    nm = min(T, M)  # the macros the layer's tiles sit on: consecutive from the first
+    P = mc.m_period[m]
+    S = nslot if mode == 2 else 0  # per-block weight loads: the slots are state too
+    if mode == 2 and P:  # ... and their pattern repeats when the slot cursor comes round
+        turn = nslot // _gcd(T % nslot, nslot)
+        P = P * turn // _gcd(P, turn)
+        P = P if P <= MAX_PERIOD else 0
+    width = nm + hw.cores + 2 * fc + (S + 1 if S else 0)
+    P = P if P * width <= MAX_RING else 0
+    ring = np.empty((max(P, 1), nm + hw.cores + 2 * fc + (S + 1 if S else 0)), np.int64)
+    refs = np.zeros(max(P, 1), np.int64)
+    bound = np.ones(max(P, 1), np.bool_)
+    state = np.empty(ring.shape[1], np.int64)
+    have = 0
+    blk = 0
+    while blk < B:
         bc = mc.blk_class[bo + blk]
+        clock[2] = 0
         for ct in range(fc):
             grp[ct] = 0
         for j in range(T):
@@ -285,12 +307,16 @@ def _mac(mc, hw, m, li, in_ready, first_macro, resident, dur, crep, clock, unit_
             if mode == 2:
                 load_ready[i] = _load(mc, hw, m, to + i, i, dur, clock, unit_free, first, last, li,
                                       slot_time, slot_pend, grp, slot_of, nslot)  # fmt: skip
-            ready = max(in_ready, load_ready[i])
+            # times that do not move with the blocks: the setup, weights loaded up front
+            fixed = in_ready if mode == 2 else max(in_ready, load_ready[i])
+            ready = max(fixed, load_ready[i])
             if blk >= 2 and rq_end[blk % 2, ct] > ready:
                 ready = rq_end[blk % 2, ct]
+            unit = (first_macro + i) % M
+            if fixed >= ready and fixed >= unit_free[unit]:
+                clock[2] = 1
             row = mc.m_mvm_base[m] + mc.tile_class[to + i] * nbc + bc
-            t1 = _issue(clock, unit_free, first, last, li, (first_macro + i) % M, dur[row], ready,
-                        ic)  # fmt: skip
+            t1 = _issue(clock, unit_free, first, last, li, unit, dur[row], ready, ic)
             if t1 > grp[ct]:
                 grp[ct] = t1
             if slot_of[i] >= 0:
@@ -304,6 +330,39 @@ def _mac(mc, hw, m, li, in_ready, first_macro, resident, dur, crep, clock, unit_
             row = mc.m_rq_base[m] + mc.ct_class[co + ct] * nnc + nc
             rq_end[blk % 2, ct] = _issue(clock, unit_free, first, last, li, ct_vu[ct], dur[row],
                                          grp[ct], ic)  # fmt: skip
+        if P and blk + 1 + P < B - 1:
+            # Steady state: the block classes repeat every P blocks. When this block left the
+            # layer's units and accumulators as the block P earlier did, shifted by d cycles,
+            # and nothing fixed in time (dispatch, the setup, a weight load) bound an
+            # instruction for P blocks, every following period shifts them by d again: skip
+            # whole periods up to the last block.
+            ref = rq_end[blk % 2, 0]
+            _state(state, unit_free, rq_end, first_macro, M, nm, used, hw.vec_units, blk, ref,
+                   hw.dma, slot_time, S)  # fmt: skip
+            r = blk % P
+            if have >= P:
+                d = ref - refs[r]
+                per_block = T + fc + (T if mode == 2 else 0)  # instructions a block issues
+                ok = d > 0 and d >= P * per_block * ic and not clock[2]
+                for q in range(P):
+                    ok = ok and not bound[q]
+                for q in range(state.shape[0]):
+                    ok = ok and state[q] == ring[r, q]
+                k = (B - 2 - blk) // P if ok else 0
+                if k:
+                    _shift(unit_free, rq_end, slot_time, slot_of, first_macro, M, nm, used,
+                           hw.vec_units, k * P, k * d, hw.dma, S)  # fmt: skip
+                    last[li] += k * d
+                    clock[0] += k * P * per_block
+                    clock[1] += k * P * T if mode == 2 else 0
+                    blk += k * P
+                    have = -1  # the ring is stale from here: the remaining blocks run as they are
+            if have >= 0:
+                ring[r, :] = state
+                refs[r] = ref
+                bound[r] = clock[2] != 0
+                have += 1
+        blk += 1
     # counts of the MVMs, REQUANTs and weight loads, by class
     base = mc.m_mvm_base[m]
     for r in range(base, base + mc.m_ntc[m] * nbc):
@@ -322,6 +381,62 @@ def _mac(mc, hw, m, li, in_ready, first_macro, resident, dur, crep, clock, unit_
             _count(counters, li, crep, hw.nop_row, 1)
             done = max(done, t1)
     return done
+
+
+@njit(cache=True)
+def _state(state, unit_free, rq_end, first_macro, M, nm, used, vec_units, blk, ref, dma,
+           slot_time, S):  # fmt: skip
+    """The layer's units and accumulators after block `blk`, relative to `ref` (with S > 0
+    also the DMA unit and the S streaming slots)."""
+    fc = rq_end.shape[1]
+    q = 0
+    for k in range(nm):
+        state[q] = unit_free[(first_macro + k) % M] - ref
+        q += 1
+    for c in range(used.shape[0]):
+        state[q] = unit_free[vec_units[c]] - ref if used[c] else 0
+        q += 1
+    for ct in range(fc):
+        state[q + ct] = rq_end[blk % 2, ct] - ref
+        state[q + fc + ct] = rq_end[(blk + 1) % 2, ct] - ref
+    q += 2 * fc
+    if S:
+        state[q] = unit_free[dma] - ref
+        for sl in range(S):
+            state[q + 1 + sl] = slot_time[sl] - ref
+
+
+@njit(cache=True)
+def _shift(unit_free, rq_end, slot_time, slot_of, first_macro, M, nm, used, vec_units, k, d,
+           dma, S):  # fmt: skip
+    """The state `k` blocks later: everything `d` cycles on, the accumulator ring turned k
+    times (with S > 0 the DMA unit and every streaming slot too)."""
+    for q in range(nm):
+        unit_free[(first_macro + q) % M] += d
+    for c in range(used.shape[0]):
+        if used[c]:
+            unit_free[vec_units[c]] += d
+    for ct in range(rq_end.shape[1]):
+        a, b = rq_end[0, ct] + d, rq_end[1, ct] + d
+        rq_end[0, ct], rq_end[1, ct] = (b, a) if k % 2 else (a, b)
+    if S:
+        unit_free[dma] += d
+        for sl in range(S):
+            slot_time[sl] += d
+        return
+    seen = np.zeros(slot_time.shape[0], np.bool_)  # streamed once: each slot of the layer
+    for i in range(slot_of.shape[0]):
+        s = slot_of[i]
+        if s >= 0 and not seen[s]:
+            seen[s] = True
+            slot_time[s] += d
+
+
+@njit(cache=True)
+def _gcd(a, b):
+    while b:
+        a, b = b, a % b
+    return a
 
 
 @njit(cache=True)

@@ -194,7 +194,8 @@ def train(data: Path, quiet: bool = False, log: Callable = print) -> Estimator:
         training_configs=[h.config_id() for h in train_hws],
         families=sorted(set(rows.family.tolist())),
         rows=int(len(rows.kind)),
-        digest=hashlib.sha256(json.dumps(sorted(h.config_id() for h in train_hws)).encode())
-        .hexdigest()[:12],
+        digest=hashlib.sha256(
+            json.dumps(sorted(h.config_id() for h in train_hws)).encode()
+        ).hexdigest()[:12],
     )
     return est
