@@ -41,8 +41,7 @@ TARGETS = ("latency", "energy")
 class Prediction:
     """The estimator's answer for one (model, hardware)."""
 
-    hardware: str
-    config_id: str
+    hw: HardwareConfig
     latency_cycles: float
     latency_us: float
     energy_uj: float
@@ -52,8 +51,18 @@ class Prediction:
     spilled_values: int
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def hardware(self) -> str:
+        return self.hw.name
+
+    @property
+    def config_id(self) -> str:
+        return self.hw.config_id()
+
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        out = {"hardware": self.hardware, "config_id": self.config_id, **self.__dict__}
+        del out["hw"]
+        return out
 
 
 @dataclass
@@ -74,10 +83,12 @@ class Estimator:
                     r[t][m] = forest.predict(X[m])
         return r["latency"], r["energy"]
 
-    def correct(self, ev: Evaluation, hw: HardwareConfig, layer, kind, geom) -> tuple[float, float]:
-        """(cycles, energy pJ) of a model from its analytic evaluation and kernels."""
-        dyn = dynamic_pj(ev.counters, hw)
-        layer_dyn = sum(dyn[c] for c in dyn)
+    def correct(self, ev: Evaluation, hw: HardwareConfig, layer, kind, geom,
+                layer_dyn=None) -> tuple[float, float]:  # fmt: skip
+        """(cycles, energy pJ) of a model from its analytic evaluation and kernels
+        (`layer_dyn`: its dynamic energy per layer, when the caller has it)."""
+        if layer_dyn is None:
+            layer_dyn = _layer_dynamic(ev, hw)
         r_lat, r_e = self.residuals(kind, features(layer, geom, ev, hw) if self.forests else None)
         span = ev.spans[layer].astype(np.float64)
         cycles = ev.cycles + float(np.sum((span + 1) * np.expm1(r_lat)))
@@ -90,13 +101,13 @@ class Estimator:
         out = []
         ranges = self.info.get("training_ranges", {})
         for hw in hws:
-            ev = predictor.evaluate(hw)
-            layer, kind, geom = predictor.kernels(hw)
-            cycles, pj = self.correct(ev, hw, layer, kind, geom)
-            an_pj = float(sum(v.sum() for v in dynamic_pj(ev.counters, hw).values())
-                          + clock_pj(ev.cycles, hw) + static_pj(ev.cycles, hw))  # fmt: skip
-            out.append(Prediction(hw.name, hw.config_id(), cycles, cycles / hw.clock_mhz,
-                                  pj / 1e6, ev.cycles, an_pj / 1e6, ev.resident, ev.spilled,
+            planner, (layer, kind, geom) = predictor.planner(hw)
+            ev = planner.evaluate(hw)
+            layer_dyn = _layer_dynamic(ev, hw)
+            cycles, pj = self.correct(ev, hw, layer, kind, geom, layer_dyn)
+            an_pj = float(layer_dyn.sum() + clock_pj(ev.cycles, hw) + static_pj(ev.cycles, hw))
+            out.append(Prediction(hw, cycles, cycles / hw.clock_mhz, pj / 1e6, ev.cycles,
+                                  an_pj / 1e6, ev.resident, ev.spilled,
                                   outside(hw, ranges) if ranges else []))  # fmt: skip
         return out
 
@@ -129,3 +140,8 @@ class Estimator:
             raise UserError(f"{path} was trained on other features; retrain it")
         forests = {k: Forest.from_arrays(data, k) for k in meta["forests"]}
         return cls(forests, meta["info"])
+
+
+def _layer_dynamic(ev: Evaluation, hw: HardwareConfig) -> np.ndarray:
+    """Dynamic energy per layer (pJ; report/energy.py's components)."""
+    return sum(dynamic_pj(ev.counters, hw).values())
