@@ -22,6 +22,7 @@ activations, several cores and dispatch-bound programs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -181,6 +182,7 @@ def _mac_local(geom, rows: int, cols: int, px: int, w_bits: int, in_bits: int,
         bcls = np.zeros(nblk, _I64)
         bcls[-1] = len(bfirst) - 1
         bcount = [nblk] if last_n == px else [nblk - 1, 1]
+        period = 1
     else:
         n = np.full(nblk, px, _I64)
         n[-1] = last_n
@@ -191,6 +193,7 @@ def _mac_local(geom, rows: int, cols: int, px: int, w_bits: int, in_bits: int,
         rank = np.empty_like(order)
         rank[order] = np.arange(len(order))
         bfirst, bcls, bcount = first[order].tolist(), rank[inv.ravel()], cnt[order].tolist()
+        period = geom.ow // math.gcd(px, geom.ow)  # the block offsets within a row come round
     bn = [px if k < nblk - 1 else last_n for k in bfirst]
     nvals = sorted({px, last_n})
     blk_nclass = np.full(nblk, nvals.index(px), _I64)
@@ -211,21 +214,10 @@ def _mac_local(geom, rows: int, cols: int, px: int, w_bits: int, in_bits: int,
     return MacLocal(
         len(tl.tile_class), len(tl.ct_first), nblk, tl.order, tl.tile_ct, tl.tile_class,
         tl.ct_first, ct_class, blk_class, blk_nclass, len(bfirst), len(nvals), len(tl.reps),
-        _period(blk_class[:-1]), rows_out, [a * b for a in tl.tile_count for b in bcount], rq,
+        period if 3 * period <= nblk - 1 else 0, rows_out,
+        [a * b for a in tl.tile_count for b in bcount], rq,
         [a * b for a in ctcount for b in ncount], load, tl.tile_count,
     )  # fmt: skip
-
-
-MAX_PERIOD = 64  # longest repeating pattern of block classes the replay skips through
-
-
-def _period(classes: np.ndarray) -> int:
-    """The smallest p with classes[j] == classes[j + p] for every j, up to MAX_PERIOD (0 when
-    there is none, or too few blocks to gain from it)."""
-    for p in range(1, min(MAX_PERIOD, len(classes) // 3) + 1):
-        if np.array_equal(classes[p:], classes[:-p]):
-            return p
-    return 0
 
 
 @dataclass
