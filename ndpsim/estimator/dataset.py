@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ndpsim import __version__
-from ndpsim.config import HardwareConfig, load_preset
+from ndpsim.config import HardwareConfig
 from ndpsim.estimator.hardware import evaluation_configs, sample_configs
 from ndpsim.session import Session
 from ndpsim.sweep.engine import run_points
@@ -265,7 +265,3 @@ def read_manifest(data: Path) -> tuple[list[dict], dict[str, list[HardwareConfig
     hw = json.loads((data / "hardware.json").read_text())
     return networks, {r: [HardwareConfig.model_validate(h["config"]) for h in lst]
                       for r, lst in hw.items()}  # fmt: skip
-
-
-__all__ = ["DatasetSpec", "build_networks", "hardware", "load_preset", "plan_points",
-           "simulate", "simulate_point", "write_manifest", "read_manifest"]  # fmt: skip

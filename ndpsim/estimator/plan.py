@@ -28,14 +28,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from ndpsim.config import STRUCTURAL_FIELDS, HardwareConfig
+from ndpsim.config import HardwareConfig
 from ndpsim.estimator.replay import ALIAS, INPUT, MAC, OUTPUT, VECTOR, Machine, Macs, Static, replay
 from ndpsim.estimator.structure import Structure
 from ndpsim.isa import Opcode, Unit, empty_program
 from ndpsim.lower.lower import _units
 from ndpsim.lower.memory import place_weights, plan_memory
 from ndpsim.lower.tiling import Tile, groups_per_tile, input_bytes_for_block, pixel_block
-from ndpsim.report.energy import COMPONENTS, clock_pj, dynamic_pj, static_pj
 from ndpsim.sim.run import timing_of
 from ndpsim.sim.schedule import schedule
 
@@ -318,10 +317,6 @@ class Planner:
         return [names[i] for i in np.flatnonzero(spilled & (self.root == np.arange(len(names))))]
 
 
-def structure_key(hw: HardwareConfig) -> tuple:
-    return tuple(repr(getattr(hw, f)) for f in sorted(STRUCTURAL_FIELDS))
-
-
 def _static(st: Structure, values: dict[str, int]) -> tuple[Static, np.ndarray]:
     """The program skeleton as arrays, and its representative rows: a plain NOP, host
     transfers, a LOAD_A and a STORE_A of every value, every layer's setup NOP and every
@@ -429,23 +424,3 @@ def _bundle(locs: list[MacLocal], static_rows: np.ndarray) -> Bundle:
     out["row_count"] = np.asarray(counts, _I64)
     rows = np.concatenate([static_rows, np.asarray(parts, _I64).reshape(-1, len(ROW_FIELDS))])
     return Bundle(Macs(**out), _records(rows))
-
-
-def energy_parts(ev: Evaluation, hw: HardwareConfig) -> dict[str, float]:
-    """The model's energy by report component (pJ): report/energy.py's prices of the counters,
-    clock and static energy over the makespan."""
-    dyn = dynamic_pj(ev.counters, hw)
-    parts = {c: float(v.sum()) for c, v in dyn.items()}
-    parts["clock"] = float(clock_pj(ev.cycles, hw))
-    parts["leakage"] = float(static_pj(ev.cycles, hw))
-    return {c: parts[c] for c in COMPONENTS}
-
-
-def layer_dynamic_pj(ev: Evaluation, hw: HardwareConfig) -> np.ndarray:
-    """Per layer: dynamic energy, clock energy over its span included (as reports count it)."""
-    dyn = dynamic_pj(ev.counters, hw)
-    return sum(dyn[c] for c in dyn) + clock_pj(ev.spans, hw)
-
-
-__all__ = ["Planner", "Evaluation", "energy_parts", "layer_dynamic_pj", "mac_local", "Tile",
-           "empty_program"]  # fmt: skip

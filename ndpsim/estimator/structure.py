@@ -18,7 +18,7 @@ import numpy as np
 
 from ndpsim.config import HardwareConfig
 from ndpsim.ir import Graph
-from ndpsim.isa import Opcode, Unit
+from ndpsim.isa import Opcode
 from ndpsim.lower import Program, lower
 from ndpsim.lower.lower import _gates
 from ndpsim.lower.mac_layer import _weight_key
@@ -176,11 +176,3 @@ def _split(ins: np.ndarray | None, name: str) -> tuple[np.ndarray, np.ndarray]:
         raise RuntimeError(f"layer {name!r}: expected one setup instruction, found {len(setup)}")
     k = int(setup[0])
     return ins[k].copy(), ins[k + 1 :].copy()
-
-
-def unit_classes(program: Program) -> np.ndarray:
-    """Unit class (Unit) of every unit of a program."""
-    return np.asarray(program.unit_class, np.int64)
-
-
-__all__ = ["Structure", "LayerInfo", "MacLayer", "build_structure", "skeleton_hardware", "Unit"]
