@@ -45,6 +45,9 @@ MODE = "timing-only"
 # Real networks up to this many weights (ResNet-50 has 25.6 M): the import materializes the
 # weights (VGG-19's 143 M take a worker past 4 GB), and the run keeps to 2 GiB.
 REAL_MAX_PARAMS = 30_000_000
+# Layer rows buffered before the store writes them (besides its own point and time bounds):
+# a few tens of MB in the main process.
+FLUSH_LAYER_ROWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -228,6 +231,7 @@ def simulate(out: Path, points: list[Point], engine, quiet: bool = False) -> Out
         todo = [p for p in points if p.key not in done]
         outcome = Outcome(len(points), len(points) - len(todo))
         progress = Progress(len(todo), quiet)
+        buffered = 0  # layer rows the store holds: a recurrent network has thousands a point
         try:
             for point, value, error in run_points(simulate_point, todo, engine, chunk_size=4,
                                                   initializer=warm_up):  # fmt: skip
@@ -236,6 +240,10 @@ def simulate(out: Path, points: list[Point], engine, quiet: bool = False) -> Out
                 if failed and outcome.first_error is None:
                     outcome.first_error = row["error"]
                 store.add(row, layers)
+                buffered += len(layers)
+                if buffered >= FLUSH_LAYER_ROWS:
+                    store.flush()
+                    buffered = 0
                 outcome.ran += 1
                 outcome.failed += failed
                 progress.update(1, int(failed))
