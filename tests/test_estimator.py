@@ -147,7 +147,8 @@ def test_cli_predict_warns_outside_the_training_hardware(empty):
     p = _cli("estimator", "predict", "models/kws_dscnn.onnx", "-e", str(empty), "--set",
              "macro_cols=4")  # fmt: skip
     assert p.returncode == 0
-    assert "warning: generic: macro_cols=4 (trained on 8..128)" in p.stderr
+    assert "warning: generic lies outside the training hardware (macro_cols=4 (trained on " \
+        "8..128)): the prediction is the analytic model's" in p.stderr
     inside = _cli("estimator", "predict", "models/kws_dscnn.onnx", "-e", str(empty))
     assert inside.returncode == 0 and "warning" not in inside.stderr
 

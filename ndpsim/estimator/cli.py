@@ -36,7 +36,7 @@ def _debug(on: bool) -> None:
 def dataset(
     out: Annotated[Path, typer.Argument(help="output directory")],
     models_per_family: Annotated[int, typer.Option(help="networks per zoo family")] = 6,
-    train_configs: Annotated[int, typer.Option(help="sampled training configurations")] = 4,
+    train_configs: Annotated[int, typer.Option(help="sampled training configurations")] = 8,
     eval_configs: Annotated[
         int, typer.Option(help="sampled evaluation configurations (besides the presets)")
     ] = 20,  # fmt: skip
@@ -165,12 +165,12 @@ def predict(
             results.append((m, pr))
     warned = set()
     for _, pr in results:
-        for w in pr.warnings:
-            if (pr.config_id, w) not in warned:
-                warned.add((pr.config_id, w))
-                typer.echo(f"warning: {pr.hardware}: {w}: outside the training hardware; the "
-                           "analytic model holds, its residual regressors extrapolate",
-                           err=True)  # fmt: skip
+        if pr.warnings and pr.config_id not in warned:
+            warned.add(pr.config_id)
+            why = ("the analytic model holds there; the residual regressors extrapolate"
+                   if est.forests else "the prediction is the analytic model's (no regressor)")
+            typer.echo(f"warning: {pr.hardware} lies outside the training hardware "
+                       f"({'; '.join(pr.warnings)}): {why}", err=True)  # fmt: skip
     if len(results) == 1:
         pr = results[0][1]
         typer.echo(f"latency   {pr.latency_us:,.2f} us ({pr.latency_cycles:,.0f} cycles, "

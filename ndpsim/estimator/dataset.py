@@ -55,7 +55,7 @@ class DatasetSpec:
     """What `ndpsim dataset` builds (its options)."""
 
     models_per_family: int = 6
-    train_configs: int = 4
+    train_configs: int = 8
     eval_configs: int = 20
     families: tuple[str, ...] = ()  # empty: every zoo family
     real: bool = True

@@ -115,5 +115,9 @@ def outside(hw: HardwareConfig, ranges: dict[str, list[float]]) -> list[str]:
     for f, (lo, hi) in ranges.items():
         v = float(getattr(hw, f))
         if v < lo or v > hi:
-            out.append(f"{f}={v:g} (trained on {lo:g}..{hi:g})")
+            out.append(f"{f}={_num(v)} (trained on {_num(lo)}..{_num(hi)})")
     return out
+
+
+def _num(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:.3g}"
