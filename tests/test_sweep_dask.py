@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 pytest.importorskip("distributed")
+from tests.test_sweep_run import _compiled_core  # noqa: F401  (the numba core, compiled once)
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "examples" / "sweep_10k.yaml"

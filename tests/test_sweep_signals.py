@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.test_sweep_engine import seconds_until_dead
+from tests.test_sweep_run import _compiled_core  # noqa: F401  (the numba core, compiled once)
 
 psutil = pytest.importorskip("psutil")
 

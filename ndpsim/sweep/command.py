@@ -72,11 +72,21 @@ def sweep_command(
 
 def _sweep(spec_path, dry_run, jobs, scheduler, dask_local, output, quiet, retry_failed) -> None:
     engine = make_engine(jobs, scheduler, dask_local)  # usage errors before any work
-    if hasattr(engine, "on_status"):  # a Dask engine
+    if hasattr(engine, "on_status"):  # a Dask engine: connected before planning
         from ndpsim.sweep.dask_engine import silence_logs
 
         silence_logs()
         engine.on_status = None if quiet else _say
+        if not dry_run:
+            engine.start()
+    try:
+        _plan_and_run(engine, spec_path, dry_run, output, quiet, retry_failed)
+    finally:
+        if hasattr(engine, "close"):
+            engine.close()
+
+
+def _plan_and_run(engine, spec_path, dry_run, output, quiet, retry_failed) -> None:
     stages = StageLine(quiet)
     try:
         spec, plan = prepare(spec_path, stages)

@@ -47,6 +47,7 @@ def _from_unit(name: str, spec: Range, u: np.ndarray) -> list[Any]:
         values = np.exp(np.log(spec.min) + u * (np.log(spec.max) - np.log(spec.min)))
     else:
         values = spec.min + u * (spec.max - spec.min)
+    values = np.where(u == 0, spec.min, np.where(u == 1, spec.max, values))  # the ends exactly
     if _is_int(name):
         return [int(v) for v in np.clip(np.rint(values), math.ceil(spec.min), spec.max)]
     return [float(v) for v in values]

@@ -59,6 +59,19 @@ class DaskEngine:
             _check_address(address)
         self.address, self.local_workers = address, local_workers
         self.on_status: Callable[[str], None] | None = None
+        self._started: tuple[Any, Any] | None = None  # (client, cluster) of start()
+
+    def start(self) -> None:
+        """Connect now (an unreachable scheduler is a usage error before any work); the next
+        run uses this connection and closes it."""
+        if self._started is None:
+            self._started = self._client()
+
+    def close(self) -> None:
+        """Close what start() opened, if run() did not."""
+        if self._started is not None:
+            _close(*self._started)
+            self._started = None
 
     def describe(self) -> str:
         if self.address:
@@ -95,7 +108,8 @@ class DaskEngine:
 
     def run(self, fn: Fn, chunks: Iterator[list[Any]], initializer=None):
         """Yield (chunk, [(value, error), ...]) in completion order."""
-        client, cluster = self._client()
+        client, cluster = self._started or self._client()
+        self._started = None
         try:
             yield from self._run(client, fn, chunks, initializer)
         finally:

@@ -89,7 +89,8 @@ class ResultStore:
 
     `tables` maps table names to Arrow schemas (the first is primary: its rows mark points
     done); `settings` are what the rows depend on beyond their key (a directory written
-    with other settings is refused); `key` names the primary table's key columns."""
+    with other settings is refused); `key` names the primary table's key columns;
+    `partition` the row field that names a row's Hive partition (`model=<value>`)."""
 
     def __init__(
         self,
@@ -97,12 +98,14 @@ class ResultStore:
         tables: Mapping[str, pa.Schema] | None = None,
         settings: Mapping[str, Any] | None = None,
         key: Sequence[str] = KEY,
+        partition: str = "model",
     ):
         self.root = Path(root)
         self.tables = dict(tables or DEFAULT_TABLES)
         self.primary = next(iter(self.tables))
         self.settings = dict(settings or {})
         self.key = tuple(key)
+        self.partition = partition
         self._lock_handle = None
         self._rows: dict[str, dict[str, list[dict[str, Any]]]] = {
             t: defaultdict(list) for t in self.tables
@@ -238,20 +241,22 @@ class ResultStore:
 
     # -- reading --
     def stored_status(self, version: str = __version__, mode: str | None = None) -> dict:
-        """{done key: status} of every point already stored for this version and mode
-        (`DONE_KEY` columns; status 'ok' or 'failed')."""
+        """{done key: status} of every row already stored in the primary table for this
+        version and mode (the key columns but those two; status 'ok' or 'failed', 'ok'
+        for a table without a status column)."""
         done: dict[tuple, str] = {}
         names = [c for c in self.key if c not in ("ndpsim_version", "mode")]
+        with_status = "status" in self.tables[self.primary].names
+        columns = [*self.key, *(["status"] if with_status else [])]
         for path in self.points_dir.rglob("part-*.parquet"):
-            table = pq.read_table(path, columns=[*self.key, "status"])
-            keep = pc.equal(table["ndpsim_version"], version)
-            if mode is not None:
-                keep = pc.and_(keep, pc.equal(table["mode"], mode))
-            table = table.filter(keep)
-            columns = [table[c].to_pylist() for c in names]
-            for key, status in zip(zip(*columns, strict=True), table["status"].to_pylist(),
-                                   strict=True):  # fmt: skip
-                done[key] = status
+            table = pq.read_table(path, columns=columns)
+            if "ndpsim_version" in self.key:
+                table = table.filter(pc.equal(table["ndpsim_version"], version))
+            if mode is not None and "mode" in self.key:
+                table = table.filter(pc.equal(table["mode"], mode))
+            keys = zip(*(table[c].to_pylist() for c in names), strict=True)
+            statuses = table["status"].to_pylist() if with_status else ["ok"] * table.num_rows
+            done.update(zip(keys, statuses, strict=True))
         return done
 
     def done_keys(self, version: str = __version__, mode: str | None = None) -> set[tuple]:
@@ -280,13 +285,13 @@ class ResultStore:
         row: dict[str, Any],
         extra: list[dict[str, Any]] | Mapping[str, list[dict[str, Any]]] = (),
     ) -> None:
-        """Buffer a primary row (its `model` key is the partition) and its rows of the other
-        tables (a list: the second table, e.g. layers; or {table: rows})."""
+        """Buffer a primary row (its `partition` field, popped, names its partition) and its
+        rows of the other tables (a list: the second table, e.g. layers; or {table: rows})."""
         if not self._buffered:
             stamp = time.strftime("%Y%m%dT%H%M%S")
             self._batch_name = f"part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
             self._batch_started = time.monotonic()
-        model = row.pop("model")
+        model = row.pop(self.partition)
         self._rows[self.primary][model].append(row)
         if not isinstance(extra, Mapping):
             extra = {list(self.tables)[1]: extra} if extra else {}
@@ -309,7 +314,7 @@ class ResultStore:
                 schema = self.tables[table].with_metadata(_metadata(table))
                 for model, rows in self._rows[table].items():
                     data = pa.Table.from_pylist(rows, schema)
-                    write_atomic(data, self.root / table / f"model={model}" / name)
+                    write_atomic(data, self.root / table / f"{self.partition}={model}" / name)
                     self.files_written += 1
             self._batch_limit_s = BATCH_SECONDS
         for rows in self._rows.values():
