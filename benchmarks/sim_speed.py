@@ -30,9 +30,9 @@ from ndpsim.api import SimOptions, random_inputs, simulate
 from ndpsim.config import HardwareConfig, load_preset
 from ndpsim.frontend import load_model
 from ndpsim.lower import lower
+from ndpsim.quant.bind import bind
 from ndpsim.sim import core
-from ndpsim.sim.bind import bind
-from ndpsim.sim.quantize import calibrate
+from ndpsim.sim.calibrate import calibrate
 from ndpsim.sim.run import run
 from ndpsim.zoo import resnet50_like
 

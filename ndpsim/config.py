@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +18,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ndpsim.errors import ConfigError
-from ndpsim.precision.spec import check_precision_rules
+from ndpsim.files import read_mapping
+from ndpsim.precision_rules import check_precision_rules
 
 _PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -123,6 +123,18 @@ class HardwareConfig(BaseModel):
     fixed_power_mw: float = Field(0.0, ge=0, description="power while active, independent of V")
     idle_power_mw: float | None = Field(
         None, ge=0, description="power between inferences (None: leakage + fixed power)"
+    )
+    # -- model updates: writing new weights into the cells (`ndpsim update`) --
+    weight_cell_technology: Literal["sram", "rram", "mram", "flash"] = Field(
+        "sram", description="what the weight cells are (documents the write constants)"
+    )
+    weight_write_word_bits: int = Field(64, ge=1, le=4096, description="cells one write programs")
+    weight_write_ns_per_word: float = Field(10.0, gt=0, description="one word write, per macro")
+    weight_cell_endurance_writes: float | None = Field(
+        None, gt=0, description="writes a cell survives (None: unlimited, as SRAM)"
+    )
+    host_link_mbit_per_s: float = Field(
+        50.0, gt=0, description="host interface carrying model updates (SPI-class)"
     )
 
     @model_validator(mode="after")
@@ -243,33 +255,11 @@ def load_preset(name: str) -> HardwareConfig:
     return load_config(path)
 
 
-def _read_mapping(path: Path) -> dict[str, Any]:
-    if path.suffix not in (".yaml", ".yml", ".toml", ".json"):
-        raise ConfigError(f"config {path}: use a .yaml, .toml or .json file")
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
-        elif path.suffix == ".toml":
-            data = tomllib.loads(text)
-        else:
-            data = json.loads(text)
-    except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"config {path} is not valid {path.suffix[1:]}: {first}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config {path}: expected a mapping of field: value")
-    return data
-
-
 def load_config(path: str | Path) -> HardwareConfig:
     """Load a hardware description from YAML, TOML or JSON. A file may name a `preset` to
     start from; its other keys override that preset's fields."""
     path = Path(path)
-    data = _read_mapping(path)
+    data = read_mapping(path, "config")
     base = data.pop("preset", None)
     if base is not None:
         return load_preset(str(base)).with_(**data)

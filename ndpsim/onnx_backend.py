@@ -33,19 +33,14 @@ from onnx.backend.base import Backend, BackendRep
 
 from ndpsim.config import HardwareConfig, load_preset
 from ndpsim.errors import UserError
-from ndpsim.ops import SUPPORTED_OPS
+from ndpsim.lower.registry import OPS, SUPPORTED_OPS
+from ndpsim.quant.bind import bind
+from ndpsim.quant.params import QParams, QuantPlan
 from ndpsim.session import Session, float_outputs
-from ndpsim.sim.bind import QParams, QuantPlan, bind
 from ndpsim.sim.run import read_value, run
 
 # Input positions each op takes as parameters (bound as constants before lowering).
-PARAM_INPUTS: dict[str, tuple[int, ...]] = {
-    "Conv": (1, 2), "Gemm": (1, 2), "MatMul": (1,), "BatchNormalization": (1, 2, 3, 4),
-    "LSTM": (1, 2, 3, 4, 7), "GRU": (1, 2, 3, 4), "Clip": (1, 2), "Reshape": (1,),
-    "Squeeze": (1,), "Unsqueeze": (1,), "Pad": (1, 2, 3), "Slice": (1, 2, 3, 4),
-    "Split": (1,), "Gather": (1,), "ReduceMean": (1,), "Resize": (1, 2, 3), "Dropout": (1, 2),
-    "Pow": (1,),
-}  # fmt: skip
+PARAM_INPUTS: dict[str, tuple[int, ...]] = {op: e.param_inputs for op, e in OPS.items()}
 TOLERANCE = 1e-4  # float cases: |got - want| <= 1e-4 + 1e-4 |want|
 # A small machine, so that the node tests exercise folding and tiling.
 HARDWARE = load_preset("generic").with_(macro_rows=16, macro_cols=8)

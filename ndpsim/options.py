@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ndpsim.sim.quantize import PTQOptions
+from ndpsim.quant.ptq import PTQOptions
 
 
 class SimOptions(BaseModel):
@@ -26,6 +26,10 @@ class SimOptions(BaseModel):
     input_shapes: dict[str, tuple[int, ...]] | None = None
     input_values: dict[str, tuple[float, ...]] | None = Field(
         None, description="inputs fixed to constant values (resolves If on them)"
+    )
+    branches: dict[str, bool] | None = Field(
+        None, description="If on run-time data -> True for its then-branch (timing only; a "
+        "full run takes the branch the data picks, starting from these)"
     )
     precision: tuple[str, ...] = Field(
         (), description="per-layer precision rules PATTERN=BITS over the hardware's own"

@@ -139,8 +139,8 @@ def _structural_cases() -> list[Case]:
          "holds 107 values"),
         ("unsupported_op", _edit(lambda m: m.graph.node[1].__setattr__("op_type", "Foo")),
          "unsupported op 'Foo' (node 'relu')"),
-        ("unsupported_real_op", _edit(lambda m: m.graph.node[1].__setattr__("op_type", "Erf")),
-         "unsupported op 'Erf'"),
+        ("unsupported_real_op", _edit(lambda m: m.graph.node[1].__setattr__("op_type", "Hardmax")),
+         "unsupported op 'Hardmax'"),
         ("expand_on_activation", _edit(lambda m: (m.graph.initializer.append(
             helper.make_tensor("i", TensorProto.INT64, [1], [1])), _replace_nodes(m, [
                 conv, n("Expand", ["c", "i"], ["y"], name="g")]))), "unsupported op 'Expand'"),

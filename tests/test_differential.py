@@ -315,8 +315,8 @@ def test_split_runs_on_a_lowered_model_match_one_thread(monkeypatch):
     from ndpsim.config import load_preset
     from ndpsim.frontend import load_model
     from ndpsim.lower import lower
-    from ndpsim.sim.bind import bind
-    from ndpsim.sim.quantize import calibrate
+    from ndpsim.quant.bind import bind
+    from ndpsim.sim.calibrate import calibrate
     from ndpsim.sim.run import run
     from ndpsim.zoo import ic_resnet8
 

@@ -11,8 +11,11 @@ import onnx.defs
 import pytest
 from onnx import TensorProto, helper
 
+from ndpsim.config import load_preset
 from ndpsim.errors import ModelError, UnsupportedOpError
 from ndpsim.frontend import load_model
+from ndpsim.lower import lower
+from ndpsim.lower.registry import SUPPORTED_OPS
 from tests.hostile_corpus import small_model
 from tests.test_hostile import _shape_chain_model
 
@@ -80,10 +83,14 @@ def test_light_squeezenet_imports_fully() -> None:
 
 def test_unsupported_op_is_refused_by_name() -> None:
     model = small_model()
-    model.graph.node[1].op_type = "Erf"  # a real ONNX op outside the supported set
+    model.graph.node[1].op_type = "Hardmax"  # a real ONNX op outside the supported set
     with pytest.raises(UnsupportedOpError) as info:
-        load_model(model)
-    assert str(info.value).startswith("unsupported op 'Erf' (node 'relu'); ndpsim supports: Add,")
+        load_model(model, supported=SUPPORTED_OPS)  # as a Session imports
+    message = "unsupported op 'Hardmax' (node 'relu'); ndpsim supports: Add,"
+    assert str(info.value).startswith(message)
+    graph = load_model(model)  # no op set given: imported, and the lowering refuses it
+    with pytest.raises(UnsupportedOpError, match="unsupported op 'Hardmax' .node 'relu'.; ndpsim"):
+        lower(graph, load_preset("generic"))
 
 
 def _symbolic_batch_model() -> onnx.ModelProto:

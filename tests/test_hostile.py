@@ -17,6 +17,7 @@ from onnx import TensorProto, helper
 from ndpsim.errors import ModelError
 from ndpsim.frontend import load_model
 from ndpsim.ir.graph import Graph
+from ndpsim.lower.registry import SUPPORTED_OPS
 from tests.hostile_corpus import hostile_cases, small_model
 
 MAX_SECONDS = 2.0
@@ -44,7 +45,7 @@ def test_hostile_case_is_refused(name: str, cases: dict) -> None:
     start = time.perf_counter()
     try:
         with pytest.raises(ModelError) as info:
-            load_model(source)
+            load_model(source, supported=SUPPORTED_OPS)
         elapsed = time.perf_counter() - start
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -105,7 +106,7 @@ def mutated(draw: st.DrawFn) -> bytes:
 @given(mutated())
 def test_mutated_models_give_graph_or_model_error(data: bytes) -> None:
     try:
-        result = load_model(data)
+        result = load_model(data, supported=SUPPORTED_OPS)
     except ModelError as exc:
         assert "\n" not in str(exc)
         return

@@ -13,8 +13,8 @@ from ndpsim.api import random_inputs
 from ndpsim.config import load_preset
 from ndpsim.frontend import load_model
 from ndpsim.lower import lower
-from ndpsim.sim.bind import bind
-from ndpsim.sim.quantize import calibrate
+from ndpsim.quant.bind import bind
+from ndpsim.sim.calibrate import calibrate
 from ndpsim.sim.run import read_value, run
 
 ort = pytest.importorskip("onnxruntime")

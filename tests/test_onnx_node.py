@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ndpsim.lower.registry import SUPPORTED_OPS
 from ndpsim.onnx_backend import (
     README_BEGIN,
     README_END,
@@ -19,7 +20,6 @@ from ndpsim.onnx_backend import (
     render_table,
     run_case,
 )
-from ndpsim.ops import SUPPORTED_OPS
 
 ROOT = Path(__file__).resolve().parents[1]
 INCLUDED = sorted(included_cases())

@@ -15,7 +15,7 @@ from ndpsim.errors import ConfigError
 from ndpsim.frontend import load_model
 from ndpsim.isa import Opcode
 from ndpsim.lower import lower
-from ndpsim.precision.spec import expand_rule_args, rules_text
+from ndpsim.precision_rules import expand_rule_args, rules_text
 
 
 def _model(nodes, inputs, outputs, inits) -> onnx.ModelProto:

@@ -19,7 +19,8 @@ from ndpsim.api import random_inputs
 from ndpsim.config import load_preset
 from ndpsim.frontend import load_model
 from ndpsim.lower import lower
-from ndpsim.sim.quantize import PTQOptions, calibrate, collect_ranges
+from ndpsim.quant.ptq import PTQOptions
+from ndpsim.sim.calibrate import calibrate, collect_ranges
 
 ROOT = Path(__file__).resolve().parents[1]
 

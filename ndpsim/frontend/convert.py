@@ -15,7 +15,6 @@ from ndpsim.frontend.messages import quote
 from ndpsim.frontend.tensors import array_to_tensor, check_element_count, tensor_to_array
 from ndpsim.frontend.validate import real_inputs, unsupported_op
 from ndpsim.ir.graph import Graph, Node, TensorInfo
-from ndpsim.ops import SUPPORTED_OPS
 
 
 def _reinfer(model: onnx.ModelProto, nodes: list[onnx.NodeProto],
@@ -71,10 +70,10 @@ def _unique_names(nodes: list[onnx.NodeProto]) -> list[str]:
     return names
 
 
-def to_graph(model: onnx.ModelProto, opset: int, max_elements: int, *,
-             require_supported: bool = True) -> Graph:  # fmt: skip
-    """Build the IR from a checked, inferred model. `require_supported=False` keeps ops
-    outside SUPPORTED_OPS (for inspecting a model the lowering cannot run yet)."""
+def to_graph(model: onnx.ModelProto, opset: int, max_elements: int,
+             supported: frozenset[str] | None = None) -> Graph:  # fmt: skip
+    """Build the IR from a checked, inferred model; a node left after folding whose op is
+    outside `supported` is refused (None: kept, for the lowering to refuse)."""
     graph = model.graph
     constants = {t.name: tensor_to_array(t, max_elements, f"initializer {quote(t.name)}")
                  for t in graph.initializer}  # fmt: skip
@@ -85,10 +84,10 @@ def to_graph(model: onnx.ModelProto, opset: int, max_elements: int, *,
         shapes = _reinfer(model, nodes, constants, max_elements)
     nodes = _drop_unknown_unused_outputs(nodes, shapes, {o.name for o in graph.output})
     produced = [o for node in nodes for o in node.output if o]
-    if require_supported:
+    if supported is not None:
         for i, node in enumerate(nodes):
-            if node.op_type not in SUPPORTED_OPS:
-                raise unsupported_op(node, i)
+            if node.op_type not in supported:
+                raise unsupported_op(node, i, supported)
 
     tensors: dict[str, TensorInfo] = {}
     for name in [v.name for v in real_inputs(model)] + produced:

@@ -18,7 +18,17 @@ from ndpsim.errors import ModelError
 from ndpsim.frontend.attributes import attribute_value, node_attributes
 from ndpsim.frontend.messages import first_line, quote
 from ndpsim.frontend.tensors import check_element_count, onnx_elem_type
-from ndpsim.ops import FOLDABLE_OPS
+
+# Ops evaluated at import when every input is a constant (shape arithmetic in PyTorch
+# exports); a node of these with a non-constant input is left to the lowering.
+FOLDABLE_OPS: frozenset[str] = frozenset(
+    {
+        "Constant", "Shape", "Gather", "Cast", "Concat", "Unsqueeze", "Squeeze",
+        "Reshape", "Slice", "Add", "Sub", "Mul", "Div", "ConstantOfShape", "Range",
+        "Identity", "Transpose", "Flatten", "ReduceProd", "Equal", "Where", "Expand",
+        "Pow", "Sqrt", "Neg", "Reciprocal", "Exp", "Log", "Erf", "Max", "Min",
+    }
+)  # fmt: skip
 
 Shapes = Mapping[str, tuple[tuple[int, ...] | None, np.dtype]]
 _BROADCASTING = frozenset({"Add", "Sub", "Mul", "Div", "Equal", "Where"})

@@ -10,6 +10,7 @@ import onnx
 import onnx.defs
 
 from ndpsim.errors import ModelError, UnsupportedOpError
+from ndpsim.frontend.fold import FOLDABLE_OPS
 from ndpsim.frontend.messages import quote
 from ndpsim.frontend.tensors import (
     check_element_count,
@@ -17,7 +18,6 @@ from ndpsim.frontend.tensors import (
     numpy_dtype,
     value_dims,
 )
-from ndpsim.ops import FOLDABLE_OPS, SUPPORTED_OPS, supported_ops_text
 
 # Default-domain opsets the frontend accepts: 7 is the oldest with today's broadcasting
 # and BatchNormalization semantics; 25 is the newest the lowering was checked against
@@ -56,24 +56,25 @@ def check_header(model: onnx.ModelProto) -> int:
     return opset
 
 
-def unsupported_op(node: onnx.NodeProto, index: int) -> UnsupportedOpError:
+def unsupported_op(
+    node: onnx.NodeProto, index: int, supported: frozenset[str] | None = None
+) -> UnsupportedOpError:
     """The error for a node the simulator cannot run, naming op, node and the supported set."""
     op = node.op_type if node.domain in _DEFAULT_DOMAINS else f"{node.domain}::{node.op_type}"
     name = node.name or f"{node.op_type}_{index}"
-    return UnsupportedOpError(
-        f"unsupported op {quote(op)} (node {quote(name)}); ndpsim supports: {supported_ops_text()}"
-    )
+    known = f"; ndpsim supports: {', '.join(sorted(supported))}" if supported else ""
+    return UnsupportedOpError(f"unsupported op {quote(op)} (node {quote(name)}){known}")
 
 
-def check_ops(model: onnx.ModelProto, opset: int, require_supported: bool = True) -> None:
-    """Refuse ops that can neither run nor be folded (all of them when `require_supported`
-    is False, except other domains) and op names unknown to the opset."""
+def check_ops(model: onnx.ModelProto, opset: int, supported: frozenset[str] | None) -> None:
+    """Refuse ops of other domains, ops outside `supported` that cannot be folded either
+    (no such check when it is None), and op names unknown to the opset."""
     for i, node in enumerate(model.graph.node):
         if node.domain not in _DEFAULT_DOMAINS:
-            raise unsupported_op(node, i)
+            raise unsupported_op(node, i, supported)
         # If is resolved at import when its condition is static (frontend/control.py)
-        if require_supported and node.op_type not in SUPPORTED_OPS | FOLDABLE_OPS | {"If"}:
-            raise unsupported_op(node, i)
+        if supported is not None and node.op_type not in supported | FOLDABLE_OPS | {"If"}:
+            raise unsupported_op(node, i, supported)
         try:
             onnx.defs.get_schema(node.op_type, opset, "")
         except onnx.defs.SchemaError:

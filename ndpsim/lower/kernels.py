@@ -22,7 +22,6 @@ VECTOR_TYPES = ("add", "mul", "pool", "gap", "softmax", "copy")
 IO_TYPES = ("input", "output")
 KERNEL_TYPES = MAC_TYPES + VECTOR_TYPES + IO_TYPES
 ACTIVATIONS = ("none", "Relu", "Clip", "LeakyRelu")
-_POOL_OPS = {"MaxPool": "pool", "AveragePool": "pool", "GlobalAveragePool": "gap"}
 
 
 @dataclass(frozen=True)
@@ -109,11 +108,11 @@ def mac_kernel(node: Node, geom: ConvGeom, act: tuple | None, li: int, w_bits: i
     )
 
 
-def vector_kernel(g: Graph, node: Node, inputs: list[str], act: tuple | None, li: int, a_bits):
-    """The kernel of a vector layer (element-wise, pooling, softmax or a data movement)."""
+def vector_kernel(
+    g: Graph, node: Node, inputs: list[str], act: tuple | None, li: int, a_bits: int, kind: str
+):
+    """The kernel of a vector layer of type `kind` (the op registry's kernel_type)."""
     op = node.op_type
-    kind = {"Add": "add", "Sum": "add", "Mul": "mul", "Softmax": "softmax"}.get(op)
-    kind = kind or _POOL_OPS.get(op, "copy")
     c, h, w = chw(g.tensors[inputs[0]].shape)
     co, ho, wo = chw(g.tensors[node.outputs[0]].shape)
     k, s = (1, 1), (1, 1)

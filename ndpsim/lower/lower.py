@@ -5,7 +5,8 @@ Stages, in order:
   2. geometry and tiles of every MAC op                                lower/tiling.py
   3. weight placement on macros (resident or streamed)                 lower/memory.py
   4. activation buffers: liveness, SRAM first-fit, spills              lower/memory.py
-  5. instructions per node, in graph order, with dependency tokens    lower/mac.py, vector.py
+  5. instructions per node, in graph order, with dependency tokens:
+     each op's emitter from the op registry                           lower/registry.py
 """
 
 from __future__ import annotations
@@ -16,38 +17,20 @@ import numpy as np
 
 from ndpsim.config import HardwareConfig
 from ndpsim.errors import ConfigError, UnsupportedOpError
-from ndpsim.ir import Graph, Node
+from ndpsim.ir import Graph
 from ndpsim.isa import Opcode, Unit
-from ndpsim.lower import vector as V
-from ndpsim.lower import vector_ops as VO
-from ndpsim.lower.kernels import io_kernel, mac_kernel, vector_kernel
-from ndpsim.lower.mac import MacContext, emit_mac
-from ndpsim.lower.memory import ALIAS_OPS, place_weights, plan_memory
-from ndpsim.lower.passes import activation_of, run_passes
-from ndpsim.lower.program import Binding, Builder, Layer, Placement, Program
-from ndpsim.lower.tiling import geometry, tiles_for
-from ndpsim.ops import SUPPORTED_OPS
-from ndpsim.precision.spec import Bits, LayerRef, parse_rules, resolve
+from ndpsim.lower.bindings import Binding, ConstBinding
+from ndpsim.lower.context import NodeContext
+from ndpsim.lower.kernels import io_kernel, vector_kernel
+from ndpsim.lower.mac_layer import plan_macs
+from ndpsim.lower.memory import plan_memory
+from ndpsim.lower.passes import run_passes
+from ndpsim.lower.program import Builder, Layer, Placement, Program
+from ndpsim.lower.registry import ALIAS_OPS, MAC_OPS, SUPPORTED_OPS, entry
+from ndpsim.lower.vector import VecContext
+from ndpsim.precision_rules import Bits, LayerRef, parse_rules, resolve
 
-MAC_OPS = frozenset({"Conv", "Gemm", "MatMul"})
-_ACT_OPS = frozenset({"Relu", "Clip", "LeakyRelu"})
-_VECTOR_CHUNK = 4096  # elements per vector instruction: bounds one instruction's latency
-
-
-def _value_inputs(g: Graph, node: Node) -> list[str]:
-    """The inputs a node reads as activations (constant weights and attribute-like constant
-    inputs, such as Reshape's shape or Clip's bounds, are not activation traffic)."""
-    if node.op_type in MAC_OPS:
-        return [node.inputs[0]]
-    if node.op_type in ("Add", "Sub", "Mul", "Sum", "Concat"):
-        return [i for i in node.inputs if i]
-    return [node.inputs[0]]
-
-
-def _weight_key(node: Node, geom) -> tuple:
-    """What identifies a MAC node's weight matrix: the constant, its layout and Gemm's alpha."""
-    alpha = float(node.attrs.get("alpha", 1.0)) if node.op_type == "Gemm" else 1.0
-    return (geom.weight, geom.layout, geom.k_g, geom.cout, geom.groups, alpha)
+VECTOR_CHUNK = 4096  # elements per vector instruction: bounds one instruction's latency
 
 
 def _units(hw: HardwareConfig) -> tuple[list[Unit], list[str], list[int], int]:
@@ -68,8 +51,8 @@ def _units(hw: HardwareConfig) -> tuple[list[Unit], list[str], list[int], int]:
 
 def _check_supported(g: Graph, hw: HardwareConfig) -> None:
     for node in g.nodes:
-        if node.op_type not in SUPPORTED_OPS:
-            raise UnsupportedOpError(f"unsupported op {node.op_type!r} (node {node.name!r})")
+        if entry(node).unit == "rewrite":  # its pass did not apply: a bug, not the user's
+            raise RuntimeError(f"{node.op_type} {node.name!r} was not rewritten by its pass")
         if node.op_type == "Conv" and not hw.supports_conv:
             raise UnsupportedOpError(
                 f"hardware {hw.name!r} runs fully-connected layers only; node {node.name!r} is a "
@@ -99,8 +82,8 @@ def layer_bits(g: Graph, hw: HardwareConfig, precision: list[str] | None) -> dic
                 f"{list(hw.supported_weight_bits)}, activation bits "
                 f"{list(hw.supported_activation_bits)}"
             )
-        return resolve(refs, [], hw8)
-    return resolve(refs, rules, hw)
+        return resolve(refs, [], hw8, SUPPORTED_OPS)
+    return resolve(refs, rules, hw, SUPPORTED_OPS)
 
 
 def _supports_8(hw: HardwareConfig) -> bool:
@@ -139,6 +122,21 @@ def _setup(b: Builder, unit: int, li: int, ins: list[Placement]) -> list[Placeme
     return [dataclasses.replace(p, token=tok) for p in ins]
 
 
+def _gates(g: Graph) -> dict[str, str]:
+    """Node -> the condition it waits for: the nodes of a data-dependent branch, and the nodes
+    rewrites derived from them (named `<node>/...`)."""
+    exact = {name: b.cond for b in g.branches for name in b.nodes}
+    out = {}
+    for node in g.nodes:
+        parts = node.name.split("/")
+        for k in range(len(parts), 0, -1):
+            cond = exact.get("/".join(parts[:k]))
+            if cond is not None:
+                out[node.name] = cond
+                break
+    return out
+
+
 def lower(
     graph: Graph, hw: HardwareConfig, precision: list[str] | None = None, *, passed: bool = False
 ) -> Program:
@@ -149,6 +147,8 @@ def lower(
     _check_supported(g, hw)
     bits = layer_bits(g, hw, precision)
     vbits = value_bits(g, bits)
+    reads = {node.name: entry(node).reads(g, node) for node in g.nodes}
+    gates = _gates(g) if g.branches else {}
     # -- values: aliases share their source's buffer; constants read as activations get one
     root: dict[str, str] = {}
     for node in g.nodes:
@@ -157,7 +157,7 @@ def lower(
             root[node.outputs[0]] = root.get(src, src)
     order, const_acts = [], []
     for node in g.nodes:
-        ins = _value_inputs(g, node)
+        ins = reads[node.name]
         const_acts += [v for v in ins if v in g.constants and v not in const_acts]
         order.append((node.name, ins, [o for o in node.outputs if o]))
     nbytes = {v: (t.size * vbits[root.get(v, v)] + 7) // 8 for v, t in g.tensors.items()}
@@ -165,25 +165,7 @@ def lower(
     mem = plan_memory(order, nbytes, root, pinned, list(g.outputs), hw.sram_bytes)
     # -- MAC geometry, tiles, weight placement
     mac_nodes = [n for n in g.nodes if n.op_type in MAC_OPS]
-    geoms = {n.name: geometry(g, n) for n in mac_nodes}
-    col_tiles = {  # a pass yields fewer outputs the more bits a weight takes (bit-sliced cells)
-        n.name: tiles_for(geoms[n.name], hw.macro_rows, hw.outputs_per_pass(bits[n.name].w))
-        for n in mac_nodes
-    }
-    # MAC nodes applying the same weight matrix (a recurrent layer's steps) share its tiles:
-    # the weights are placed once and every use runs on the macros that hold them
-    weight_key = {n.name: _weight_key(n, geoms[n.name]) for n in mac_nodes}
-    first_use = list(dict.fromkeys(weight_key.values()))
-    wplan = place_weights(
-        [
-            sum(len(ct) for ct in col_tiles[n.name])
-            for k in first_use
-            for n in [next(m for m in mac_nodes if weight_key[m.name] == k)]
-        ],
-        hw.total_macros,
-        hw.macro_weight_sets,
-    )
-    seen_weights: set[tuple] = set()
+    macs = plan_macs(g, hw, mac_nodes, {n.name: bits[n.name].w for n in mac_nodes})
     # -- arena: one region per root buffer (functional memory; SRAM placement is mem plan)
     classes, names, vec_units, dma = _units(hw)
     b = Builder(classes, names)
@@ -204,11 +186,18 @@ def lower(
             )
         return placements[v]
 
+    def scratch(name: str, shape: tuple[int, ...], value_bits: int) -> Placement:
+        """A region of the arena for a value the graph does not have (Pad's fill value)."""
+        nonlocal addr
+        placements[name] = Placement(addr, shape, value_bits)
+        addr += max(1, int(np.prod(shape)))
+        return placements[name]
+
     layers: list[Layer] = []
     bindings: list[Binding] = []
     for v in const_acts:
         p = place(v)
-        bindings.append(Binding("const", -1, v, (v,), v))
+        bindings.append(ConstBinding(-1, v, (v,), v))
         p.token = -1
     for v in g.inputs:
         li = len(layers)
@@ -218,29 +207,29 @@ def lower(
         p = place(v)
         p.token = b.token()
         b.emit(Opcode.HOST_IN, dma, li, bytes_in=p.nbytes, signal=p.token)
-    slot_tokens: dict[int, int] = {}
-    stream_cursor = [0]
     for i, node in enumerate(g.nodes):
         li = len(layers)
+        op = entry(node)
         act = node.attrs.get("fused_act")
         layer = Layer(
             node.name,
             node.op_type,
             "vector",
             fused=(act[0],) if act else (),
-            w_bits=0,
+            w_bits=bits[node.name].w if op.unit == "macro" else 0,
             a_bits=vbits[root.get(node.outputs[0], node.outputs[0])],
             peak_activation_bytes=mem.live_bytes_at[i],
             output_shape=g.tensors[node.outputs[0]].shape,
         )
         layers.append(layer)
-        if node.op_type in ALIAS_OPS:
+        if op.unit == "alias":
             layer.kind = "alias"
             src = place(node.inputs[0])
             out = place(node.outputs[0])
             out.token = src.token
             continue
-        ins = [place(v) for v in _value_inputs(g, node)]
+        in_names = reads[node.name]
+        ins = [place(v) for v in in_names]
         y = place(node.outputs[0])
         layer.in_bits = ins[0].bits
         # spilled inputs come back through the DMA before the layer reads them
@@ -249,109 +238,16 @@ def lower(
                 tok = b.token()
                 b.emit(Opcode.LOAD_A, dma, li, bytes_in=p.nbytes, wait0=p.token, signal=tok)
                 p.token = tok
-        ins = _setup(b, vec_units[li % hw.cores], li, ins)
-        ctx = V.VecContext(b, vec_units[li % hw.cores], dma, li, _VECTOR_CHUNK, y.bits)
-        op = node.op_type
-        if op in MAC_OPS:
-            geom = geoms[node.name]
-            w_bits = bits[node.name].w
-            layer.kind, layer.w_bits, layer.macs = "mac", w_bits, geom.macs
-            layer.params = geom.cout * geom.k_g + (geom.cout if geom.bias else 0)
-            layer.kernel = mac_kernel(node, geom, act, li, w_bits, ins[0].bits)
-            mctx = MacContext(
-                b,
-                hw.macros_per_core,
-                hw.total_macros,
-                hw.accumulator_entries_per_macro,
-                bits[node.name].acc,
-                vec_units,
-                dma,
-                slot_tokens,
-                wplan.stream_slots,
-                stream_cursor,
-            )
-            bindings.append(
-                emit_mac(
-                    mctx,
-                    li,
-                    layer,
-                    node.name,
-                    geom,
-                    col_tiles[node.name],
-                    wplan.macro_of_tile[first_use.index(weight_key[node.name])],
-                    wplan.resident[first_use.index(weight_key[node.name])],
-                    ins[0],
-                    y,
-                    act,
-                    w_bits,
-                    node.inputs,
-                    node.outputs[0],
-                )
-            )
-            if weight_key[node.name] in seen_weights:  # counted at its first use
-                layer.weight_bytes = layer.params = 0
-            seen_weights.add(weight_key[node.name])
-        elif op in ("Add", "Sub", "Mul", "Sum"):
-            names_in = _value_inputs(g, node)
-            if len(names_in) == 1:  # Sum of one input: a copy
-                bindings.append(V.emit_unary(ctx, node, ins[0], y, names_in[0], act))
-            else:
-                acc_name, acc_p = names_in[0], ins[0]
-                for j in range(1, len(ins)):  # Sum: a chain of Adds into the output buffer
-                    bindings.append(
-                        V.emit_eltwise(
-                            ctx,
-                            node,
-                            acc_p,
-                            ins[j],
-                            y,
-                            acc_name,
-                            names_in[j],
-                            act if j == len(ins) - 1 else None,
-                        )
-                    )
-                    acc_name, acc_p = node.outputs[0], y
-        elif op in ("MaxPool", "AveragePool", "GlobalAveragePool"):
-            bindings.append(V.emit_pool(ctx, g, node, ins[0], y, act))
-        elif op == "Softmax":
-            bindings.append(V.emit_softmax(ctx, g, node, ins[0], y))
-        elif op == "Transpose":
-            bindings += V.emit_transpose(ctx, node, ins[0], y, act)
-        elif op == "Concat":
-            bindings += V.emit_concat(
-                ctx, node, list(zip(_value_inputs(g, node), ins, strict=True)), y
-            )
-        elif op == "Pad" and node.attrs.get("mode") in ("reflect", "edge"):
-            bindings += VO.emit_pad_mirror(ctx, g, node, ins[0], y)
-        elif op == "Pad":
-            fill_name = f"{node.name}.pad_value"
-            fp = Placement(addr, (1,), y.bits)
-            addr += 1
-            placements[fill_name] = fp
-            bindings.append(Binding("pad_value", -1, node.name, (fill_name,), node.outputs[0]))
-            bindings += V.emit_pad(ctx, g, node, ins[0], y, (fill_name, fp))
-        elif op in VO.FUNC_OPS:
-            bindings += VO.emit_func(ctx, g, node, ins[0], y)
-        elif op == "Slice":
-            bindings += VO.emit_slice(ctx, g, node, ins[0], y)
-        elif op == "Split":
-            outs = [(o, place(o)) for o in node.outputs if o]
-            bindings += VO.emit_split(ctx, node, ins[0], outs)
-        elif op == "Gather":
-            bindings += VO.emit_gather(ctx, g, node, ins[0], y)
-        elif op == "ReduceMean":
-            bindings += VO.emit_reduce_mean(ctx, g, node, ins[0], y)
-        elif op == "Resize":
-            bindings += VO.emit_resize(ctx, g, node, ins[0], y)
-        elif op in _ACT_OPS:
-            act_here = activation_of(g, node)
-            if act_here is None:
-                raise UnsupportedOpError(f"{op} {node.name!r}: bounds must be constants")
-            bindings.append(V.emit_unary(ctx, node, ins[0], y, node.inputs[0], act_here))
-        else:
-            raise UnsupportedOpError(f"no lowering rule for {op!r} (node {node.name!r})")
+        vu = vec_units[li % hw.cores]
+        # a branch's layer starts once the host has read the condition that picked it
+        gate = [place(gates[node.name])] if node.name in gates else []
+        ins = _setup(b, vu, li, ins + gate)[: len(ins)]
+        ctx = NodeContext(g, node, hw, VecContext(b, vu, dma, li, VECTOR_CHUNK, y.bits),
+                          vec_units, layer, bits[node.name], in_names, ins, y, act, place,
+                          scratch, macs)  # fmt: skip
+        bindings += op.emit(ctx)
         if layer.kernel is None:
-            layer.kernel = vector_kernel(g, node, _value_inputs(g, node), act, li, layer.a_bits)
+            layer.kernel = vector_kernel(g, node, in_names, act, li, layer.a_bits, op.kernel_type)
         for yo in [place(o) for o in node.outputs if o]:
             if not yo.on_chip:  # spilled output: written out to external memory
                 tok = b.token()
@@ -364,6 +260,7 @@ def lower(
         layers.append(Layer(f"output:{v}", "Output", "io", a_bits=p.bits, output_shape=shape))
         layers[-1].kernel = io_kernel("output", shape, li, p.bits)
         b.emit(Opcode.HOST_OUT, dma, li, bytes_out=p.nbytes, wait0=p.token)
+    geoms = macs.geoms
     acc_size = max([geoms[n].cout * geoms[n].pixels for n in geoms] or [1])
     weight_bytes = sum(layer.weight_bytes for layer in layers)
     spilled = [v for v, ok in mem.on_chip.items() if not ok]
@@ -383,7 +280,7 @@ def lower(
         acc_size=acc_size,
         weight_size=max(b.weight_size, 1),
         fparam_size=max(b.fparam_size, 1),
-        weights_resident=all(wplan.resident),
+        weights_resident=all(macs.wplan.resident),
         weight_bytes=weight_bytes,
         peak_activation_bytes=mem.peak_bytes,
         spilled=spilled,

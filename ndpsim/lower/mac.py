@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ndpsim.isa import Act, Opcode
-from ndpsim.lower.program import Binding, Builder, Layer, Placement
+from ndpsim.isa import Opcode
+from ndpsim.lower.activations import act_fields
+from ndpsim.lower.bindings import ConvBinding
+from ndpsim.lower.program import Builder, Layer, Placement
 from ndpsim.lower.tiling import ConvGeom, Tile, input_bytes_for_block, pixel_block
 
 
@@ -28,16 +30,6 @@ class MacContext:
     stream_cursor: list[int]  # next streaming slot (boxed for mutation)
 
 
-def act_fields(b: Builder, act: tuple | None) -> dict[str, int]:
-    """Descriptor fields of a fused activation; CLIP / LEAKY params live in float slots that
-    `bind` fills (in the output's quantized domain)."""
-    if act is None:
-        return {"act": int(Act.NONE), "act_p0": 0, "act_p1": 0}
-    kind = {"Relu": Act.RELU, "Clip": Act.CLIP, "LeakyRelu": Act.LEAKY_RELU}[act[0]]
-    slot = b.fslots(2)
-    return {"act": int(kind), "act_p0": slot, "act_p1": slot + 1}
-
-
 def emit_mac(
     ctx: MacContext,
     layer_idx: int,
@@ -53,7 +45,7 @@ def emit_mac(
     w_bits: int,
     inputs: tuple[str, ...],
     output: str,
-) -> Binding:
+) -> ConvBinding:
     b = ctx.b
     flat = [t for ct in col_tiles for t in ct]
     tile_ids = [b.tile(t.g0, t.g1, t.k0, t.k1, t.c0, t.c1) for t in flat]
@@ -193,11 +185,5 @@ def emit_mac(
     layer.folds_cout = len(col_tiles)
     layer.weights_resident = resident
     layer.weight_bytes = int(np.ceil(geom.cout * geom.k_g * w_bits / 8))
-    return Binding(
-        "conv",
-        desc,
-        node_name,
-        inputs,
-        output,
-        {"w_base": w_base, "bias_base": bias_base, "scale_base": scale_base},
-    )
+    slots = {"w_base": w_base, "bias_base": bias_base, "scale_base": scale_base}
+    return ConvBinding(desc, node_name, inputs, output, slots, geom=geom, act=act)

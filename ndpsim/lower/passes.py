@@ -6,24 +6,18 @@ import numpy as np
 
 from ndpsim.errors import UnsupportedOpError
 from ndpsim.ir import Graph, Node, TensorInfo
+from ndpsim.lower.activations import ACTIVATION_OPS, activation_of
+from ndpsim.lower.decompose import decompose_ops
 from ndpsim.lower.recurrent import (
     casts_to_identity,
     decompose_normalization,
     decompose_recurrent,
     split_batched_matmul,
 )
+from ndpsim.lower.registry import MAC_OPS, OPS
 
-_MAC_OPS = {"Conv", "Gemm", "MatMul"}
 # Producers whose output passes through the vector unit's activation stage anyway.
-_ACT_HOSTS = _MAC_OPS | {
-    "Add",
-    "Sub",
-    "Mul",
-    "MaxPool",
-    "AveragePool",
-    "GlobalAveragePool",
-    "Transpose",
-}
+_ACT_HOSTS = frozenset(op for op, e in OPS.items() if e.fuses_activation)
 
 
 def _rename_inputs(nodes: list[Node], old: str, new: str) -> list[Node]:
@@ -124,33 +118,12 @@ def fold_batchnorm(g: Graph) -> Graph:
     return g.with_(nodes=tuple(nodes), constants=consts, tensors=tensors)
 
 
-def activation_of(g: Graph, node: Node) -> tuple | None:
-    """The fused-activation record of an activation node, or None if it cannot be fused."""
-    if node.op_type == "Relu":
-        return ("Relu",)
-    if node.op_type == "LeakyRelu":
-        return ("LeakyRelu", float(node.attrs.get("alpha", 0.01)))
-    if node.op_type == "Clip":
-        if g.opset < 11:
-            lo, hi = node.attrs.get("min"), node.attrs.get("max")
-        else:
-            names = list(node.inputs[1:3]) + ["", ""]
-            if any(n and n not in g.constants for n in names[:2]):
-                return None
-            lo = float(g.constants[names[0]]) if names[0] else None
-            hi = float(g.constants[names[1]]) if names[1] else None
-        lo = -np.inf if lo is None else float(lo)
-        hi = np.inf if hi is None else float(hi)
-        return ("Clip", lo, hi)
-    return None
-
-
 def _fusable_quantized(g: Graph, src: Node, act: Node) -> bool:
     """In an imported quantized model an activation joins its producer only where that is
     exact: no requantization between them (the value in between has the output's scale and
     zero point, or none), and a producer whose kernel applies activations (onnxruntime's
     QLinearAdd and average pools, which ndpsim reproduces, have no activation stage)."""
-    if src.op_type not in _MAC_OPS | {"MaxPool", "Transpose"}:
+    if src.op_type not in MAC_OPS | {"MaxPool", "Transpose"}:
         return False
     mid = g.quant.tensors.get(act.inputs[0])
     return mid is None or mid == g.quant.tensors.get(act.outputs[0])
@@ -163,7 +136,7 @@ def fuse_activations(g: Graph) -> Graph:
     replaced: dict[str, Node] = {}
     removed: set[str] = set()
     for node in g.nodes:
-        if node.op_type not in ("Relu", "Clip", "LeakyRelu"):
+        if node.op_type not in ACTIVATION_OPS:
             continue
         src = producers.get(node.inputs[0])
         act = activation_of(g, node)
@@ -185,6 +158,7 @@ PASSES = (
     casts_to_identity,  # float -> float Casts of activations are wires
     decompose_recurrent,  # LSTM / GRU -> the recurrence unrolled over the sequence
     split_batched_matmul,  # MatMul with a batched constant B -> one MatMul per batch
+    decompose_ops,  # LayerNormalization -> means, a power, element-wise ops; Div -> Mul
     decompose_normalization,  # LRN -> Mul, channel AveragePool, power; Pow 2 / 0.5 -> Mul / Sqrt
     remove_identities,  # Identity / Dropout are wires at inference
     fold_batchnorm,  # BN into the preceding conv's weights, else a Mul + Add

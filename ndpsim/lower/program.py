@@ -3,12 +3,13 @@ memory map, and the binding records that tell `bind` where quantization paramete
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from ndpsim.ir import Graph
 from ndpsim.isa import DESC_FIELDS, DESC_WIDTH, INSTR_DTYPE, Opcode, Unit
+from ndpsim.lower.bindings import Binding
 from ndpsim.lower.kernels import Kernel
 
 
@@ -52,19 +53,6 @@ class Placement:
     @property
     def nbytes(self) -> int:
         return (self.size * self.bits + 7) // 8
-
-
-@dataclass
-class Binding:
-    """What `bind` must fill for a descriptor: its kind, the graph node and values it serves,
-    and the parameter slots reserved for it."""
-
-    kind: str  # "conv", "eltwise", "pool", "softmax", "copy", "func", "lut", "const"
-    desc: int
-    node: str
-    inputs: tuple[str, ...]
-    output: str
-    slots: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass

@@ -10,8 +10,15 @@ import numpy as np
 from ndpsim.errors import UnsupportedOpError
 from ndpsim.ir import Graph, Node
 from ndpsim.isa import EltwiseKind, Opcode, PoolKind
-from ndpsim.lower.mac import act_fields
-from ndpsim.lower.program import Binding, Builder, Placement
+from ndpsim.lower.activations import act_fields
+from ndpsim.lower.bindings import (
+    Binding,
+    CopyBinding,
+    EltwiseBinding,
+    PoolBinding,
+    SoftmaxBinding,
+)
+from ndpsim.lower.program import Builder, Placement
 from ndpsim.lower.tiling import begin_pads  # pooling follows Conv's auto_pad rules
 
 
@@ -149,9 +156,9 @@ def emit_eltwise(
         done,
     )
     y.token = done
-    return Binding(
-        "eltwise", desc, node.name, (a_name, b_name), node.outputs[0], {"ra": slot, "rb": slot + 1}
-    )
+    op = {"Mul": "mul", "Sub": "sub"}.get(node.op_type, "add")
+    return EltwiseBinding(desc, node.name, (a_name, b_name), node.outputs[0],
+                          {"ra": slot, "rb": slot + 1}, op=op, act=act)  # fmt: skip
 
 
 def emit_pool(
@@ -206,7 +213,7 @@ def emit_pool(
     done = ctx.b.token()
     _chunks(ctx, Opcode.POOL, desc, y.size, k[0] * k[1], x.nbytes, y.nbytes, [x.token], done)
     y.token = done
-    return Binding("pool", desc, node.name, (node.inputs[0],), node.outputs[0], {"r": slot})
+    return PoolBinding(desc, node.name, (node.inputs[0],), node.outputs[0], {"r": slot}, act=act)
 
 
 def emit_softmax(ctx: VecContext, g: Graph, node: Node, x: Placement, y: Placement) -> Binding:
@@ -232,8 +239,8 @@ def emit_softmax(ctx: VecContext, g: Graph, node: Node, x: Placement, y: Placeme
     done = ctx.b.token()
     _chunks(ctx, Opcode.SOFTMAX, desc, outer * inner, length, x.nbytes, y.nbytes, [x.token], done)
     y.token = done
-    return Binding(
-        "softmax", desc, node.name, (node.inputs[0],), node.outputs[0], {"sx": slot, "sy": slot + 1}
+    return SoftmaxBinding(
+        desc, node.name, (node.inputs[0],), node.outputs[0], {"sx": slot, "sy": slot + 1}
     )
 
 
@@ -277,7 +284,7 @@ def emit_copy(
         waits,
         done if last else -1,
     )
-    return Binding("copy", desc, node.name, (x_name,), node.outputs[0], {"r": slot})
+    return CopyBinding(desc, node.name, (x_name,), node.outputs[0], {"r": slot}, act=act)
 
 
 def emit_unary(

@@ -12,8 +12,9 @@ import numpy as np
 from ndpsim.errors import UnsupportedOpError
 from ndpsim.ir import Graph, Node
 from ndpsim.isa import FuncKind, Opcode, PoolKind
-from ndpsim.lower.mac import act_fields
-from ndpsim.lower.program import Binding, Placement
+from ndpsim.lower.activations import act_fields
+from ndpsim.lower.bindings import Binding, FuncBinding, PoolBinding, TableBinding
+from ndpsim.lower.program import Placement
 from ndpsim.lower.vector import VecContext, _chunks, _nbytes, emit_copy, row_major
 
 # Function-unit look-up tables: (first sample, last sample, entries). Linear interpolation
@@ -71,7 +72,7 @@ def _lut_slots(ctx: VecContext, kind: FuncKind, bindings: list[Binding]) -> tupl
         _, _, size = LUTS[kind.name]
         base = ctx.b.fslots(size + 2)
         cache[kind.name] = base
-        bindings.append(Binding("lut", -1, kind.name, (), "", {"base": base}))
+        bindings.append(TableBinding(-1, kind.name, (), "", {"base": base}, table=kind.name))
     base = cache[kind.name]
     size = LUTS[kind.name][2]
     return base, base + size, base + size + 1
@@ -111,7 +112,8 @@ def emit_func(ctx: VecContext, g: Graph, node: Node, x: Placement, y: Placement)
     _chunks(ctx, Opcode.FUNC, desc, n, FUNC_WORK[kind], x.nbytes, y.nbytes, [x.token], done)
     y.token = done
     slots = {"sx": slot, "ry": slot + 1, "p0": slot + 2, "p1": slot + 3, "p2": slot + 4}
-    out.append(Binding("func", desc, node.name, (node.inputs[0],), node.outputs[0], slots))
+    out.append(FuncBinding(desc, node.name, (node.inputs[0],), node.outputs[0], slots,
+                           params=func_params(g, node)))  # fmt: skip
     return out
 
 
@@ -360,8 +362,8 @@ def emit_reduce_mean(
         n_in = c * kh * kw
         _chunks(ctx, Opcode.POOL, desc, c, kh * kw, _nbytes(n_in, x.bits), _nbytes(c, y.bits),
                 [x.token], done if j == len(combos) - 1 else -1)  # fmt: skip
-        out.append(Binding("pool", desc, node.name, (node.inputs[0],), node.outputs[0],
-                           {"r": slot}))  # fmt: skip
+        out.append(PoolBinding(desc, node.name, (node.inputs[0],), node.outputs[0],
+                               {"r": slot}))  # fmt: skip
     y.token = done
     return out
 

@@ -22,10 +22,11 @@ from ndpsim.config import HardwareConfig
 from ndpsim.errors import ConfigError
 from ndpsim.inputs import calibration_inputs, load_npz, random_inputs
 from ndpsim.options import SimOptions
+from ndpsim.quant.bind import bind
+from ndpsim.quant.ptq import plan_from_ranges
 from ndpsim.report.agreement import sqnr_db
 from ndpsim.session import Session
-from ndpsim.sim.bind import bind
-from ndpsim.sim.quantize import collect_ranges, plan_from_ranges
+from ndpsim.sim.calibrate import collect_ranges
 from ndpsim.sim.run import read_value, run
 
 

@@ -9,8 +9,9 @@ import numpy as np
 
 from ndpsim.config import HardwareConfig
 from ndpsim.lower.program import Program
+from ndpsim.quant.bind import Params
+from ndpsim.quant.params import QuantPlan
 from ndpsim.sim import core
-from ndpsim.sim.bind import Params, QuantPlan
 
 
 def timing_of(hw: HardwareConfig) -> core.Timing:

@@ -4,14 +4,13 @@ value the program stores, no calibration."""
 from __future__ import annotations
 
 from ndpsim.errors import UnsupportedOpError
-from ndpsim.lower.memory import ALIAS_OPS
+from ndpsim.lower.bindings import FillBinding
 from ndpsim.lower.program import Program
-from ndpsim.sim.bind import QParams, QuantPlan
+from ndpsim.lower.registry import ALIAS_OPS, OPS
+from ndpsim.quant.params import QParams, QuantPlan
 
 # Ops whose output is their input's values moved (or a maximum of them): same parameters.
-_SAME_PARAMS = frozenset(
-    {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Transpose", "MaxPool"}
-)
+_SAME_PARAMS = frozenset(op for op, e in OPS.items() if e.output_range == "input")
 
 
 def model_plan(program: Program) -> QuantPlan:
@@ -47,7 +46,7 @@ def model_plan(program: Program) -> QuantPlan:
                     "(a requantizing reshape); quantize its input and output alike"
                 )
     tensors: dict[str, QParams] = {}
-    pad_fill = {bd.inputs[0]: bd.output for bd in program.bindings if bd.kind == "pad_value"}
+    pad_fill = {bd.inputs[0]: bd.output for bd in program.bindings if isinstance(bd, FillBinding)}
     for name in program.placements:
         if name in pad_fill:
             continue

@@ -20,6 +20,7 @@ import numpy as np
 
 from ndpsim.errors import UnsupportedOpError
 from ndpsim.isa import DESC_FIELDS, EltwiseKind, PoolKind
+from ndpsim.lower.bindings import CopyBinding
 from ndpsim.lower.tiling import weight_matrix
 
 _F32 = np.float32
@@ -88,7 +89,7 @@ class OrtBinder:
 
     def pool_or_copy(self, bd, x, y, fparams) -> None:
         d = self.program.desc[bd.desc]
-        if bd.kind == "copy":
+        if isinstance(bd, CopyBinding):
             if x.scale != y.scale:
                 fparams[bd.slots["r"]] = _F32(x.scale)
                 self.set("copy", bd.desc, mode=1, r2=self.slot(y.scale))

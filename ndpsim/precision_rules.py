@@ -1,4 +1,5 @@
-"""Per-layer precision specs: `PATTERN=BITS` rules, resolved onto the layers of a model.
+"""Per-layer precision specs: `PATTERN=BITS` rules, resolved onto the layers of a model
+(beside the hardware config, whose `precision:` section holds such rules).
 
 A rule's PATTERN is `default`, an op type (`Conv`, `Gemm`, ..., `Input`, `Output`) or a glob
 over layer names (`conv*`, `input:*`); BITS is any of `w<bits>` (weights of MAC layers),
@@ -18,14 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ndpsim.errors import ConfigError
-from ndpsim.ops import SUPPORTED_OPS
+from ndpsim.files import SUFFIXES, read_mapping
 
 if TYPE_CHECKING:
     from ndpsim.config import HardwareConfig
 
 _BITS = re.compile(r"^(?:w(?P<w>\d+))?(?:a(?P<a>\d+))?(?:acc(?P<acc>\d+))?$")
-# op types a rule may name: every supported op, and the graph's input / output rows
-OP_TYPES = frozenset(SUPPORTED_OPS | {"Input", "Output"})
+# the op types of the graph's input and output rows (the lowering adds every supported op)
+IO_TYPES = frozenset({"Input", "Output"})
 ACC_RANGE = (16, 48)  # HardwareConfig.accumulator_bits' bounds
 
 
@@ -56,12 +57,11 @@ class Rule:
     bits: Bits
     source: str  # how the user wrote it, for error messages
 
-    @property
-    def kind(self) -> int:
-        """0 default, 1 op type, 2 layer-name glob (higher is more specific)."""
+    def kind(self, op_types: frozenset[str]) -> int:
+        """0 default, 1 op type (one of `op_types`), 2 layer-name glob (more specific)."""
         if self.pattern == "default":
             return 0
-        return 1 if self.pattern in OP_TYPES else 2
+        return 1 if self.pattern in op_types | IO_TYPES else 2
 
 
 def parse_bits(text: str, where: str) -> Bits:
@@ -128,23 +128,28 @@ class LayerRef:
     kind: str
 
 
-def resolve(layers: list[LayerRef], rules: list[Rule], hw: HardwareConfig) -> dict[str, Bits]:
-    """Full bits of every layer (w only meaningful for MAC layers), checked against `hw`.
-    A name glob that matches no layer is an error (a typo would otherwise do nothing)."""
+def resolve(
+    layers: list[LayerRef], rules: list[Rule], hw: HardwareConfig, op_types: frozenset[str]
+) -> dict[str, Bits]:
+    """Full bits of every layer (w only meaningful for MAC layers), checked against `hw`;
+    `op_types` are the op types a rule may name (the lowering's op registry). A name glob
+    that matches no layer is an error (a typo would otherwise do nothing)."""
     base = Bits(hw.weight_bits, hw.activation_bits, hw.accumulator_bits)
-    for rule in rules:
-        if rule.kind == 2 and not any(fnmatch.fnmatchcase(x.name, rule.pattern) for x in layers):
+    kinds = [r.kind(op_types) for r in rules]
+    for rule, kind in zip(rules, kinds, strict=True):
+        if kind == 2 and not any(fnmatch.fnmatchcase(x.name, rule.pattern) for x in layers):
             names = ", ".join(x.name for x in layers if x.kind in ("mac", "vector", "io"))
             raise ConfigError(f"{rule.source}: matches no layer (layers: {names[:400]})")
-    ordered = sorted(rules, key=lambda r: r.kind)  # stable: later rules of a kind win
+    # stable: later rules of a kind win
+    ordered = sorted(zip(kinds, rules, strict=True), key=lambda kr: kr[0])
     out: dict[str, Bits] = {}
     for layer in layers:
         bits, why = base, f"hardware {hw.name!r} defaults"
-        for rule in ordered:
+        for kind, rule in ordered:
             hit = (
-                rule.kind == 0
-                or (rule.kind == 1 and rule.pattern == layer.op_type)
-                or (rule.kind == 2 and fnmatch.fnmatchcase(layer.name, rule.pattern))
+                kind == 0
+                or (kind == 1 and rule.pattern == layer.op_type)
+                or (kind == 2 and fnmatch.fnmatchcase(layer.name, rule.pattern))
             )
             if hit:
                 bits, why = rule.bits.over(bits), rule.source
@@ -156,12 +161,10 @@ def resolve(layers: list[LayerRef], rules: list[Rule], hw: HardwareConfig) -> di
 def expand_rule_args(items: list[str] | None) -> list[str]:
     """`--precision` values: `PATTERN=BITS`, or a .yaml/.toml/.json file holding a
     `precision:` mapping (as `ndpsim precision --save` writes) whose rules are taken in order."""
-    from ndpsim.config import _read_mapping  # config imports this module
-
     out: list[str] = []
     for item in items or []:
-        if item.lower().endswith((".yaml", ".yml", ".toml", ".json")) and "=" not in item:
-            data = _read_mapping(Path(item))
+        if item.lower().endswith(SUFFIXES) and "=" not in item:
+            data = read_mapping(Path(item), "precision spec")
             rules = data.get("precision", data)
             if not isinstance(rules, dict):
                 raise ConfigError(f"{item}: expected a `precision:` mapping of PATTERN: BITS")
