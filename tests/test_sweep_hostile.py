@@ -251,6 +251,27 @@ def test_bad_engines_and_outputs_exit_2_with_one_line(args, needle, tmp_path, mo
         monkeypatch.setattr(dask_engine, "CONNECT_TIMEOUT_S", 2)  # nothing listens there
     spec = tmp_path / "s.yaml"
     spec.write_text(yaml.safe_dump({"models": [KWS], "parameters": {"macro_cols": [16]}}))
+    if "-o" not in args:
+        args = [*args, "-o", str(tmp_path / "r")]
     code, out, err = cli(monkeypatch, capsys, "sweep", str(spec), *args)
     assert code == 2, (code, err)
     assert len(err.strip().splitlines()) == 1 and needle in err, err
+    assert not (tmp_path / "r").exists()  # refused before any work
+
+
+@pytest.mark.parametrize(
+    ("content", "suffix", "needle"),
+    [
+        (b"\xff\xfe\x00binary", ".yaml", "not UTF-8 text"),
+        (b"[" * 100_000, ".json", "not valid json"),
+        (b"[" * 100_000, ".yaml", "not valid yaml"),
+        (b"- a list", ".yaml", "expected a mapping"),
+        (b"models = [", ".toml", "not valid toml"),
+    ],
+)
+def test_a_spec_file_that_cannot_be_read_exits_2(content, suffix, needle, tmp_path, monkeypatch,
+                                                 capsys):  # fmt: skip
+    spec = tmp_path / f"s{suffix}"
+    spec.write_bytes(content)
+    code, _, err = cli(monkeypatch, capsys, "sweep", str(spec), "--dry-run")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err, err

@@ -197,6 +197,6 @@ class _WarmUp(WorkerPlugin):
 
     def setup(self, worker) -> None:
         try:
-            init_once(self.initializer)
+            init_once(self.initializer, worker=True)
         except Exception:
             pass

@@ -149,13 +149,14 @@ def partition_name(path: Path) -> str:
 
 
 def _import_check(path: Path, entry: ModelEntry) -> None:
-    """Import the model once here, so a model no point can run (a symbolic input dim, an
-    unsupported op) is refused before any work instead of failing every point."""
-    from ndpsim.frontend import load_model
+    """Import the model once here, as a worker will (a Session), so a model no point can run
+    (a symbolic input dim, an unsupported op) is refused before any work instead of
+    failing every point."""
+    from ndpsim.session import Session
 
     try:
-        load_model(path, input_shapes=entry.input_shapes or None,
-                   input_values=entry.input_values or None)  # fmt: skip
+        Session(path, input_shapes=entry.input_shapes or None,
+                input_values=entry.input_values or None)  # fmt: skip
     except UserError as exc:
         hint = ""
         if "symbolic" in str(exc) and not entry.input_shapes:

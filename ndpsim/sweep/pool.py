@@ -48,7 +48,7 @@ def _init_worker(initializer: Callable[[], None] | None) -> None:
     watch_parent()
     numba.set_num_threads(1)
     try:
-        init_once(initializer)
+        init_once(initializer, worker=True)
     except Exception:
         pass  # kept by init_once and raised for each chunk: the pool itself stays usable
 

@@ -27,13 +27,11 @@ from __future__ import annotations
 
 import json
 import math
-import tomllib
 import types
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -49,6 +47,7 @@ from pydantic import (
 
 from ndpsim.config import HardwareConfig
 from ndpsim.errors import ConfigError
+from ndpsim.files import read_mapping
 from ndpsim.sweep.expr import Constraint
 
 FIELDS = HardwareConfig.model_fields
@@ -326,29 +325,6 @@ def _check_range(name: str, spec: Range) -> None:
         _check_value(f"{name}.{label}", name, value)
 
 
-def _read(path: Path) -> dict[str, Any]:
-    if path.suffix not in (".yaml", ".yml", ".toml", ".json"):
-        raise ConfigError(f"sweep spec {path}: use a .yaml, .toml or .json file")
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        why = getattr(exc, "strerror", None) or "not UTF-8 text"
-        raise ConfigError(f"cannot read sweep spec {path}: {why}") from None
-    try:
-        if path.suffix == ".toml":
-            data = tomllib.loads(text)
-        elif path.suffix == ".json":
-            data = json.loads(text)
-        else:
-            data = yaml.safe_load(text)
-    except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ConfigError(f"sweep spec {path} is not valid {path.suffix[1:]}: {first}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"sweep spec {path}: expected a mapping (models, parameters, ...)")
-    return data
-
-
 def parse_spec(data: dict[str, Any], where: str = "sweep spec") -> SweepSpec:
     """Validate a mapping; errors become one ConfigError line naming the field."""
     try:
@@ -369,4 +345,4 @@ def load_spec(path: str | Path) -> tuple[SweepSpec, Path]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"sweep spec not found: {path}")
-    return parse_spec(_read(path), f"sweep spec {path}"), path.resolve().parent
+    return parse_spec(read_mapping(path, "sweep spec"), f"sweep spec {path}"), path.resolve().parent

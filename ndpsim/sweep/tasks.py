@@ -45,17 +45,20 @@ def name_of(fn: Callable) -> str:
     return getattr(fn, "__qualname__", None) or repr(fn)
 
 
-def init_once(initializer: Callable[[], None] | None) -> None:
-    """Run `initializer` once in this process; a failure is kept and raised for every chunk
-    as a WorkerSetupError (a worker that cannot start must not fail points one by one)."""
+def init_once(initializer: Callable[[], None] | None, worker: bool = False) -> None:
+    """Run `initializer` once in this process. In a `worker` process, a failure is kept and
+    raised for every chunk as a WorkerSetupError (a worker that cannot start must not fail
+    points one by one); elsewhere it is raised, and the next call tries again."""
     if _SETUP_ERROR:
         raise WorkerSetupError(_SETUP_ERROR[0])
     if initializer is not None and name_of(initializer) not in _INITIALIZED:
         try:
             initializer()
         except Exception as exc:
-            _SETUP_ERROR.append(f"the worker initializer failed: {error_text(exc)}")
-            raise WorkerSetupError(_SETUP_ERROR[0]) from None
+            message = f"the worker initializer failed: {error_text(exc)}"
+            if worker:
+                _SETUP_ERROR.append(message)
+            raise WorkerSetupError(message) from None
         _INITIALIZED.add(name_of(initializer))
 
 
