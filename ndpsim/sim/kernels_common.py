@@ -9,7 +9,7 @@ from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-ISA_DIGEST = "dda3867cb26692b4"
+ISA_DIGEST = "a1607d4aa61826c5"
 
 
 @njit(cache=True)

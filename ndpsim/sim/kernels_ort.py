@@ -13,7 +13,7 @@ from numba import njit
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 from ndpsim.sim.kernels_common import _store, unravel4
 
-ISA_DIGEST = "dda3867cb26692b4"
+ISA_DIGEST = "a1607d4aa61826c5"
 
 
 @njit(cache=True)

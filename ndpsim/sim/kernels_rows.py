@@ -20,7 +20,7 @@ from ndpsim.sim.kernels_ort import _eltwise_qadd
 
 u64 = np.uint64  # unsigned indices: no negative-wraparound check, so LLVM vectorizes
 
-ISA_DIGEST = "dda3867cb26692b4"
+ISA_DIGEST = "a1607d4aa61826c5"
 
 
 @njit(cache=True)

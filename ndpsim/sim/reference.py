@@ -351,8 +351,8 @@ def duration(ins, t: Timing) -> tuple[int, int]:
         return t.ext_mem_latency_cycles + math.ceil(nbytes / t.ext_mem_bytes_per_cycle), 0
     if op in (Opcode.HOST_IN, Opcode.HOST_OUT):
         return math.ceil(nbytes / t.sram_bytes_per_cycle), 0
-    if op == Opcode.NOP and int(ins["a0"]) == 1:  # a layer setup
-        return t.layer_setup_cycles, 0
+    if op == Opcode.NOP and int(ins["a0"]) == 1:  # a layer setup, a2 output positions
+        return t.layer_setup_cycles + int(ins["a2"]) * t.position_cycles, 0
     return 0, 0
 
 
