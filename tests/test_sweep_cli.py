@@ -261,3 +261,26 @@ def test_the_first_results_are_stored_within_seconds(tmp_path):
         proc.communicate(timeout=60)
     assert first_s < 10.0, f"the first batch took {first_s:.1f} s"  # was >= 10 s + start-up
     print(f"first batch stored {first_s:.1f} s after the run started (pool start-up included)")
+
+
+def test_a_spec_fixes_inputs_to_values_and_they_join_the_key(tmp_path):
+    from tests.test_control_flow import _model  # y = If(sr == 16000, Relu(x), Erf(x))
+
+    model = tmp_path / "ctl.onnx"
+    model.write_bytes(_model().SerializeToString())
+    fixed = {"path": str(model), "input_shapes": {"x": [1, 4]}, "input_values": {"sr": [16000]}}
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump({"models": [fixed], "parameters": {"macro_cols": [16, 32]}}))
+    out = tmp_path / "r"
+    p = ndpsim("sweep", str(spec), "-o", str(out), "--jobs", "1")
+    assert p.returncode == 0 and "2 points" in p.stdout and "0 failed" in p.stdout, p.stderr
+    rows = pq.read_table(out / "points").to_pylist()
+    assert {r["model_inputs"] for r in rows} == {
+        '{"input_shapes":{"x":[1,4]},"input_values":{"sr":[16000.0]}}'
+    }
+    # sr = 8000 takes the other branch, an op ndpsim does not lower: refused before any work
+    fixed["input_values"] = {"sr": [8000]}
+    spec.write_text(yaml.safe_dump({"models": [fixed], "parameters": {"macro_cols": [16]}}))
+    p = ndpsim("sweep", str(spec), "-o", str(tmp_path / "r8k"))
+    assert p.returncode == 2 and "sweep model ctl.onnx" in p.stderr and "'Erf'" in p.stderr
+    assert not (tmp_path / "r8k").exists()

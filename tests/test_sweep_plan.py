@@ -249,3 +249,37 @@ def test_planning_shows_progress_on_a_terminal():
     quiet = io.StringIO()  # not a terminal: nothing
     make_plan(spec, ROOT, StageLine(stream=quiet, interval_s=0))
     assert quiet.getvalue() == ""
+
+
+def test_a_million_configurations_are_checked_a_few_hundred_times_and_held_compactly(
+    monkeypatch,
+):
+    """The 1,000,000-configuration grid of benchmarks/sweep_throughput.py: its checks read
+    five of its seven columns, so 200 evaluations decide every row (no clock here: the
+    benchmark times it); the rows take a few bytes each."""
+    from ndpsim.sweep import outcomes
+
+    calls = []
+    real = outcomes._evaluate
+    monkeypatch.setattr(outcomes, "_evaluate", lambda *a: calls.append(1) or real(*a))
+    spec = parse_spec({
+        "models": [KWS],
+        "parameters": {
+            "macro_cols": [8, 16, 32, 64, 128],
+            "macro_rows": [32, 64, 128, 256, 512],
+            "macros_per_core": [1, 2, 4, 8],
+            "precision": [{"weight_bits": 8, "activation_bits": 8},
+                          {"weight_bits": 4, "activation_bits": 8}],
+            "clock_mhz": {"min": 25, "max": 200, "log": True, "steps": 100},
+            "voltage_v": {"min": 0.6, "max": 1.0, "steps": 50},
+        },
+        "constraints": ["macro_rows * macro_cols * total_macros <= 65536"],
+    })  # fmt: skip
+    plan = make_plan(spec, ROOT)
+    assert plan.generated == 1_000_000 and plan.excluded == 100_000 and len(plan.configs) == 900_000
+    assert len(calls) <= 2 * 200  # 200 groups, plus the evaluations that found more columns
+    assert plan.table.codes.nbytes <= 8 * 4 * 900_000  # int32 codes, at most 8 columns
+    sample = [0, 1, 449_999, 899_999]
+    assert [plan.config_id(i) for i in sample] == [
+        plan.base.with_(**plan.table.changes(i)).config_id() for i in sample
+    ]

@@ -61,7 +61,7 @@ DERIVED = (
 CONSTRAINT_NAMES = frozenset(FIELDS) | frozenset(DERIVED)
 CONDITION_NAMES = frozenset(f for f, info in FIELDS.items() if info.annotation is bool)
 MAX_POINTS = 1_000_000  # generated configurations: a typo must not plan for hours or GBs
-MAX_INPUT_VALUES = 1 << 20  # constants fixed for one input
+MAX_INPUT_VALUES = 4096  # constants fixed for one input (the import takes at most 64)
 
 
 class _Strict(BaseModel):
