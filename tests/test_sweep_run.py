@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ndpsim import __version__
+from ndpsim.config import load_preset
 from ndpsim.report.schema import SimulationReport
 from ndpsim.sweep import LocalEngine, make_plan, parse_spec, read_points, run_points, run_sweep
 from ndpsim.sweep import point as worker
@@ -246,3 +247,18 @@ def test_the_totals_only_report_gives_the_rows_of_the_full_report():
         fast, no_layers = worker.evaluate(dataclasses.replace(p, per_layer=False))
         full, layers = worker.evaluate(p)  # through simulate() and the whole report
         assert fast == full and not no_layers and len(layers) == full["layers"]
+
+
+def test_every_preset_is_a_sweep_base(tmp_path):
+    # ndp120 has operating points (a tuple of models) and an idle power (a float or None):
+    # every configuration field must become a column of its own type
+    for preset in ("generic", "ndp120", "ndp101", "neural-engine"):
+        models = ["models/ad_fc_autoencoder.onnx"]
+        spec = parse_spec({"models": models, "base": {"preset": preset},
+                           "parameters": {"clock_mhz": [20, 40]}})  # fmt: skip
+        out = run_sweep(spec, make_plan(spec, ROOT), tmp_path / preset, LocalEngine(1),
+                        quiet=True)  # fmt: skip
+        assert out.ran == 2 and out.failed == 0, preset
+        rows = read_points(tmp_path / preset).to_pylist()
+        assert {r["clock_mhz"] for r in rows} == {20.0, 40.0}
+        assert rows[0]["idle_power_mw"] == load_preset(preset).idle_power_mw

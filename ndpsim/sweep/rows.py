@@ -37,6 +37,9 @@ KEY_COLUMNS = [
 
 
 def _arrow_type(annotation: Any) -> pa.DataType:
+    args = typing.get_args(annotation)
+    if type(None) in args and len(args) == 2:  # X | None: a nullable X
+        return _arrow_type(next(a for a in args if a is not type(None)))
     if annotation is bool:
         return pa.bool_()
     if annotation is int:
@@ -45,7 +48,8 @@ def _arrow_type(annotation: Any) -> pa.DataType:
         return pa.float64()
     if typing.get_origin(annotation) is tuple:
         return pa.list_(_arrow_type(typing.get_args(annotation)[0]))
-    return pa.string()  # str, Literal[str, ...], and mappings as sorted JSON (config_row)
+    # str, Literal[str, ...], and mappings and models (an operating point) as sorted JSON
+    return pa.string()
 
 
 def _config_column(field: str) -> str:
@@ -123,11 +127,18 @@ REPORT_MAPPED = frozenset(
 )  # fmt: skip
 
 
+def _cell(value: Any) -> Any:
+    """A configuration value as its column holds it: mappings as sorted JSON, lists element
+    by element."""
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, list):
+        return [_cell(v) for v in value]
+    return value
+
+
 def config_row(hw: HardwareConfig) -> dict[str, Any]:
-    row = {
-        _config_column(k): json.dumps(v, sort_keys=True) if isinstance(v, dict) else v
-        for k, v in hw
-    }
+    row = {_config_column(k): _cell(v) for k, v in hw.model_dump(mode="json").items()}
     row.update({d: getattr(hw, d) for d in DERIVED})
     return row
 
