@@ -356,6 +356,33 @@ def precision(
 
 
 @app.command()
+def update(
+    old: Annotated[Path, typer.Argument(help="the model the part runs (ONNX)")],
+    new: Annotated[Path, typer.Argument(help="the updated model, same structure (ONNX)")],
+    preset: Preset = None,
+    config: Config = None,
+    set_: Sets = None,
+    json_out: JsonOut = None,
+    input_shape: Shapes = None,
+    debug: Debug = False,
+) -> None:
+    """What an in-place model update costs: changed weights per layer and tile, the payload
+    over the host link, cell write time and energy, against a full reload."""
+    _DEBUG["on"] = debug
+    from ndpsim.update import render, update_cost
+
+    for path in (old, new):
+        if not path.exists():
+            raise UserError(f"model file not found: {path}")
+    hw = _hardware(preset, config, set_)
+    report = update_cost(old, new, hw, input_shapes=_parse_shapes(input_shape))
+    typer.echo(render(report))
+    if json_out:
+        json_out.write_text(report.model_dump_json(indent=2))
+        typer.echo(f"report written to {json_out}")
+
+
+@app.command()
 def presets(debug: Debug = False) -> None:
     """List the hardware presets with their main parameters."""
     _DEBUG["on"] = debug

@@ -124,6 +124,18 @@ class HardwareConfig(BaseModel):
     idle_power_mw: float | None = Field(
         None, ge=0, description="power between inferences (None: leakage + fixed power)"
     )
+    # -- model updates: writing new weights into the cells (`ndpsim update`) --
+    weight_cell_technology: Literal["sram", "rram", "mram", "flash"] = Field(
+        "sram", description="what the weight cells are (documents the write constants)"
+    )
+    weight_write_word_bits: int = Field(64, ge=1, le=4096, description="cells one write programs")
+    weight_write_ns_per_word: float = Field(10.0, gt=0, description="one word write, per macro")
+    weight_cell_endurance_writes: float | None = Field(
+        None, gt=0, description="writes a cell survives (None: unlimited, as SRAM)"
+    )
+    host_link_mbit_per_s: float = Field(
+        50.0, gt=0, description="host interface carrying model updates (SPI-class)"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> HardwareConfig:

@@ -27,6 +27,10 @@ class SimOptions(BaseModel):
     input_values: dict[str, tuple[float, ...]] | None = Field(
         None, description="inputs fixed to constant values (resolves If on them)"
     )
+    branches: dict[str, bool] | None = Field(
+        None, description="If on run-time data -> True for its then-branch (timing only; a "
+        "full run takes the branch the data picks, starting from these)"
+    )
     precision: tuple[str, ...] = Field(
         (), description="per-layer precision rules PATTERN=BITS over the hardware's own"
     )

@@ -31,15 +31,16 @@ from typing import Any
 import numpy as np
 
 from ndpsim.config import STRUCTURAL_FIELDS, HardwareConfig, load_preset
-from ndpsim.errors import ConfigError
+from ndpsim.errors import ConfigError, UserError
 from ndpsim.frontend import load_model
+from ndpsim.frontend.control import BranchNeeded
 from ndpsim.inputs import calibration_inputs, samples_of
 from ndpsim.ir import Graph
 from ndpsim.lower import Program, lower
 from ndpsim.lower.passes import run_passes
 from ndpsim.lower.registry import SUPPORTED_OPS
 from ndpsim.options import SimOptions
-from ndpsim.quant.bind import bind
+from ndpsim.quant.bind import Params, bind
 from ndpsim.quant.model_plan import model_plan
 from ndpsim.quant.params import QuantPlan
 from ndpsim.quant.ptq import PTQOptions
@@ -67,20 +68,30 @@ def hardware_of(hardware: HardwareConfig | str | None) -> HardwareConfig:
     raise ConfigError("hardware must be a HardwareConfig or a preset name")
 
 
+MAX_BRANCH_RUNS = 16  # runs to settle the branches of one input (each If flips at most once)
+
+
 def _import(
-    model: Any, input_shapes: Mapping | None, input_values: Mapping | None
+    model: Any, input_shapes: Mapping | None, input_values: Mapping | None, branches: dict
 ) -> tuple[Graph, str, str]:
-    """(graph, display name, sha256 of the ONNX bytes; '' for an imported Graph)."""
+    """(graph, display name, sha256 of the ONNX bytes; '' for an imported Graph). An If on
+    run-time data without a choice in `branches` takes its then-branch, and `branches` is
+    completed with it."""
     if isinstance(model, Graph):
         return model, model.name, ""
+    while True:
+        try:
+            graph = load_model(model, input_shapes=input_shapes, input_values=input_values,
+                               supported=SUPPORTED_OPS, branches=branches)  # fmt: skip
+            break
+        except BranchNeeded as need:
+            if need.name in branches or len(branches) >= MAX_BRANCH_RUNS:
+                raise
+            branches[need.name] = True
     if isinstance(model, (str, os.PathLike)):
         path = Path(model)
         data = path.read_bytes() if path.is_file() else b""
-        graph = load_model(path, input_shapes=input_shapes, input_values=input_values,
-                           supported=SUPPORTED_OPS)  # fmt: skip
         return graph, str(path), hashlib.sha256(data).hexdigest()
-    graph = load_model(model, input_shapes=input_shapes, input_values=input_values,
-                       supported=SUPPORTED_OPS)  # fmt: skip
     raw = model if isinstance(model, bytes) else model.SerializeToString()
     return graph, graph.name, hashlib.sha256(raw).hexdigest()
 
@@ -130,21 +141,55 @@ class Session:
         input_values: Mapping[str, Sequence[float]] | None = None,
         name: str | None = None,
     ):
-        imported, default_name, self.sha256 = _import(model, input_shapes, input_values)
+        self._import_options = (input_shapes, input_values)
+        self._model = model
+        chosen: dict[str, bool] = {}
+        imported, default_name, self.sha256 = _import(model, input_shapes, input_values, chosen)
         self.name = name or default_name  # the report's `model`
         self.source = None if isinstance(model, Graph) else model  # what onnxruntime reads
         self.input_values = input_values
-        self.graph = run_passes(imported)
+        self.graph = run_passes(imported)  # Ifs on run-time data: their then-branches
+        self._variants: dict[tuple, Graph] = {tuple(sorted(chosen.items())): self.graph}
         self._programs: OrderedDict[tuple, Program] = OrderedDict()
         # onnxruntime's outputs per input sample: they do not depend on the hardware
         self._ort: OrderedDict[tuple, dict[str, np.ndarray]] = OrderedDict()
 
-    def program(self, hw: HardwareConfig, precision: Sequence[str] = ()) -> Program:
-        """The model lowered onto `hw` with per-layer `precision` rules (cached)."""
-        key = (structural_key(hw), tuple(precision))
+    @property
+    def data_ifs(self) -> list[str]:
+        """The model's Ifs on run-time data seen so far, in graph order."""
+        return list(dict.fromkeys(b.name for g in self._variants.values() for b in g.branches))
+
+    def variant(self, branches: Mapping[str, bool] | None = None) -> Graph:
+        """The graph with each If on run-time data replaced by the branch `branches` picks
+        (If name -> True for then; an If it does not name takes its then-branch)."""
+        if not branches:
+            return self.graph
+        key = tuple(sorted(branches.items()))
+        graph = self._variants.get(key)
+        if graph is None:
+            chosen = dict(branches)
+            graph = run_passes(_import(self._model, *self._import_options, chosen)[0])
+            self._variants[key] = graph
+        stray = set(branches) - set(self.data_ifs)
+        if stray:
+            raise UserError(f"no If on run-time data named {sorted(stray)[0]!r} (the model's: "
+                            f"{', '.join(self.data_ifs) or 'none'})")  # fmt: skip
+        return graph
+
+    def program(
+        self,
+        hw: HardwareConfig,
+        precision: Sequence[str] = (),
+        branches: Mapping[str, bool] | None = None,
+    ) -> Program:
+        """The model lowered onto `hw` with per-layer `precision` rules and the data
+        branches `branches` (cached)."""
+        graph = self.variant(branches)
+        key = (structural_key(hw), tuple(precision),
+               tuple(sorted((b.name, b.taken) for b in graph.branches)))  # fmt: skip
         program = self._programs.get(key)
         if program is None:
-            program = lower(self.graph, hw, list(precision), passed=True)
+            program = lower(graph, hw, list(precision), passed=True)
             self._programs[key] = program
             if len(self._programs) > PROGRAM_CACHE_SIZE:
                 self._programs.popitem(last=False)
@@ -152,9 +197,27 @@ class Session:
             self._programs.move_to_end(key)
         return program
 
-    def time(self, hw: HardwareConfig, precision: Sequence[str] = ()) -> RunResult:
+    def time(
+        self,
+        hw: HardwareConfig,
+        precision: Sequence[str] = (),
+        branches: Mapping[str, bool] | None = None,
+    ) -> RunResult:
         """Timing and counters only: no arithmetic (equal to a full run's, docs)."""
-        return run(self.program(hw, precision), hw)
+        return run(self.program(hw, precision, branches), hw)
+
+    def params(
+        self, program: Program, hw: HardwareConfig, opts: SimOptions | None = None
+    ) -> tuple[QuantPlan, Params]:
+        """The quantization plan (the model's own, or calibrated on `opts`' inputs: by default
+        one seeded random sample) and the integer parameters the machine holds."""
+        opts = opts or SimOptions()
+        if program.graph.quant is not None:
+            plan = model_plan(program)
+        else:
+            calib = calibration_inputs(self.graph, opts, samples_of(self.graph, opts))
+            plan = calibrate(program, hw, calib, opts.ptq)
+        return plan, bind(program, plan)
 
     def reference(
         self, program: Program, hw: HardwareConfig, inputs: dict[str, np.ndarray]
@@ -186,18 +249,46 @@ class Session:
         return build_report(program, res, hw, model=self.name, model_sha256=self.sha256,
                             mode=mode, **extra)  # fmt: skip
 
+    def execute_settled(
+        self,
+        hw: HardwareConfig,
+        inputs: dict[str, np.ndarray],
+        calibration: list[dict[str, np.ndarray]],
+        opts: SimOptions,
+    ) -> tuple[Program, RunResult, dict[str, np.ndarray]]:
+        """Run the integer datapath on `inputs` with the branches the data picks: start from
+        `opts.branches` (else then-branches), read each If's condition, and when the data
+        picked the other branch, run again with it (later Ifs may change with it).
+        Returns the program run, the run and its outputs (conditions included)."""
+        chosen = dict(opts.branches or {})
+        for _ in range(MAX_BRANCH_RUNS):
+            program = self.program(hw, opts.precision, chosen)
+            res, _, outs = execute(program, hw, inputs, calibration, opts.ptq)
+            for k, b in enumerate(program.graph.branches):
+                if bool(np.asarray(outs[b.cond]).reshape(-1)[0] != 0) != b.taken:
+                    # the Ifs before it ran as the data picks: keep them, flip this one
+                    chosen = {x.name: x.taken for x in program.graph.branches[:k]}
+                    chosen[b.name] = not b.taken
+                    break
+            else:
+                return program, res, outs
+        raise UserError(f"the data-dependent Ifs did not settle in {MAX_BRANCH_RUNS} runs")
+
     def simulate(self, hw: HardwareConfig, opts: SimOptions | None = None) -> SimulationReport:
-        """The whole pipeline on `hw`: timing only, or quantize, run and compare."""
+        """The whole pipeline on `hw`: timing only (the branches `opts.branches` names), or
+        quantize, run (the branches the data picks) and compare."""
         opts = opts or SimOptions()
-        program = self.program(hw, opts.precision)
         if opts.timing_only:
+            program = self.program(hw, opts.precision, opts.branches)
             return self.report(program, run(program, hw), hw, "timing-only")
         samples = samples_of(self.graph, opts)
         calib = calibration_inputs(self.graph, opts, samples)
-        res, _, outs = execute(program, hw, samples[0], calib, opts.ptq)
+        program, res, outs = self.execute_settled(hw, samples[0], calib, opts)
+        conds = {b.cond for b in program.graph.branches}
+        outs = {k: v for k, v in outs.items() if k not in conds}  # the host's, not the model's
         rows: list[Agreement] = []
         if opts.compare_reference:
             ref_name, ref = self.reference(program, hw, samples[0])
-            rows = agreement(self.graph, outs, ref, ref_name)
+            rows = agreement(program.graph, outs, ref, ref_name)
         outputs = {k: v.tolist() for k, v in outs.items()} if opts.include_outputs else None
         return self.report(program, res, hw, "full", agreement=rows, outputs=outputs)

@@ -250,6 +250,14 @@ CASES = {
         [5, 1, 1, 6],
         [_const("W", (1, 18, 4)), _const("R", (1, 18, 6)), _const("B", (1, 36))],
     ),
+    "LayerNormalization": _model(
+        [N("LayerNormalization", ["x", "s", "b"], ["y"], axis=-1, epsilon=1e-5)],
+        [1, 6, 16], [1, 6, 16], [_const("s", (16,)), _const("b", (16,))], opset=17,
+    ),
+    "Div": _model(
+        [N("Div", ["x", "d"], ["y"])], [1, 3, 5], [1, 3, 5],
+        [numpy_helper.from_array(np.array([0.5, -2.0, 4.0, 1.5, 3.0], np.float32), "d")],
+    ),
 }
 
 

@@ -1,6 +1,11 @@
-"""Static control flow at import: inputs the user fixes to a value become initializers, and
-every `If` whose condition is known before the run (from constants and static shapes) is
-replaced by the branch it takes. An `If` on run-time data is refused by name.
+"""Control flow at import: inputs the user fixes to a value become initializers, and every
+`If` whose condition is known before the run (from constants and static shapes) is replaced
+by the branch it takes.
+
+An `If` on run-time data (an arbitrator picking a cheap or a full branch) is inlined with the
+branch the caller names (`branches`: If name -> True for then): the condition becomes an
+output the host reads, and the branch's nodes wait for it (`DataBranch`). Without a choice
+for it the import raises `BranchNeeded`, which the Session answers (ndpsim/session.py).
 
 PyTorch and spox exports wrap whole models in such branches (silero-vad branches on the
 sample rate, and on tensor ranks inside its LSTM wrapper): with the sample rate fixed, every
@@ -11,6 +16,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -28,6 +34,31 @@ _COND_OPS = frozenset({"Equal", "Not", "And", "Or", "Greater", "Less", "GreaterO
                        "Identity", "Add", "Sub", "Mul", "Slice", "Reshape"})  # fmt: skip
 _MAX_ROUNDS = 64  # nested Ifs are inlined one level per round
 _MAX_COND_ELEMENTS = 64
+
+
+class BranchNeeded(ModelError):
+    """An If whose condition depends on run-time data and no branch was chosen for it."""
+
+    def __init__(self, name: str, cond: str):
+        super().__init__(f"If {quote(name)}: its condition {quote(cond)} depends on run-time "
+                         "data; choose a branch (--branch then|else|both) or fix the inputs "
+                         "it reads with --input-value name=value")  # fmt: skip
+        self.name, self.cond = name, cond
+
+
+@dataclass(frozen=True)
+class DataBranch:
+    """A data-dependent If inlined with one of its branches."""
+
+    name: str  # the If node
+    cond: str  # its condition: a graph output the host reads to dispatch the branch
+    taken: bool  # True: then_branch
+    nodes: tuple[str, ...]  # the branch's nodes: they start after the condition is known
+
+
+def if_name(node: onnx.NodeProto) -> str:
+    """An If's name (its first output when the node has none)."""
+    return node.name or f"If:{node.output[0]}"
 
 
 def bind_input_values(model: onnx.ModelProto, values: Mapping[str, Sequence] | None) -> None:
@@ -156,15 +187,37 @@ def _loose_infer(model: onnx.ModelProto) -> onnx.ModelProto:
         raise ModelError(f"shape inference failed: {first_line(exc)}") from None
 
 
-def inline_static_ifs(model: onnx.ModelProto, opset: int, limit: int) -> None:
-    """Replace every If whose condition is static by the nodes of the branch it takes
-    (branch outputs become Identity nodes onto the If's outputs)."""
+def _inline(model: onnx.ModelProto, nodes: list, i: int, then: bool) -> list[onnx.NodeProto]:
+    """Replace nodes[i] (an If) by its branch (outputs as Identity nodes onto the If's);
+    returns the branch's nodes, named if they were not."""
+    node = nodes[i]
+    branch = next(a.g for a in node.attribute
+                  if a.name == ("then_branch" if then else "else_branch"))  # fmt: skip
+    body = [onnx.NodeProto() for _ in branch.node]
+    for k, (copy, src) in enumerate(zip(body, branch.node, strict=True)):
+        copy.CopyFrom(src)
+        copy.name = copy.name or f"{if_name(node)}/{copy.op_type}_{k}"
+    for out, res in zip(node.output, branch.output, strict=True):
+        if out:
+            body.append(helper.make_node("Identity", [res.name], [out],
+                                         name=f"{if_name(node)}/{out}"))  # fmt: skip
+    model.graph.initializer.extend(branch.initializer)
+    nodes[i : i + 1] = body
+    return body
+
+
+def inline_ifs(
+    model: onnx.ModelProto, opset: int, limit: int, branches: Mapping[str, bool] | None = None
+) -> tuple[DataBranch, ...]:
+    """Replace every If whose condition is static by the branch it takes, and every If on
+    run-time data by the branch `branches` names for it (module docstring); returns those."""
+    taken: list[DataBranch] = []
     for round_ in range(_MAX_ROUNDS):
         ifs = [i for i, n in enumerate(model.graph.node) if n.op_type == "If"]
         if not ifs:
             if round_:
                 _drop_dead_nodes(model)
-            return
+            return tuple(taken)
         shapes, consts = _static_facts(model, opset, limit)
         producer = {o: n for n in model.graph.node for o in n.output}
         nodes = list(model.graph.node)
@@ -172,27 +225,20 @@ def inline_static_ifs(model: onnx.ModelProto, opset: int, limit: int) -> None:
         for i in reversed(ifs):
             node = nodes[i]
             cond = _evaluate(node.input[0], producer, consts, shapes)
-            if cond is None or cond.size != 1:
-                continue
-            branch = next(a.g for a in node.attribute
-                          if a.name == ("then_branch" if bool(cond.reshape(-1)[0])
-                                        else "else_branch"))  # fmt: skip
-            body = [onnx.NodeProto() for _ in branch.node]
-            for copy, src in zip(body, branch.node, strict=True):
-                copy.CopyFrom(src)
-            for out, res in zip(node.output, branch.output, strict=True):
-                if out:
-                    body.append(helper.make_node("Identity", [res.name], [out],
-                                                 name=f"{node.name}/{out}"))  # fmt: skip
-            model.graph.initializer.extend(branch.initializer)
-            nodes[i : i + 1] = body
-            changed = True
+            if cond is not None and cond.size == 1:
+                _inline(model, nodes, i, bool(cond.reshape(-1)[0]))
+                changed = True
+            elif branches is not None and if_name(node) in branches:
+                then = bool(branches[if_name(node)])
+                body = _inline(model, nodes, i, then)
+                taken.append(DataBranch(if_name(node), node.input[0], then,
+                                        tuple(n.name for n in body)))  # fmt: skip
+                model.graph.output.append(
+                    helper.make_tensor_value_info(node.input[0], onnx.TensorProto.BOOL, None))
+                changed = True
         del model.graph.node[:]
         model.graph.node.extend(nodes)
         if not changed:
             n = model.graph.node[ifs[0]]
-            raise ModelError(
-                f"If {quote(n.name)}: its condition {quote(n.input[0])} depends on run-time "
-                "data (fix the inputs it reads with --input-value name=value)"
-            )
+            raise BranchNeeded(if_name(n), n.input[0])
     raise ModelError(f"more than {_MAX_ROUNDS} levels of nested If")

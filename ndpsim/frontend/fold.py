@@ -26,6 +26,7 @@ FOLDABLE_OPS: frozenset[str] = frozenset(
         "Constant", "Shape", "Gather", "Cast", "Concat", "Unsqueeze", "Squeeze",
         "Reshape", "Slice", "Add", "Sub", "Mul", "Div", "ConstantOfShape", "Range",
         "Identity", "Transpose", "Flatten", "ReduceProd", "Equal", "Where", "Expand",
+        "Pow", "Sqrt", "Neg", "Reciprocal", "Exp", "Log", "Erf", "Max", "Min",
     }
 )  # fmt: skip
 

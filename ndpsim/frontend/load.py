@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from ndpsim.frontend.attributes import check_attributes
-from ndpsim.frontend.control import bind_input_values, inline_static_ifs
+from ndpsim.frontend.control import bind_input_values, inline_ifs
 from ndpsim.frontend.convert import to_graph
 from ndpsim.frontend.infer import check_and_infer
 from ndpsim.frontend.quantized import split_quantized
@@ -30,6 +30,7 @@ def load_model(
     max_tensor_elements: int = DEFAULT_MAX_TENSOR_ELEMENTS,
     input_values: Mapping[str, Sequence] | None = None,
     supported: frozenset[str] | None = None,
+    branches: Mapping[str, bool] | None = None,
 ) -> Graph:
     """Read an ONNX model (path, bytes or ModelProto) into a checked, folded `Graph`.
 
@@ -38,6 +39,8 @@ def load_model(
     `supported` is the op set the caller can run (a Session passes the op registry's,
     lower/registry.py): any other op is refused here, before the model's data is read; None
     accepts every op of the default domain and leaves the refusal to the lowering.
+    `branches` picks the branch of each If on run-time data (If name -> True for then); an
+    If without one raises `BranchNeeded` (frontend/control.py).
     Any problem with the model raises a `ModelError` (an `UnsupportedOpError` for ops,
     attributes or dtypes the simulator lacks) with a one-line message naming it; no tensor
     over `max_tensor_elements` elements is ever allocated."""
@@ -55,7 +58,7 @@ def load_model(
     apply_input_shapes(model, input_shapes, limit)  # overrides, then inputs must be static
     sort_nodes(model)  # missing values, duplicates, cycles; topological order
     load_external_data(model, folder, limit)  # confined to the model's folder, bounded
-    inline_static_ifs(model, opset, limit)  # If on constants and static shapes -> the branch taken
+    taken = inline_ifs(model, opset, limit, branches)  # If -> its branch (static or chosen)
     inferred = check_and_infer(model)  # onnx checker + strict shape inference
-    graph = to_graph(inferred, opset, limit, supported)
+    graph = to_graph(inferred, opset, limit, supported).with_(branches=taken)
     return graph if quant is None else graph.with_(quant=quant)

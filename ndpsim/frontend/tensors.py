@@ -135,7 +135,9 @@ def tensor_to_array(t: TensorProto, max_elements: int, what: str) -> np.ndarray:
 def array_to_tensor(array: np.ndarray, name: str) -> TensorProto:
     """A numpy array as a TensorProto (for re-running shape inference after folding)."""
     onnx_elem_type(array.dtype, f"constant {quote(name)}")
-    return numpy_helper.from_array(np.ascontiguousarray(array), name)
+    # not np.ascontiguousarray: it makes a 0-d array 1-d (a scalar Gather index would then
+    # add an axis)
+    return numpy_helper.from_array(np.require(array, requirements="C"), name)
 
 
 def value_dims(value: onnx.ValueInfoProto) -> list[int | str | None] | None:

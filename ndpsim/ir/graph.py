@@ -61,6 +61,9 @@ class Graph:
     constants: Mapping[str, np.ndarray]
     opset: int = 13
     quant: Any = None  # frontend.quantized.ModelQuant of a quantized model, else None
+    # Ifs on run-time data inlined with a chosen branch (frontend.control.DataBranch): their
+    # conditions are graph outputs the host reads; their branch's nodes wait for them
+    branches: tuple = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tensors", _frozen(self.tensors))

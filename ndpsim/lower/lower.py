@@ -122,6 +122,21 @@ def _setup(b: Builder, unit: int, li: int, ins: list[Placement]) -> list[Placeme
     return [dataclasses.replace(p, token=tok) for p in ins]
 
 
+def _gates(g: Graph) -> dict[str, str]:
+    """Node -> the condition it waits for: the nodes of a data-dependent branch, and the nodes
+    rewrites derived from them (named `<node>/...`)."""
+    exact = {name: b.cond for b in g.branches for name in b.nodes}
+    out = {}
+    for node in g.nodes:
+        parts = node.name.split("/")
+        for k in range(len(parts), 0, -1):
+            cond = exact.get("/".join(parts[:k]))
+            if cond is not None:
+                out[node.name] = cond
+                break
+    return out
+
+
 def lower(
     graph: Graph, hw: HardwareConfig, precision: list[str] | None = None, *, passed: bool = False
 ) -> Program:
@@ -133,6 +148,7 @@ def lower(
     bits = layer_bits(g, hw, precision)
     vbits = value_bits(g, bits)
     reads = {node.name: entry(node).reads(g, node) for node in g.nodes}
+    gates = _gates(g) if g.branches else {}
     # -- values: aliases share their source's buffer; constants read as activations get one
     root: dict[str, str] = {}
     for node in g.nodes:
@@ -223,7 +239,9 @@ def lower(
                 b.emit(Opcode.LOAD_A, dma, li, bytes_in=p.nbytes, wait0=p.token, signal=tok)
                 p.token = tok
         vu = vec_units[li % hw.cores]
-        ins = _setup(b, vu, li, ins)
+        # a branch's layer starts once the host has read the condition that picked it
+        gate = [place(gates[node.name])] if node.name in gates else []
+        ins = _setup(b, vu, li, ins + gate)[: len(ins)]
         ctx = NodeContext(g, node, hw, VecContext(b, vu, dma, li, VECTOR_CHUNK, y.bits),
                           vec_units, layer, bits[node.name], in_names, ins, y, act, place,
                           scratch, macs)  # fmt: skip

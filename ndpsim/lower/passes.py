@@ -7,6 +7,7 @@ import numpy as np
 from ndpsim.errors import UnsupportedOpError
 from ndpsim.ir import Graph, Node, TensorInfo
 from ndpsim.lower.activations import ACTIVATION_OPS, activation_of
+from ndpsim.lower.decompose import decompose_ops
 from ndpsim.lower.recurrent import (
     casts_to_identity,
     decompose_normalization,
@@ -157,6 +158,7 @@ PASSES = (
     casts_to_identity,  # float -> float Casts of activations are wires
     decompose_recurrent,  # LSTM / GRU -> the recurrence unrolled over the sequence
     split_batched_matmul,  # MatMul with a batched constant B -> one MatMul per batch
+    decompose_ops,  # LayerNormalization -> means, a power, element-wise ops; Div -> Mul
     decompose_normalization,  # LRN -> Mul, channel AveragePool, power; Pow 2 / 0.5 -> Mul / Sqrt
     remove_identities,  # Identity / Dropout are wires at inference
     fold_batchnorm,  # BN into the preceding conv's weights, else a Mul + Add

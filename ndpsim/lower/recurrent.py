@@ -14,45 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from ndpsim.errors import UnsupportedOpError
-from ndpsim.ir import Graph, Node, TensorInfo
-
-
-class _Emitter:
-    """Collects the nodes, values and constants a rewrite creates."""
-
-    def __init__(self, g: Graph, prefix: str):
-        self.tensors = dict(g.tensors)
-        self.consts = dict(g.constants)
-        self.nodes: list[Node] = []
-        self.prefix = prefix
-        self.n = 0
-
-    def const(self, tag: str, value: np.ndarray) -> str:
-        name = f"{self.prefix}/{tag}"
-        self.consts[name] = np.ascontiguousarray(value)
-        self.tensors[name] = TensorInfo(name, tuple(value.shape), str(value.dtype))
-        return name
-
-    def op(self, op_type: str, inputs: list[str], shape: tuple[int, ...], out: str = "",
-           **attrs) -> str:  # fmt: skip
-        self.n += 1
-        name = out or f"{self.prefix}/{op_type.lower()}{self.n}"
-        self.nodes.append(Node(f"{self.prefix}/{op_type}{self.n}", op_type, tuple(inputs),
-                               (name,), attrs))  # fmt: skip
-        self.tensors[name] = TensorInfo(name, tuple(shape), "float32")
-        return name
-
-    def take(self, x: str, index: int, axis: int, shape: tuple[int, ...]) -> str:
-        """x[..., index, ...] along `axis` (a Gather with one constant index)."""
-        idx = self.const(f"i{self.n}_{index}", np.array(index, np.int64))
-        return self.op("Gather", [x, idx], shape, axis=axis)
-
-    def cols(self, x: str, start: int, stop: int, rows: int) -> str:
-        """Columns start..stop of a [rows, n] value (a Slice)."""
-        s = self.const(f"s{self.n}", np.array([start], np.int64))
-        e = self.const(f"e{self.n}", np.array([stop], np.int64))
-        a = self.const(f"a{self.n}", np.array([1], np.int64))
-        return self.op("Slice", [x, s, e, a], (rows, stop - start))
+from ndpsim.ir import Graph, Node
+from ndpsim.lower.rewrite import NodeEmitter
 
 
 def _input(node: Node, i: int) -> str:
@@ -108,7 +71,7 @@ def _recurrent(g: Graph, node: Node) -> tuple[list[Node], dict, dict]:
     bias = np.zeros((dirs, 2 * ng * hid), np.float32) if bias is None else bias
     peep = _const(g, node, 7, "P") if lstm else None
     lbr = int(a.get("linear_before_reset", 0) or 0) if not lstm else 0
-    e = _Emitter(g, node.name)
+    e = NodeEmitter(g, node.name)
     x2 = e.op("Reshape", [node.inputs[0], e.const("xshape", np.array([seq * batch, n_in]))],
               (seq * batch, n_in))  # fmt: skip
     init = [_input(node, 5), _input(node, 6) if lstm else ""]
@@ -255,7 +218,7 @@ def split_batched_matmul(g: Graph) -> Graph:
         batch = yshape[:-2]
         m, k, n_ = ashape[-2], ashape[-1], b.shape[-1]
         nb = int(np.prod(batch))
-        e = _Emitter(g.with_(tensors=tensors, constants=consts), node.name)
+        e = NodeEmitter(g.with_(tensors=tensors, constants=consts), node.name)
         a_b = np.broadcast_to(np.arange(int(np.prod(ashape[:-2]))).reshape(ashape[:-2]), batch)
         b_all = np.broadcast_to(b, (*batch, k, n_)).reshape(nb, k, n_)
         a3 = ""
@@ -304,7 +267,7 @@ def decompose_normalization(g: Graph) -> Graph:
             raise UnsupportedOpError(f"LRN {node.name!r}: input of rank < 3 ({shape})")
         nb, c, hw = shape[0], shape[1], int(np.prod(shape[2:]))
         size = int(node.attrs["size"])
-        e = _Emitter(g.with_(tensors=tensors, constants=consts), node.name)
+        e = NodeEmitter(g.with_(tensors=tensors, constants=consts), node.name)
         sq = e.op("Mul", [x, x], shape)
         # batches as pooling "channels", channels as rows: the window never crosses a batch
         sq4 = e.op("Reshape", [sq, e.const("v", np.array([1, nb, c, hw]))], (1, nb, c, hw))

@@ -182,6 +182,8 @@ OPS: dict[str, OpEntry] = {
     "LSTM": OpEntry("rewrite", param_inputs=(1, 2, 3, 4, 7), rewrite="decompose_recurrent"),
     "GRU": OpEntry("rewrite", param_inputs=(1, 2, 3, 4), rewrite="decompose_recurrent"),
     "LRN": OpEntry("rewrite", rewrite="decompose_normalization"),
+    "LayerNormalization": OpEntry("rewrite", param_inputs=(1, 2), rewrite="decompose_ops"),
+    "Div": OpEntry("rewrite", param_inputs=(1,), rewrite="decompose_ops"),
     "Cast": OpEntry("rewrite", rewrite="casts_to_identity"),
 }
 

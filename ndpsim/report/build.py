@@ -157,6 +157,7 @@ def build_report(
         fits_on_chip=program.weights_resident and not program.spilled,
         instructions=int(total[C.INSTRUCTIONS]),
         layers=layers,
+        branches={b.name: "then" if b.taken else "else" for b in program.graph.branches},
         agreement=agreement or [],
         outputs=outputs,
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-SCHEMA_VERSION = 3  # 2: always_on, budget; energy component "clock"; 3: layer in_bits
+SCHEMA_VERSION = 4  # 2: always_on, budget; energy component "clock"; 3: layer in_bits;
+# 4: branches (Ifs on run-time data)
 
 
 class _Model(BaseModel):
@@ -82,6 +83,7 @@ class SimulationReport(_Model):
     fits_on_chip: bool
     instructions: int
     layers: list[LayerReport]
+    branches: dict[str, str] = {}  # If on run-time data -> "then" | "else": the branch run
     agreement: list[Agreement] = []
     outputs: dict[str, list] | None = None  # dequantized outputs, when asked for
     always_on: dict | None = None  # report/power.py AlwaysOn, with --rate

@@ -57,11 +57,12 @@ CONFIG_COLUMNS = [
 ] + [(d, pa.float64() if d == "peak_macs_per_cycle" else pa.int64()) for d in DERIVED]
 
 # Report fields equal to a configuration field (already a column) or not a metric; always_on
-# and budget are only filled by the CLI's --rate / --budget*, never in a sweep.
+# and budget are only filled by the CLI's --rate / --budget*, never in a sweep; a sweep point
+# of a model with Ifs on run-time data runs their then-branches (`branches`).
 REPORT_SKIPPED = frozenset(
     {"schema_version", "ndpsim_version", "model", "model_sha256", "hardware", "config_id",
      "mode", "clock_mhz", "voltage_v", "sram_bytes", "weight_capacity_bytes", "outputs",
-     "always_on", "budget"}
+     "always_on", "budget", "branches"}
 )  # fmt: skip
 
 METRIC_COLUMNS = [
