@@ -5,12 +5,13 @@ User errors print one line on stderr; `--debug` shows the traceback."""
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ndpsim.errors import UserError
+from ndpsim.errors import InputShapeWarning, UserError
 
 app = typer.Typer(
     add_completion=False,
@@ -130,6 +131,24 @@ def _ptq(items: list[str] | None):
         raise UserError(f"--quant {err['loc'][0]}: {err['msg']}") from None
 
 
+def _numba_target_without_scipy() -> None:
+    """Import numba and set up its CPU target (which every kernel call needs) without scipy:
+    numba imports it to check its version, and one of the target's registries imports
+    scipy.linalg (0.2-0.5 s together) only to learn whether np.dot and np.linalg may be
+    compiled, which no simulator kernel does. Only in this CLI process, which compiles
+    nothing else; an API user's numba is left as it is."""
+    blocked = [m for m in ("scipy", "scipy.linalg.cython_blas") if m not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # a failed import: numba records "no SciPy, no BLAS"
+    try:
+        from numba.core.registry import cpu_target
+
+        cpu_target.target_context.refresh()
+    finally:
+        for name in blocked:
+            del sys.modules[name]
+
+
 def _simulate(model: Path, preset, config, sets, timing_only, inputs, seed, shapes, outputs=False,
               op=None, values=None, precision=None, calibration=None, calib_n=0,
               quant=None, threads=None):  # fmt: skip
@@ -139,6 +158,7 @@ def _simulate(model: Path, preset, config, sets, timing_only, inputs, seed, shap
     if not model.exists():
         raise UserError(f"model file not found: {model}")
     _set_threads(threads)
+    _numba_target_without_scipy()
     hw = _hardware(preset, config, sets, op)
     opts = SimOptions(
         timing_only=timing_only,
@@ -422,8 +442,20 @@ def _wire_estimator() -> None:
 _wire_estimator()
 
 
+def _note(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings of ndpsim's own (an assumed input dim) as one line on stderr."""
+    if issubclass(category, InputShapeWarning):
+        typer.echo(f"note: {message}", err=True)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
+
+
+_show_warning = warnings.showwarning
+
+
 def main() -> None:
     """Console entry point: map errors to exit codes and one-line messages."""
+    warnings.showwarning = _note
     try:
         code = app(standalone_mode=False)
         if code == 130:  # typer turns Ctrl-C into this return value when not standalone

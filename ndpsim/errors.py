@@ -16,3 +16,7 @@ class UnsupportedOpError(ModelError):
 
 class ConfigError(UserError):
     """An invalid hardware description, option or sweep specification (names the field)."""
+
+
+class InputShapeWarning(UserWarning):
+    """A dim the model leaves symbolic was given a value by default (its batch dim: 1)."""
