@@ -103,16 +103,17 @@ def execute(
     calibration: list[dict[str, np.ndarray]],
     ptq: PTQOptions | None = None,
     plan: QuantPlan | None = None,
+    params: Params | None = None,
 ) -> tuple[RunResult, QuantPlan, dict[str, np.ndarray]]:
     """Quantize post-training on `calibration` (or use `plan`; a quantized model brings its
-    own), run the integer datapath on `inputs`; returns the run, the plan and the
-    dequantized outputs."""
+    own), run the integer datapath on `inputs` (with `params`, `plan`'s bound parameters,
+    when given); returns the run, the plan and the dequantized outputs."""
     from ndpsim.quant.bind import bind
     from ndpsim.sim.run import read_value, run
 
     if plan is None:
         plan = quantization_plan(program, hw, calibration, ptq)
-    res = run(program, hw, bind(program, plan), inputs, plan)
+    res = run(program, hw, params if params is not None else bind(program, plan), inputs, plan)
     outs = {o: read_value(program, res, o, plan) for o in program.outputs}
     return res, plan, outs
 
@@ -209,7 +210,8 @@ class Session:
     @property
     def data_ifs(self) -> list[str]:
         """The model's Ifs on run-time data seen so far, in graph order."""
-        self.graph  # noqa: B018 - imported, so its Ifs are known
+        if self._graph is None:  # import: its Ifs are known then
+            self._import_default()
         return list(dict.fromkeys(b.name for g in self._variants.values() for b in g.branches))
 
     def variant(self, branches: Mapping[str, bool] | None = None) -> Graph:
@@ -334,21 +336,25 @@ class Session:
         inputs: dict[str, np.ndarray],
         calibration: list[dict[str, np.ndarray]],
         opts: SimOptions,
-        plans: dict[int, QuantPlan] | None = None,
+        plans: dict[int, tuple[QuantPlan, Params]] | None = None,
     ) -> tuple[Program, RunResult, dict[str, np.ndarray]]:
         """Run the integer datapath on `inputs` with the branches the data picks: start from
         `opts.branches` (else then-branches), read each If's condition, and when the data
         picked the other branch, run again with it (later Ifs may change with it).
         Returns the program run, the run and its outputs (conditions included). `plans`
-        keeps each program's quantization plan across calls (a batch calibrates once)."""
+        keeps each program's quantization plan and parameters across calls (a batch
+        calibrates and binds once)."""
         plans = {} if plans is None else plans
         chosen = dict(opts.branches or {})
         for _ in range(MAX_BRANCH_RUNS):
             program = self.program(hw, opts.precision, chosen)
-            plan = plans.get(id(program))
-            if plan is None:
-                plan = plans[id(program)] = quantization_plan(program, hw, calibration, opts.ptq)
-            res, _, outs = execute(program, hw, inputs, calibration, opts.ptq, plan)
+            if id(program) not in plans:
+                from ndpsim.quant.bind import bind
+
+                plan = quantization_plan(program, hw, calibration, opts.ptq)
+                plans[id(program)] = (plan, bind(program, plan))
+            plan, params = plans[id(program)]
+            res, _, outs = execute(program, hw, inputs, calibration, opts.ptq, plan, params)
             for k, b in enumerate(program.graph.branches):
                 if bool(np.asarray(outs[b.cond]).reshape(-1)[0] != 0) != b.taken:
                     # the Ifs before it ran as the data picks: keep them, flip this one
@@ -373,7 +379,7 @@ class Session:
             return self.report(program, run(program, hw), hw, "timing-only")
         samples, batched = samples_of(program.graph, opts)
         calib = calibration_inputs(program.graph, opts, samples)
-        plans: dict[int, QuantPlan] = {}
+        plans: dict[int, tuple[QuantPlan, Params]] = {}
         runs = [self.execute_settled(hw, x, calib, opts, plans) for x in samples]
         program, res, _ = runs[0]
         outs = []

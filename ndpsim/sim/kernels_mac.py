@@ -28,7 +28,7 @@ from numba.extending import overload
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-KERNELS_DIGEST = "a9a243eb1b217d81"
+KERNELS_DIGEST = "9b8fce85cce8a728"
 
 _INT32_MAX = 2147483647
 # Hot loops index with unsigned integers: numba checks a signed index for negative
@@ -293,26 +293,15 @@ def mvm(d, tile, ti, p0, n, mem, weights, acc, xblk, sblk, off, xmax_state, wmax
 @overload(mvm)
 def _mvm_of_datapath(d, tile, ti, p0, n, mem, weights, acc, xblk, sblk, off, xmax_state,
                      wmax_tiles, reuse):  # fmt: skip
-    if isinstance(weights.dtype, types.Integer):
-
-        def mvm_integer(d, tile, ti, p0, n, mem, weights, acc, xblk, sblk, off, xmax_state,
-                        wmax_tiles, reuse):  # fmt: skip
-            _mvm_int(d, tile, ti, p0, n, mem, weights, acc, xblk, off, xmax_state, wmax_tiles,
-                     reuse)  # fmt: skip
-
-        return mvm_integer
-
-    def mvm_float(d, tile, ti, p0, n, mem, weights, acc, xblk, sblk, off, xmax_state,
-                  wmax_tiles, reuse):  # fmt: skip
-        _mvm_float(d, tile, p0, n, mem, weights, acc, xblk, sblk, off, reuse)
-
-    return mvm_float
+    # the implementation is compiled into the caller: no extra layer of calls to optimize
+    return _mvm_int if isinstance(weights.dtype, types.Integer) else _mvm_float
 
 
-@njit(cache=True)
-def _mvm_int(d, tile, ti, p0, n, mem, weights, acc, xblk, off, xmax_state, wmax_tiles, reuse):
-    """The integer datapath's MVM (see mvm): four-channel dot products over pixel-major
-    input vectors, in int32 lanes when no partial sum can leave int32."""
+def _mvm_int(d, tile, ti, p0, n, mem, weights, acc, xblk, sblk, off, xmax_state, wmax_tiles,
+             reuse):  # fmt: skip
+    """mvm on the integer datapath (numba compiles it as mvm's implementation for integer
+    weights): four-channel dot products over pixel-major input vectors, in int32 lanes when
+    no partial sum can leave int32."""
     groups = d[CONV_GROUPS]
     cout_g = d[CONV_COUT] // groups
     k_g = (d[CONV_CIN] // groups) * d[CONV_KH] * d[CONV_KW]
@@ -339,11 +328,11 @@ def _mvm_int(d, tile, ti, p0, n, mem, weights, acc, xblk, off, xmax_state, wmax_
         _mac_int(weights, wb, k_g, c1 - c0, kt, xblk, n, acc, ai0, npix, amin, amax, narrow)
 
 
-@njit(cache=True)
-def _mvm_float(d, tile, p0, n, mem, weights, acc, xblk, sblk, off, reuse):
-    """The float datapath's MVM (see mvm): dot products that may reassociate on tiles of
-    FLOAT_DOT_MIN_ROWS rows or more, else axpys in k order. The float sums cannot overflow:
-    no bound is needed."""
+def _mvm_float(d, tile, ti, p0, n, mem, weights, acc, xblk, sblk, off, xmax_state, wmax_tiles,
+               reuse):  # fmt: skip
+    """mvm on the float datapath (numba compiles it as mvm's implementation for float
+    weights): dot products that may reassociate on tiles of FLOAT_DOT_MIN_ROWS rows or more,
+    else axpys in k order. The float sums cannot overflow: no bound is needed."""
     groups = d[CONV_GROUPS]
     cout_g = d[CONV_COUT] // groups
     k_g = (d[CONV_CIN] // groups) * d[CONV_KH] * d[CONV_KW]

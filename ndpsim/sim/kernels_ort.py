@@ -17,7 +17,7 @@ from numba.extending import overload
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 from ndpsim.sim.kernels_common import _store, unravel4
 
-KERNELS_DIGEST = "a9a243eb1b217d81"
+KERNELS_DIGEST = "9b8fce85cce8a728"
 
 
 @njit(inline="always")
@@ -37,13 +37,12 @@ def _fma_f32(a, b, c):
     return np.float32(s)
 
 
-@njit(cache=True)
-def _eltwise_qadd(d, e0, n, mem, fparams):
+def _eltwise_qadd(d, first, n, mem, fparams):
     """onnxruntime's QLinearAdd (MLAS AVX2): fma(a, ra, fma(b, rb, rc)), round to even,
     saturate; the output zero point is folded into rc."""
     d1, d2, d3 = d[ELTWISE_D1], d[ELTWISE_D2], d[ELTWISE_D3]
     ra, rb, rc = fparams[d[ELTWISE_RA]], fparams[d[ELTWISE_RB]], fparams[d[ELTWISE_RC]]
-    for e in range(e0, e0 + n):
+    for e in range(first, first + n):
         i0, i1, i2, i3 = unravel4(e, d1, d2, d3)
         a = mem[
             d[ELTWISE_A_BASE]
@@ -70,8 +69,7 @@ def _eltwise_qadd(d, e0, n, mem, fparams):
         _store(mem, y, f, 0, d[ELTWISE_QMIN], d[ELTWISE_QMAX], False)
 
 
-@njit(cache=True)
-def _pool_ort(d, p0, n, mem, fparams):
+def _pool_ort(d, first, n, mem, fparams):
     """onnxruntime's quantized average pools. AVG_SCALED (QLinearGlobalAveragePool): the
     integer sum times r = sx / (sy * count). AVG_DQ (QLinearAveragePool): a float32 sum of
     dequantized inputs in window order, divided by the count, quantized with sy = r2."""
@@ -79,7 +77,7 @@ def _pool_ort(d, p0, n, mem, fparams):
     h, w, zx = d[POOL_H], d[POOL_W], d[POOL_ZX]
     r = fparams[d[POOL_R]]
     scaled = d[POOL_KIND] == POOL_KIND_AVG_SCALED
-    for p in range(p0, p0 + n):
+    for p in range(first, first + n):
         c = p // (oh * ow)
         t = p - c * oh * ow
         oy = t // ow
@@ -112,15 +110,14 @@ def _pool_ort(d, p0, n, mem, fparams):
             _store(mem, y, f, 0, d[POOL_QMIN], d[POOL_QMAX], False)
 
 
-@njit(cache=True)
-def _softmax_lut(d, r0, n, mem, fparams):
+def _softmax_lut(d, first, n, mem, fparams):
     """onnxruntime's QLinearSoftmax: a 256-entry float32 exp table indexed by x - max(x),
     float32 row sum, y = rne(table * sy / sum) + zy; mode 1 uint8, mode 2 int8 (which
     saturates only above 255 and then wraps, as onnxruntime's int8 kernel does)."""
     length, inner = d[SOFTMAX_LENGTH], d[SOFTMAX_INNER]
     sy, zy, lut = fparams[d[SOFTMAX_SY]], d[SOFTMAX_ZY], d[SOFTMAX_LUT]
     signed = d[SOFTMAX_MODE] == 2
-    for row in range(r0, r0 + n):
+    for row in range(first, first + n):
         o = row // inner
         i = row - o * inner
         base = o * length * inner + i
@@ -144,23 +141,22 @@ def _softmax_lut(d, r0, n, mem, fparams):
 
 
 def _integer_datapath_only(kernel):
-    """A function for compiled code with `kernel`'s arguments (d, first, count, mem,
-    fparams): `kernel` when the arena `mem` is integer; on the float datapath, an error."""
+    """A function for compiled code with `kernel`'s arguments (d, first, n, mem, fparams):
+    `kernel`, compiled into the caller, when the arena `mem` is integer; on the float
+    datapath, an error."""
 
-    def stub(d, i0, n, mem, fparams):
+    def stub(d, first, n, mem, fparams):
         raise NotImplementedError(f"{kernel.__name__} runs inside numba kernels only")
 
     @overload(stub)
-    def _of_datapath(d, i0, n, mem, fparams):
-        if isinstance(mem.dtype, types.Integer):
-            return lambda d, i0, n, mem, fparams: kernel(d, i0, n, mem, fparams)
-
-        def refuse(d, i0, n, mem, fparams):
-            raise ValueError("onnxruntime's quantized kinds run on the integer datapath only")
-
-        return refuse
+    def _of_datapath(d, first, n, mem, fparams):
+        return kernel if isinstance(mem.dtype, types.Integer) else _refuse
 
     return stub
+
+
+def _refuse(d, first, n, mem, fparams):
+    raise ValueError("onnxruntime's quantized kinds run on the integer datapath only")
 
 
 eltwise_qadd = _integer_datapath_only(_eltwise_qadd)

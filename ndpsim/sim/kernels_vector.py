@@ -22,7 +22,7 @@ from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the 
 from ndpsim.sim.kernels_common import _act_params, _activate, _store, unravel4
 from ndpsim.sim.kernels_ort import pool_ort, softmax_lut
 
-KERNELS_DIGEST = "a9a243eb1b217d81"
+KERNELS_DIGEST = "9b8fce85cce8a728"
 
 
 @njit(cache=True)
