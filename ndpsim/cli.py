@@ -131,34 +131,17 @@ def _ptq(items: list[str] | None):
         raise UserError(f"--quant {err['loc'][0]}: {err['msg']}") from None
 
 
-def _numba_target_without_scipy() -> None:
-    """Import numba and set up its CPU target (which every kernel call needs) without scipy:
-    numba imports it to check its version, and one of the target's registries imports
-    scipy.linalg (0.2-0.5 s together) only to learn whether np.dot and np.linalg may be
-    compiled, which no simulator kernel does. Only in this CLI process, which compiles
-    nothing else; an API user's numba is left as it is."""
-    blocked = [m for m in ("scipy", "scipy.linalg.cython_blas") if m not in sys.modules]
-    for name in blocked:
-        sys.modules[name] = None  # a failed import: numba records "no SciPy, no BLAS"
-    try:
-        from numba.core.registry import cpu_target
-
-        cpu_target.target_context.refresh()
-    finally:
-        for name in blocked:
-            del sys.modules[name]
-
-
 def _simulate(model: Path, preset, config, sets, timing_only, inputs, seed, shapes, outputs=False,
               op=None, values=None, precision=None, calibration=None, calib_n=0,
               quant=None, threads=None):  # fmt: skip
     from ndpsim.api import SimOptions, simulate
     from ndpsim.precision_rules import expand_rule_args
+    from ndpsim.sim.numba_setup import numba_target_without_scipy
 
     if not model.exists():
         raise UserError(f"model file not found: {model}")
     _set_threads(threads)
-    _numba_target_without_scipy()
+    numba_target_without_scipy()
     hw = _hardware(preset, config, sets, op)
     opts = SimOptions(
         timing_only=timing_only,

@@ -350,9 +350,14 @@ class Session:
             program = self.program(hw, opts.precision, chosen)
             if id(program) not in plans:
                 from ndpsim.quant.bind import bind
+                from ndpsim.sim.precompile import integer_kernels_alongside
 
-                plan = quantization_plan(program, hw, calibration, opts.ptq)
-                plans[id(program)] = (plan, bind(program, plan))
+                # a float model calibrates on the float datapath: on a first run, the
+                # integer kernels compile meanwhile in a helper process
+                float_model = program.graph.quant is None
+                with integer_kernels_alongside(program.instrs["op"] if float_model else ()):
+                    plan = quantization_plan(program, hw, calibration, opts.ptq)
+                    plans[id(program)] = (plan, bind(program, plan))
             plan, params = plans[id(program)]
             res, _, outs = execute(program, hw, inputs, calibration, opts.ptq, plan, params)
             for k, b in enumerate(program.graph.branches):

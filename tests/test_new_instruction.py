@@ -13,8 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from ndpsim.isa_gen import CONSTANTS_PATH, KERNEL_MODULES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,7 +129,6 @@ def _changed(a: Path, b: Path) -> list[str]:
     return out
 
 
-@pytest.mark.slow
 def test_a_new_vector_instruction_is_three_hand_edited_files(tmp_path):
     copy = tmp_path / "repo"
     _copy_sources(copy)

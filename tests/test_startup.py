@@ -182,3 +182,38 @@ def test_the_first_run_says_it_compiles_and_later_runs_do_not(tmp_path):
     assert line.startswith("ndpsim: compiling simulator kernels (first run only")
     assert " schedule " in line and line.endswith(" s")
     assert again.stderr == "" and again.stdout == first.stdout
+
+
+@pytest.mark.slow
+def test_the_helper_compiles_the_kernels_a_real_integer_run_loads(tmp_path):
+    # precompile.py's helper compiles on dummy arrays: they must have a real run's types, or
+    # the integer run would compile its kernels again (numba keys its cache on types)
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba"), "NDPSIM_CACHE": "0"}
+    ops = run(
+        "from ndpsim.session import Session\nfrom ndpsim.config import load_preset\n"
+        f"p = Session({str(KWS)!r}).program(load_preset('ndp120'))\n"
+        "print(' '.join(str(int(o)) for o in sorted(set(p.instrs['op']))))",
+        env,
+    )
+    assert ops.returncode == 0, ops.stderr
+    helper = subprocess.run([sys.executable, "-m", "ndpsim.sim.precompile", "0",
+                             *ops.stdout.split()], cwd=ROOT, env={**os.environ, **env},
+                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert helper.returncode == 0, helper.stderr
+    real = run(
+        "from ndpsim.session import Session\nfrom ndpsim.config import load_preset\n"
+        "from ndpsim.options import SimOptions\nfrom ndpsim.sim import core\n"
+        f"Session({str(KWS)!r}).simulate(load_preset('ndp120'), "
+        "SimOptions(compare_reference=False))\n"
+        "for op, entry in core.ENTRIES.items():\n"
+        "    for sig in entry.stats.cache_misses: print('miss', op.name, sig)\n"
+        "    for sig in entry.stats.cache_hits: print('hit', op.name, sig)\n",
+        env,
+    )
+    assert real.returncode == 0, real.stderr
+    lines = real.stdout.splitlines()
+    arena = "Array(int32, 1, 'C'"  # the integer datapath's arena and weights
+    int_lines = [ln for ln in lines if arena in ln]
+    assert len(int_lines) == 4 and all(ln.startswith("hit ") for ln in int_lines), real.stdout
+    float_lines = [ln for ln in lines if arena not in ln]
+    assert len(float_lines) == 4 and all(ln.startswith("miss ") for ln in float_lines)

@@ -136,16 +136,43 @@ def _execute(runs, instrs, desc, tiles, fparams, weights, mem, acc, float_mode,
              parallel_min_macs, threads):  # fmt: skip
     ws = workspace(instrs, desc, tiles, weights, acc, threads)
     for op, i0, i1, macs, lo, hi in runs:
-        entry = ENTRIES[op]
-        if op != Opcode.MVM:
-            entry(instrs, i0, i1, desc, fparams, weights, mem, acc, float_mode)
-            if op in WRITES_ARENA:
-                ws.last[:, 0] = -1  # the next MVM gathers its block again
-        elif threads > 1 and macs >= parallel_min_macs and hi - lo >= 2 * threads:
-            run_mvm_parallel(instrs, i0, i1, lo, hi, threads, desc, tiles, mem, weights, acc,
-                             *ws, float_mode)  # fmt: skip
-        else:
-            entry(instrs, i0, i1, 0, lo, hi, desc, tiles, mem, weights, acc, *ws)
+        split = threads > 1 and macs >= parallel_min_macs and hi - lo >= 2 * threads
+        _call(op, instrs, i0, i1, lo, hi, desc, tiles, fparams, weights, mem, acc, ws,
+              float_mode, threads if split else 1)  # fmt: skip
+        if op in WRITES_ARENA:
+            ws.last[:, 0] = -1  # the next MVM gathers its block again
+
+
+def _call(op, instrs, i0, i1, lo, hi, desc, tiles, fparams, weights, mem, acc, ws, float_mode,
+          threads):  # fmt: skip
+    """The kernel of opcode `op` on instrs[i0:i1] (MVMs: on pixels [lo, hi), split into
+    `threads` slices when more than one), with its unit's arguments."""
+    if op != Opcode.MVM:
+        ENTRIES[op](instrs, i0, i1, desc, fparams, weights, mem, acc, float_mode)
+    elif threads > 1:
+        run_mvm_parallel(instrs, i0, i1, lo, hi, threads, desc, tiles, mem, weights, acc, *ws,
+                         float_mode)  # fmt: skip
+    else:
+        ENTRIES[op](instrs, i0, i1, 0, lo, hi, desc, tiles, mem, weights, acc, *ws)
+
+
+def compile_kernels(opcodes, float_mode: bool) -> None:
+    """Load or compile the kernels of `opcodes` for one datapath, on empty runs of arrays of
+    the types a real run passes (precompile.py's helper process calls this)."""
+    from ndpsim.isa import DESC_WIDTH, empty_program
+
+    ftype = np.float32 if float_mode else np.int32
+    instrs, desc, tiles = (
+        empty_program(1),
+        np.zeros((1, DESC_WIDTH), np.int64),
+        np.zeros((1, 6), np.int64),
+    )
+    weights, mem = np.zeros(1, ftype), np.zeros(1, ftype)
+    acc = np.zeros(1, np.float32 if float_mode else np.int64)
+    ws = workspace(instrs, desc, tiles, weights, acc, 1)
+    for op in sorted(set(opcodes) & EXECUTES):
+        _call(op, instrs, 0, 0, 0, 0, desc, tiles, np.zeros(1, np.float32), weights, mem, acc,
+              ws, bool(float_mode), 1)  # fmt: skip
 
 
 def _threads(runs, parallel_min_macs: int) -> int:

@@ -20,7 +20,7 @@ from ndpsim.sim.kernels_ort import eltwise_qadd
 
 u64 = np.uint64  # unsigned indices: no negative-wraparound check, so LLVM vectorizes
 
-KERNELS_DIGEST = "9b8fce85cce8a728"
+KERNELS_DIGEST = "473b8337f5112bad"
 
 
 @njit(cache=True)

@@ -22,7 +22,7 @@ from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the 
 from ndpsim.sim.kernels_common import _act_params, _activate, _store, unravel4
 from ndpsim.sim.kernels_ort import pool_ort, softmax_lut
 
-KERNELS_DIGEST = "9b8fce85cce8a728"
+KERNELS_DIGEST = "473b8337f5112bad"
 
 
 @njit(cache=True)
@@ -47,11 +47,10 @@ def run_eltwise(instrs, i0, i1, desc, fparams, weights, mem, acc, float_mode):
 @njit(cache=True)
 def run_pool(instrs, i0, i1, desc, fparams, weights, mem, acc, float_mode):
     """The POOLs among instrs[i0:i1]."""
-    zero_x = np.zeros(1, dtype=mem.dtype)[0] - np.int64(0)  # int64, or float64
     for i in range(i0, i1):
         ins = instrs[i]
         if ins["op"] == OP_POOL:
-            _pool(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, zero_x, float_mode)
+            _pool(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode)
 
 
 @njit(cache=True)
@@ -82,7 +81,7 @@ def run_func(instrs, i0, i1, desc, fparams, weights, mem, acc, float_mode):
 
 
 @njit(cache=True)
-def _pool(d, p0, n, mem, fparams, zero_x, float_mode):
+def _pool(d, p0, n, mem, fparams, float_mode):
     if d[POOL_KIND] == POOL_KIND_AVG_SCALED or d[POOL_KIND] == POOL_KIND_AVG_DQ:
         pool_ort(d, p0, n, mem, fparams)
         return
@@ -96,8 +95,8 @@ def _pool(d, p0, n, mem, fparams, zero_x, float_mode):
         t = p - c * oh * ow
         oy = t // ow
         ox = t - oy * ow
-        m = zero_x  # int64, or float64 on the float datapath (as x = mem - zx)
-        s = zero_x
+        m = np.int64(0)  # numba widens these to float64 on the float datapath (x = mem - zx)
+        s = np.int64(0)
         count = 0
         first = True
         for ky in range(kh):

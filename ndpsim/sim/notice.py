@@ -20,6 +20,11 @@ from typing import TextIO
 _ACTIVE: list[bool] = []  # one listener at a time (the CLI and the API both ask for it)
 
 
+def active() -> bool:
+    """Whether a compile_notice block is open (an API or CLI run)."""
+    return bool(_ACTIVE)
+
+
 def _label(dispatcher, args) -> str:
     """The kernel's name, with the datapath of its arena (`mem`) when it has one."""
     func = dispatcher.py_func

@@ -16,7 +16,7 @@ from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-KERNELS_DIGEST = "9b8fce85cce8a728"
+KERNELS_DIGEST = "473b8337f5112bad"
 
 
 class Timing(NamedTuple):
