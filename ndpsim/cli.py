@@ -359,6 +359,61 @@ def precision(
 
 
 @app.command()
+def stream(
+    model: Annotated[Path, typer.Argument(help="ONNX model file")],
+    hop: Annotated[str, typer.Option(help="the audio hop: 32ms, or a rate: 31.25Hz")],
+    inputs: Annotated[
+        Path | None, typer.Option("--inputs", help=".npz, one sample per hop (a leading axis)")
+    ] = None,
+    hops: Annotated[
+        int | None, typer.Option(help="hops (default: all of --inputs; else seeded random)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="seed of the random inputs")] = 0,
+    preset: Preset = None,
+    config: Config = None,
+    set_: Sets = None,
+    operating_point: OpPoint = None,
+    battery_mah: Annotated[float | None, typer.Option(help="battery mAh")] = None,
+    battery_v: Annotated[float | None, typer.Option(help="battery voltage (default 3)")] = None,
+    json_out: JsonOut = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="power over time (.png)")] = None,
+    input_shape: Shapes = None,
+    input_value: Values = None,
+    precision: Precision = None,
+    debug: Debug = False,
+) -> None:
+    """Run MODEL once per hop of an audio stream: per-hop latency and energy, duty cycle,
+    average power (active + idle), deadline misses, the branches the data picked."""
+    _DEBUG["on"] = debug
+    from ndpsim.options import SimOptions
+    from ndpsim.precision_rules import expand_rule_args
+    from ndpsim.report.power import parse_rate_hz
+    from ndpsim.session import Session
+    from ndpsim.stream import plot_power, render, run_stream, stream_inputs
+
+    if not model.exists():
+        raise UserError(f"model file not found: {model}")
+    if hops is not None and hops < 1:
+        raise UserError(f"--hops must be at least 1, got {hops}")
+    hop_ms = 1e3 / parse_rate_hz(hop, "--hop")
+    hw = _hardware(preset, config, set_, operating_point)
+    session = Session(model, input_shapes=_parse_shapes(input_shape),
+                      input_values=_parse_values(input_value))  # fmt: skip
+    samples = stream_inputs(session, str(inputs) if inputs else None, hops, seed)
+    opts = SimOptions(seed=seed, precision=tuple(expand_rule_args(precision)))
+    with typer.progressbar(length=len(samples), label="hops", file=sys.stderr) as bar:
+        report = run_stream(session, hw, samples, hop_ms, opts, battery_mah, battery_v,
+                            bar.update)  # fmt: skip
+    typer.echo(render(report))
+    if json_out:
+        json_out.write_text(report.model_dump_json(indent=2))
+        typer.echo(f"report written to {json_out}")
+    if plot:
+        plot_power(report, plot)
+        typer.echo(f"plot written to {plot}")
+
+
+@app.command()
 def update(
     old: Annotated[Path, typer.Argument(help="the model the part runs (ONNX)")],
     new: Annotated[Path, typer.Argument(help="the updated model, same structure (ONNX)")],

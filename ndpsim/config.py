@@ -92,6 +92,12 @@ class HardwareConfig(BaseModel):
     layer_setup_us: float = Field(
         0.0, ge=0, description="per-layer configuration on a clock that ignores clock_mhz"
     )
+    position_cycles: int = Field(
+        0,
+        ge=0,
+        description="per output position of a layer: window gather and array "
+        "launch/drain by the layer sequencer, not overlapped with the layer's work",
+    )
     clock_mhz: float = Field(100.0, gt=0, le=10_000)
     voltage_v: float = Field(0.9, gt=0, le=5)
     operating_points: tuple[OperatingPoint, ...] = Field(
@@ -117,6 +123,12 @@ class HardwareConfig(BaseModel):
     instruction_energy_pj: float = Field(2.0, ge=0)
     clock_energy_pj_per_cycle: float = Field(
         0.0, ge=0, description="per active cycle: clock tree and control processor"
+    )
+    macro_active_energy_pj_per_cycle: float = Field(
+        0.0,
+        ge=0,
+        description="per busy cycle of one macro (clock-gated when idle): its clock, input "
+        "registers, adder trees and weight-row reads, beyond the per-event cell energies",
     )
     # -- static power --
     leakage_mw: float = Field(0.1, ge=0, description="at energy_reference_voltage_v; scales with V")

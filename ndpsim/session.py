@@ -336,19 +336,20 @@ class Session:
         inputs: dict[str, np.ndarray],
         calibration: list[dict[str, np.ndarray]],
         opts: SimOptions,
-        plans: dict[int, tuple[QuantPlan, Params]] | None = None,
+        plans: dict[int, tuple[Program, QuantPlan, Params]] | None = None,
     ) -> tuple[Program, RunResult, dict[str, np.ndarray]]:
         """Run the integer datapath on `inputs` with the branches the data picks: start from
         `opts.branches` (else then-branches), read each If's condition, and when the data
         picked the other branch, run again with it (later Ifs may change with it).
         Returns the program run, the run and its outputs (conditions included). `plans`
-        keeps each program's quantization plan and parameters across calls (a batch
-        calibrates and binds once)."""
-        plans = {} if plans is None else plans
+        keeps each program's quantization plan and parameters across calls (a batch or a
+        stream calibrates and binds once)."""
         chosen = dict(opts.branches or {})
+        plans = {} if plans is None else plans
         for _ in range(MAX_BRANCH_RUNS):
             program = self.program(hw, opts.precision, chosen)
-            if id(program) not in plans:
+            known = plans.get(id(program))
+            if known is None or known[0] is not program:  # (an id may be reused)
                 from ndpsim.quant.bind import bind
                 from ndpsim.sim.precompile import integer_kernels_alongside
 
@@ -357,8 +358,8 @@ class Session:
                 float_model = program.graph.quant is None
                 with integer_kernels_alongside(program.instrs["op"] if float_model else ()):
                     plan = quantization_plan(program, hw, calibration, opts.ptq)
-                    plans[id(program)] = (plan, bind(program, plan))
-            plan, params = plans[id(program)]
+                    plans[id(program)] = (program, plan, bind(program, plan))
+            _, plan, params = plans[id(program)]
             res, _, outs = execute(program, hw, inputs, calibration, opts.ptq, plan, params)
             for k, b in enumerate(program.graph.branches):
                 if bool(np.asarray(outs[b.cond]).reshape(-1)[0] != 0) != b.taken:
@@ -384,7 +385,7 @@ class Session:
             return self.report(program, run(program, hw), hw, "timing-only")
         samples, batched = samples_of(program.graph, opts)
         calib = calibration_inputs(program.graph, opts, samples)
-        plans: dict[int, tuple[QuantPlan, Params]] = {}
+        plans: dict[int, tuple[Program, QuantPlan, Params]] = {}
         runs = [self.execute_settled(hw, x, calib, opts, plans) for x in samples]
         program, res, _ = runs[0]
         outs = []

@@ -88,6 +88,7 @@ def random_timing(rng: np.random.Generator) -> Timing:
         instruction_issue_cycles=int(rng.integers(0, 4)),
         layer_setup_cycles=int(rng.integers(0, 40)),
         column_bits=int(rng.choice([1, 4, 8])),
+        position_cycles=int(rng.integers(0, 50)),
     )
 
 
@@ -563,6 +564,7 @@ class _Gen:
                 "unit": int(r.integers(0, len(self.b.unit_class))),
                 "layer": layer,
                 "a0": int(r.integers(0, 2)),  # a0 = 1: a layer setup
+                "a2": int(r.integers(0, 300)),  # a setup's output positions
             }
         op = _DMA_OPS[int(r.integers(0, len(_DMA_OPS)))]
         b_in, b_out = _ilist(r, 2, 0, 5000)

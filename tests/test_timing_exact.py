@@ -234,3 +234,13 @@ def test_layer_setup_nop_takes_layer_setup_cycles():
     assert end[0] == 30 and start[1] == 30 and end[1] == 30 + 1 * 8 + 4
     assert start[2] == end[2] == 30  # a plain NOP still takes 0 cycles
     assert busy[2] == 30
+
+
+def test_layer_setup_nop_adds_position_cycles_per_output_position():
+    t = T._replace(layer_setup_cycles=30, position_cycles=7)
+    # a setup's a2 counts the layer's output positions: 30 + 25 x 7 cycles before the MVM
+    start, end, _, busy = schedule("NOP unit=2 a0=1 a2=25 signal=0\nMVM unit=0 a2=1 cols=64 "
+                                   "a_bits=8 wait0=0\nNOP unit=2 a2=25", t)  # fmt: skip
+    assert end[0] == 30 + 25 * 7 == 205 and start[1] == 205
+    assert start[2] == end[2] == 205  # a plain NOP (a0 = 0) ignores a2: 0 cycles
+    assert busy[2] == 205

@@ -17,7 +17,7 @@ import numpy as np
 
 from ndpsim.config import HardwareConfig
 from ndpsim.errors import ConfigError, UnsupportedOpError
-from ndpsim.ir import Graph
+from ndpsim.ir import Graph, Node
 from ndpsim.isa import Opcode, Unit
 from ndpsim.lower.bindings import Binding, ConstBinding
 from ndpsim.lower.context import NodeContext
@@ -108,9 +108,10 @@ def value_bits(g: Graph, bits: dict[str, Bits]) -> dict[str, int]:
     return out
 
 
-def _setup(b: Builder, unit: int, li: int, ins: list[Placement]) -> list[Placement]:
-    """The layer's setup NOP (a0 = 1: it lasts layer_setup_cycles) after all its inputs are
-    ready; the layer's instructions then wait on the setup (copies: other readers do not)."""
+def _setup(b: Builder, unit: int, li: int, ins: list[Placement], positions: int) -> list[Placement]:
+    """The layer's setup NOP (a0 = 1: it lasts layer_setup_cycles + a2 x position_cycles, a2 =
+    the layer's output positions) after all its inputs are ready; the layer's instructions then
+    wait on the setup (copies: other readers do not)."""
     toks = list(dict.fromkeys(p.token for p in ins if p.token >= 0))
     while len(toks) > 3:  # more inputs than wait slots (Concat): join them with barriers
         tok = b.token()
@@ -118,8 +119,17 @@ def _setup(b: Builder, unit: int, li: int, ins: list[Placement]) -> list[Placeme
         toks = [tok, *toks[3:]]
     waits = dict(zip(("wait0", "wait1", "wait2"), toks, strict=False))
     tok = b.token()
-    b.emit(Opcode.NOP, unit, li, a0=1, signal=tok, **waits)
+    b.emit(Opcode.NOP, unit, li, a0=1, a2=positions, signal=tok, **waits)
     return [dataclasses.replace(p, token=tok) for p in ins]
+
+
+def _positions(g: Graph, node: Node, geoms: dict) -> int:
+    """Output positions a layer's sequencer steps through: a MAC layer's output pixels (Gemm /
+    MatMul: its rows), any other layer's spatial positions (dims after N, C; 1 for a vector)."""
+    if node.name in geoms:
+        return geoms[node.name].pixels
+    shape = g.tensors[node.outputs[0]].shape
+    return int(np.prod(shape[2:], dtype=np.int64)) if len(shape) > 2 else 1
 
 
 def _gates(g: Graph) -> dict[str, str]:
@@ -241,7 +251,7 @@ def lower(
         vu = vec_units[li % hw.cores]
         # a branch's layer starts once the host has read the condition that picked it
         gate = [place(gates[node.name])] if node.name in gates else []
-        ins = _setup(b, vu, li, ins + gate)[: len(ins)]
+        ins = _setup(b, vu, li, ins + gate, _positions(g, node, macs.geoms))[: len(ins)]
         ctx = NodeContext(g, node, hw, VecContext(b, vu, dma, li, VECTOR_CHUNK, y.bits),
                           vec_units, layer, bits[node.name], in_names, ins, y, act, place,
                           scratch, macs)  # fmt: skip

@@ -1,5 +1,6 @@
 """Price event counters in energy: counters x per-event energy at the reference voltage,
-scaled by (V / V_ref)^2 for dynamic energy; clock energy per active cycle (also V^2);
+scaled by (V / V_ref)^2 for dynamic energy, plus each macro's energy per busy cycle (a
+clock-gated unit costs nothing while idle); clock energy per active cycle (also V^2);
 leakage (proportional to V) and fixed power times latency. The equations are in
 docs/machine_model.md ("Energy")."""
 
@@ -31,7 +32,8 @@ def dynamic_pj(counters: np.ndarray, hw: HardwareConfig) -> dict[str, np.ndarray
     parts = {
         "macro_compute": c[:, C.MACRO_CELL_BIT_OPS] * hw.macro_bit_op_energy_fj / 1000
         + c[:, C.MACRO_ROW_ACTIVATIONS] * hw.macro_row_drive_energy_fj / 1000
-        + c[:, C.ACCUMULATOR_ADDS] * hw.accumulator_add_energy_pj,
+        + c[:, C.ACCUMULATOR_ADDS] * hw.accumulator_add_energy_pj
+        + c[:, C.MACRO_BUSY_CYCLES] * hw.macro_active_energy_pj_per_cycle,
         "readout": c[:, C.READOUT_CONVERSIONS] * readout_pj,
         "sram": c[:, C.SRAM_READ_BYTES] * hw.sram_read_energy_pj_per_byte
         + c[:, C.SRAM_WRITE_BYTES] * hw.sram_write_energy_pj_per_byte,

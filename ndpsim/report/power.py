@@ -40,14 +40,14 @@ class AlwaysOn(BaseModel):
     battery_life_h: float | None = None
 
 
-def parse_rate_hz(text: str) -> float:
+def parse_rate_hz(text: str, option: str = "--rate") -> float:
     """'50', '50Hz', '2kHz' are rates; '20ms', '0.5s', '500us' are periods (an audio hop)."""
     m = _RATE.match(str(text))
     if not m:
-        raise UserError(f"--rate expects a rate (50, 50Hz) or a hop (20ms, 0.5s), got {text!r}")
+        raise UserError(f"{option} expects a rate (50, 50Hz) or a hop (20ms, 0.5s), got {text!r}")
     value, unit = float(m.group(1)), (m.group(2) or "hz").lower()
     if value <= 0 or not math.isfinite(value):
-        raise UserError(f"--rate must be positive, got {text!r}")
+        raise UserError(f"{option} must be positive, got {text!r}")
     return value * _TO_HZ[unit] if unit in _TO_HZ else 1.0 / (value * _TO_S[unit])
 
 

@@ -9,7 +9,7 @@ from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-KERNELS_DIGEST = "473b8337f5112bad"
+KERNELS_DIGEST = "dcf7bed1ed166721"
 
 
 @njit(inline="always")

@@ -20,7 +20,7 @@ from ndpsim.sim.kernels_ort import eltwise_qadd
 
 u64 = np.uint64  # unsigned indices: no negative-wraparound check, so LLVM vectorizes
 
-KERNELS_DIGEST = "473b8337f5112bad"
+KERNELS_DIGEST = "dcf7bed1ed166721"
 
 
 @njit(cache=True)

@@ -400,8 +400,8 @@ def duration(ins, t: Timing) -> tuple[int, int]:
         return t.ext_mem_latency_cycles + math.ceil(nbytes / t.ext_mem_bytes_per_cycle), 0
     if cls == TimingClass.HOST:
         return math.ceil(nbytes / t.sram_bytes_per_cycle), 0
-    if op == Opcode.NOP and int(ins["a0"]) == 1:  # CONTROL: a layer setup
-        return t.layer_setup_cycles, 0
+    if op == Opcode.NOP and int(ins["a0"]) == 1:  # CONTROL: a layer setup, a2 output positions
+        return t.layer_setup_cycles + int(ins["a2"]) * t.position_cycles, 0
     return 0, 0
 
 

@@ -28,6 +28,7 @@ def timing_of(hw: HardwareConfig) -> core.Timing:
         instruction_issue_cycles=int(hw.instruction_issue_cycles),
         layer_setup_cycles=int(hw.layer_setup_total_cycles),
         column_bits=int(hw.macro_column_bits),
+        position_cycles=int(hw.position_cycles),
     )
 
 

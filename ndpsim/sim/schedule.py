@@ -16,7 +16,7 @@ from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-KERNELS_DIGEST = "473b8337f5112bad"
+KERNELS_DIGEST = "dcf7bed1ed166721"
 
 
 class Timing(NamedTuple):
@@ -34,6 +34,7 @@ class Timing(NamedTuple):
     instruction_issue_cycles: int
     layer_setup_cycles: int = 0  # a setup NOP (a0 = 1): per-layer configuration time
     column_bits: int = 8  # bit-cell columns behind one readout column (macro_column_bits)
+    position_cycles: int = 0  # a setup NOP's per output position (its a2) sequencing time
 
 
 @njit(inline="always")
@@ -65,8 +66,9 @@ def _duration(ins, t):
         return t.ext_mem_latency_cycles + np.int64(np.ceil(nbytes / t.ext_mem_bytes_per_cycle)), 0
     if cls == T_HOST:
         return np.int64(np.ceil((ins["bytes_in"] + ins["bytes_out"]) / t.sram_bytes_per_cycle)), 0
-    setup = op == OP_NOP and ins["a0"] == 1  # T_CONTROL: a layer setup NOP; others take 0
-    return np.int64(t.layer_setup_cycles if setup else 0), np.int64(0)
+    if op == OP_NOP and ins["a0"] == 1:  # T_CONTROL: a layer setup, then per-position sequencing
+        return np.int64(t.layer_setup_cycles + np.int64(ins["a2"]) * t.position_cycles), np.int64(0)
+    return np.int64(0), np.int64(0)  # other NOPs take 0 cycles
 
 
 @njit(cache=True)

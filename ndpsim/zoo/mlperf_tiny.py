@@ -1,4 +1,4 @@
-"""The four MLPerf Tiny reference networks with seeded random weights.
+"""The MLPerf Tiny reference networks with seeded random weights.
 
 Layer tables: /work/shared/reference/mlperf_tiny_models.md, taken from mlcommons/tiny
 (`benchmark/training/*/keras_model.py`, `vww_model.py`) and counted from the deployed
@@ -9,7 +9,9 @@ head is AveragePool -> Flatten -> Gemm -> Softmax (AD: no Softmax). Layouts are 
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from ndpsim.zoo.builder import GraphBuilder
 
@@ -40,6 +42,12 @@ IC_CLASSES = 10
 AD_INPUT = 640  # 5 frames x 128 log-mel bins
 AD_HIDDEN = 128
 AD_BOTTLENECK = 8
+# Streaming wake word (v1.3): input 30 frames x 40 features (NCHW: 40 channels, 30 x 1);
+# (depthwise kernel over time, pointwise output channels) of the four blocks, valid padding.
+SWW_FRAMES = 30
+SWW_FEATURES = 40
+SWW_BLOCKS: tuple[tuple[int, int], ...] = ((3, 128), (5, 128), (10, 128), (15, 32))
+SWW_CLASSES = 3
 
 
 def kws_dscnn(seed: int = 0) -> onnx.ModelProto:
@@ -99,3 +107,21 @@ def ad_fc_autoencoder(seed: int = 0) -> onnx.ModelProto:
     for width in widths:
         x = b.gemm(x, width, relu=True)
     return b.build(b.gemm(x, AD_INPUT))
+
+
+def sww_streaming_wakeword(seed: int = 0) -> onnx.ModelProto:
+    """Streaming wake word (MLPerf Tiny v1.3): 4 x (depthwise kx1 over time, valid padding ->
+    1x1 conv + ReLU) with kernels 3, 5, 10, 15, then Flatten -> Gemm 32->3 -> Softmax.
+
+    Input 1x40x30x1 (40 features as channels, 30 frames); 46,883 params, 826,368 MACs. The
+    depthwise layers have no activation and zero biases (the deployed .tflite); BatchNorm is
+    folded into the pointwise convs' biases.
+    """
+    b = GraphBuilder("sww_streaming_wakeword", (1, SWW_FEATURES, SWW_FRAMES, 1), seed)
+    x = b.input
+    for kernel, channels in SWW_BLOCKS:
+        x = b.depthwise(x, (kernel, 1), padding="valid")
+        bias = b.initializers[-1]  # counted as parameters, all zero as deployed
+        bias.CopyFrom(numpy_helper.from_array(np.zeros(bias.dims[0], np.float32), bias.name))
+        x = b.conv(x, channels, 1, relu=True)
+    return b.build(b.softmax(b.gemm(b.flatten(x), SWW_CLASSES)))

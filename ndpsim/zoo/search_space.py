@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 from pydantic import BaseModel, ConfigDict, Field
 
-from ndpsim.zoo.builder import GraphBuilder, same_pads
+from ndpsim.zoo.builder import GraphBuilder, Tensor, same_pads
 
 # The base layout: (stride, channels, depth) per stage, after MobileNetV2 / EfficientNet-B0.
 BASE_STAGES: tuple[tuple[int, int, int], ...] = (
@@ -91,10 +91,8 @@ class Genome(BaseModel):
         return out
 
 
-def build_onnx(genome: Genome, seed: int = 0) -> onnx.ModelProto:
-    """The genome's model as ONNX (seeded random weights)."""
-    r = genome.resolution
-    b = GraphBuilder("nas", (1, 3, r, r), seed)
+def build_into(genome: Genome, b: GraphBuilder) -> Tensor:
+    """Append the genome's layers to ``b`` (whose input is the 1 x 3 x r x r image)."""
     act = b.relu6 if genome.activation == "relu6" else b.relu
     x = b.input
     for convs, residual in genome.blocks():
@@ -104,7 +102,14 @@ def build_onnx(genome: Genome, seed: int = 0) -> onnx.ModelProto:
             y = act(y) if has_act else y
         x = b.add(x, y) if residual else y
     x = b.flatten(b.global_avgpool(x))
-    return b.build(b.gemm(x, genome.num_classes))
+    return b.gemm(x, genome.num_classes)
+
+
+def build_onnx(genome: Genome, seed: int = 0) -> onnx.ModelProto:
+    """The genome's model as ONNX (seeded random weights)."""
+    r = genome.resolution
+    b = GraphBuilder("nas", (1, 3, r, r), seed)
+    return b.build(build_into(genome, b))
 
 
 def genome_kernels(genome: Genome, a_bits: int = 8, w_bits: int = 8) -> list[tuple]:
@@ -336,6 +341,7 @@ __all__ = [
     "FAMILIES",
     "Genome",
     "Stage",
+    "build_into",
     "build_onnx",
     "genome_kernels",
     "genome_macs",
