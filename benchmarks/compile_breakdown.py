@@ -3,13 +3,13 @@ an empty kernel cache, with its specializations and CPU time.
 
     python benchmarks/compile_breakdown.py [MODEL] [--preset P] [--timing-only] [--top N]
 
-Runs `ndpsim.simulate(MODEL, P)` in this process with a fresh NUMBA_CACHE_DIR (and no
-program cache) and prints, per compiled function, how many type specializations were
-compiled, the CPU seconds of its compiles including what it compiled on the way (callees)
-and excluding it; then the totals, the CPU time numba spent holding LLVM, and the cache files
-written. A second process (the integer kernels' helper of a float model's full run,
-sim/precompile.py) runs only inside the API's notice block, which this script does not open:
-everything is compiled here, so the figures are the whole compile work.
+Runs the model through a `Session` in this process with a fresh NUMBA_CACHE_DIR and prints,
+per compiled function, how many type specializations were compiled and the CPU seconds of
+its compiles, including what it compiled on the way (callees) and excluding it; then the
+totals, the CPU time numba spent holding LLVM, and the cache files written. The API's helper
+process for the integer kernels (sim/precompile.py) runs only in the API's and CLI's runs:
+here everything compiles in this process, so the figures are the whole compile work of a
+first run (which the API shares out over two processes).
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cache = tempfile.mkdtemp(prefix="ndpsim-compile-")
     os.environ["NUMBA_CACHE_DIR"] = cache  # before numba is imported
-    os.environ["NDPSIM_CACHE"] = "0"
     from numba.core import event
 
     stack: list[list[float]] = []
@@ -72,11 +71,13 @@ def main(argv: list[str] | None = None) -> int:
 
     event.register("numba:compile", Compiles())
     event.register("numba:llvm_lock", Llvm())
-    import ndpsim
+    from ndpsim.config import load_preset
+    from ndpsim.options import SimOptions
+    from ndpsim.session import Session
 
     t0 = time.perf_counter()
-    ndpsim.simulate(args.model, args.preset, timing_only=args.timing_only,
-                    compare_reference=False)  # fmt: skip
+    opts = SimOptions(timing_only=args.timing_only, compare_reference=False)
+    Session(args.model).simulate(load_preset(args.preset), opts)
     wall = time.perf_counter() - t0
     ru = resource.getrusage(resource.RUSAGE_SELF)
     w = max(len(n) for n in incl)
