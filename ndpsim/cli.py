@@ -4,6 +4,7 @@ User errors print one line on stderr; `--debug` shows the traceback."""
 
 from __future__ import annotations
 
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from ndpsim.errors import InputShapeWarning, UserError
+from ndpsim.errors import InputShapesError, InputShapeWarning, UserError
 
 app = typer.Typer(
     add_completion=False,
@@ -155,7 +156,11 @@ def _simulate(model: Path, preset, config, sets, timing_only, inputs, seed, shap
         precision=tuple(expand_rule_args(precision)),
         ptq=_ptq(quant),
     )
-    return simulate(model, hw, opts)
+    try:
+        return simulate(model, hw, opts)
+    except InputShapesError as exc:  # the same command with the flags, ready to paste
+        command = shlex.join(["ndpsim", *sys.argv[1:]])
+        raise UserError(f"{exc}; run: {command} {exc.flags}") from None
 
 
 @app.command()

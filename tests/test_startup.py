@@ -217,3 +217,28 @@ def test_the_helper_compiles_the_kernels_a_real_integer_run_loads(tmp_path):
     assert len(int_lines) == 4 and all(ln.startswith("hit ") for ln in int_lines), real.stdout
     float_lines = [ln for ln in lines if arena not in ln]
     assert len(float_lines) == 4 and all(ln.startswith("miss ") for ln in float_lines)
+
+
+def test_every_missing_input_shape_in_one_line_with_the_command_to_paste(tmp_path):
+    import shlex
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    dims = ["N", 4, "T"]
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "y"], ["z"])], "two_inputs",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, dims) for n in ("x", "y")],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, dims)],
+    )  # fmt: skip
+    path = tmp_path / "two_inputs.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    cmd = [sys.executable, "-m", "ndpsim", "simulate", str(path), "--timing-only"]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 2 and len(first.stderr.strip().splitlines()) == 1, first.stderr
+    assert "2 inputs have symbolic or unknown dims: 'x' (shape [N, 4, T]), 'y'" in first.stderr
+    pasted = first.stderr.strip().rsplit("; run: ", 1)[1]
+    assert pasted.endswith("--timing-only --input-shape x=1x4x1 --input-shape y=1x4x1")
+    again = subprocess.run([sys.executable, "-m", *shlex.split(pasted)], capture_output=True,
+                           text=True, timeout=300)  # fmt: skip
+    assert again.returncode == 0 and "latency" in again.stdout, again.stderr

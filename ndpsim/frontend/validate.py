@@ -10,7 +10,12 @@ from collections.abc import Mapping, Sequence
 import onnx
 import onnx.defs
 
-from ndpsim.errors import InputShapeWarning, ModelError, UnsupportedOpError
+from ndpsim.errors import (
+    InputShapesError,
+    InputShapeWarning,
+    ModelError,
+    UnsupportedOpError,
+)
 from ndpsim.frontend.fold import FOLDABLE_OPS
 from ndpsim.frontend.messages import quote
 from ndpsim.frontend.tensors import (
@@ -166,7 +171,8 @@ def apply_input_shapes(
         elif dims is None or not _all_static(dims):
             missing.append((name, dims))
     if missing:
-        raise ModelError(_missing_shapes(missing))
+        flags = " ".join(f"--input-shape {name}={_hint(dims)}" for name, dims in missing)
+        raise InputShapesError(_missing_shapes(missing, flags), flags)
 
 
 def _static(d) -> bool:
@@ -181,7 +187,7 @@ def _hint(dims) -> str:
     return "x".join(str(d) if _static(d) else "1" for d in dims or [1])
 
 
-def _missing_shapes(missing: list[tuple[str, list | None]]) -> str:
+def _missing_shapes(missing: list[tuple[str, list | None]], flags: str) -> str:
     """One message for every input without a static shape, with the flags that fix them."""
 
     def shown(dims):
@@ -189,7 +195,6 @@ def _missing_shapes(missing: list[tuple[str, list | None]]) -> str:
             return "no shape"
         return "shape [" + ", ".join(str(d) if _static(d) else str(d or "?") for d in dims) + "]"
 
-    flags = " ".join(f"--input-shape {name}={_hint(dims)}" for name, dims in missing)
     if len(missing) == 1:
         name, dims = missing[0]
         return (f"input {quote(name)} has a symbolic or unknown dim ({shown(dims)}); give a "
