@@ -187,7 +187,7 @@ def test_the_first_run_says_it_compiles_and_later_runs_do_not(tmp_path):
 @pytest.mark.slow
 def test_the_helper_compiles_the_kernels_a_real_integer_run_loads(tmp_path):
     # precompile.py's helper compiles on dummy arrays: they must have a real run's types, or
-    # the integer run would compile its kernels again (numba keys its cache on types)
+    # the binding and the integer run would compile again (numba keys its cache on types)
     env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba"), "NDPSIM_CACHE": "0"}
     ops = run(
         "from ndpsim.session import Session\nfrom ndpsim.config import load_preset\n"
@@ -205,6 +205,9 @@ def test_the_helper_compiles_the_kernels_a_real_integer_run_loads(tmp_path):
         "from ndpsim.options import SimOptions\nfrom ndpsim.sim import core\n"
         f"Session({str(KWS)!r}).simulate(load_preset('ndp120'), "
         "SimOptions(compare_reference=False))\n"
+        "from ndpsim.quant import bind\n"
+        "print('quantizer', len(bind._quantize_rows.stats.cache_hits), "
+        "len(bind._quantize_rows.stats.cache_misses))\n"
         "for op, entry in core.ENTRIES.items():\n"
         "    for sig in entry.stats.cache_misses: print('miss', op.name, sig)\n"
         "    for sig in entry.stats.cache_hits: print('hit', op.name, sig)\n",
@@ -212,6 +215,7 @@ def test_the_helper_compiles_the_kernels_a_real_integer_run_loads(tmp_path):
     )
     assert real.returncode == 0, real.stderr
     lines = real.stdout.splitlines()
+    assert lines.pop(0) == "quantizer 1 0"  # quant/bind.py's weight quantizer, compiled too
     arena = "Array(int32, 1, 'C'"  # the integer datapath's arena and weights
     int_lines = [ln for ln in lines if arena in ln]
     assert len(int_lines) == 4 and all(ln.startswith("hit ") for ln in int_lines), real.stdout

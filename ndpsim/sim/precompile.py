@@ -1,9 +1,11 @@
 """The first full run of a float model compiles two datapaths' kernels: the float one (the
-calibration runs) and then the integer one. When this process starts compiling one of its
-kernels, a helper process compiles the integer datapath's kernels of the same opcodes into
-the same numba cache meanwhile, so on two cores the datapaths compile side by side, and the
-integer run loads them from the cache. Nothing starts on a warm run (no compile event), nor
-outside the API's and CLI's runs (sim/notice.py's block: sweep workers warm up their own).
+calibration runs) and then the integer one, after the weight quantizer of the integer
+parameters (quant/bind.py). When this process starts compiling one of its kernels, a helper
+process compiles the weight quantizer and then the integer datapath's kernels of the same
+opcodes into the same numba cache meanwhile, so on two cores the datapaths compile side by
+side, and the binding and the integer run load them from the cache. Nothing starts on a
+warm run (no compile event), nor outside the API's and CLI's runs (sim/notice.py's block:
+sweep workers warm up their own).
 numba writes cache entries atomically; if the helper fails, this process compiles them.
 
     python -m ndpsim.sim.precompile FLOAT_MODE OPCODE...    (the helper)
@@ -61,11 +63,20 @@ def integer_kernels_alongside(opcodes) -> Iterator[None]:
 
 
 def main(argv: list[str]) -> None:
-    """The helper: load or compile the kernels of the opcodes named, for one datapath."""
+    """The helper: load or compile the integer weight quantizer (float32 weights, the common
+    case) and the kernels of the opcodes named, for one datapath."""
     from ndpsim.sim.numba_setup import numba_target_without_scipy
 
     numba_target_without_scipy()
+    import numpy as np
+
+    from ndpsim.quant.bind import _quantize_weights
     from ndpsim.sim.core import compile_kernels
+
+    if argv[0] == "0":  # what bind() quantizes a conv's weights with, on tiny arrays
+        weights = np.ones((1, 1), np.float32)
+        weights.flags.writeable = False  # the graph's constants are read-only
+        _quantize_weights(weights, 8, True, np.zeros(1, np.int32))
 
     compile_kernels([int(op) for op in argv[1:]], float_mode=argv[0] == "1")
 
