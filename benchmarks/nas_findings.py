@@ -24,8 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from ndpsim.config import load_preset
-from ndpsim.estimator.measure import measure_onnx
 from ndpsim.estimator.model import Estimator
+from ndpsim.estimator.predict import Predictor
+from ndpsim.options import SimOptions
+from ndpsim.session import Session
 from ndpsim.zoo.builder import GraphBuilder
 from ndpsim.zoo.search_space import Genome, Stage, build_onnx, genome_macs
 
@@ -33,20 +35,28 @@ MULTIPLIERS = (0.5, 0.75, 1.0, 1.25, 1.5)
 
 
 def simulate(model, hw) -> tuple[dict, list[dict]]:
-    rows, m = measure_onnx(model.SerializeToString(), [hw])[0]
+    """(model figures, per-kernel rows) of a timing-only simulation."""
+    session = Session(model)
+    r = session.simulate(hw, SimOptions(timing_only=True))
+    kernels = {k.layer_index: k.kernel_type for k in session.program(hw).kernels}
+    rows = [{"kernel_type": kernels[i], "cycles": lay.cycles, "macs": lay.macs,
+             "tiles": lay.tiles} for i, lay in enumerate(r.layers) if i in kernels]  # fmt: skip
+    m = {"cycles": r.latency_cycles, "macs": r.macs, "params": r.params,
+         "energy_pj": r.energy_uj * 1e6,
+         "peak_activation_bytes": r.peak_activation_bytes}  # fmt: skip
     return m, rows
 
 
 def occupied_weight_bytes(rows: list[dict], hw) -> int:
     """Weight memory as the macros hold it: every tile takes a whole rows x cols weight set."""
-    from ndpsim.estimator.features import hw_columns, mac_features
-
-    mac = [r for r in rows if r["kernel_type"] in ("conv", "conv1x1", "dwconv", "gconv", "fc")]
-    cols = {
-        k: np.array([r[k] for r in mac]) for k in mac[0] if k not in ("ops", "act", "kernel_type")
-    }
-    tiles = mac_features(cols, hw_columns(hw, len(mac)))["tiles"].sum()
+    tiles = sum(r["tiles"] for r in rows)
     return int(tiles * hw.macro_rows * hw.macro_cols * hw.weight_bits // 8)
+
+
+def predict_genomes(est: Estimator, genomes, hw) -> np.ndarray:
+    """Predicted cycles of search-space genomes (their ONNX models, no simulation)."""
+    return np.array([est.predict(Predictor(build_onnx(g)), [hw])[0].latency_cycles
+                     for g in genomes])  # fmt: skip
 
 
 # -- (a) ----------------------------------------------------------------------------------
@@ -236,7 +246,7 @@ def evolve(
 
     def score(members):
         gs = [_genome(*x) for x in members]
-        cyc, _ = est.predict_genomes(gs, hw)
+        cyc = predict_genomes(est, gs, hw)
         macs = np.array([genome_macs(g) for g in gs])
         return np.where(macs >= floor_macs, cyc, np.inf)
 
@@ -281,7 +291,7 @@ def table_d(est, hw, seed: int) -> None:
         ("both", True, True),
     ):
         g, n_eval = evolve(est, hw, sm, sb, floor, rng)
-        pred, _ = est.predict_genomes([g], hw)
+        pred = predict_genomes(est, [g], hw)
         m, _ = simulate(build_onnx(g), hw)
         desc = " ".join(f"{s.block[0]}{s.channels}" for s in g.stages)
         print(
@@ -292,9 +302,8 @@ def table_d(est, hw, seed: int) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument(
-        "--estimator", type=Path, help="estimator .npz (ndpsim estimator train); needed for (d)"
-    )
+    ap.add_argument("--estimator", type=Path, help="estimator .npz (ndpsim estimator train); "
+                    "(d) uses the analytic model alone without one")  # fmt: skip
     ap.add_argument("--preset", default="neural-engine")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tables", default="abcd")
@@ -308,13 +317,8 @@ def main() -> int:
         elif t == "c":
             table_c(hw)
         elif t == "d":
-            if not args.estimator:
-                print(
-                    "(d) needs --estimator (train one: ndpsim estimator train DATA)",
-                    file=sys.stderr,
-                )
-                return 2
-            table_d(Estimator.load(args.estimator), hw, args.seed)
+            table_d(Estimator.load(args.estimator) if args.estimator else Estimator(), hw,
+                    args.seed)  # fmt: skip
         print()
     return 0
 

@@ -22,7 +22,8 @@ app = typer.Typer(
 )
 
 _DEBUG = {"on": False}
-_EXTRAS = {"pyarrow": "sweep", "distributed": "sweep", "matplotlib": "plot"}  # optional deps
+_EXTRAS = {"pyarrow": "sweep", "distributed": "sweep", "matplotlib": "plot", "sklearn": "estimator",
+           "scipy": "estimator"}  # optional deps
 
 Preset = Annotated[str | None, typer.Option("--preset", "-p", help="named hardware preset")]
 Config = Annotated[
@@ -476,9 +477,8 @@ def isa() -> None:
 def _wire_estimator() -> None:
     from ndpsim.estimator.cli import dataset, estimator_app
 
-    app.command(help="Sample kernels and architectures, simulate them, write Parquet tables.")(
-        dataset
-    )
+    app.command(help="Simulate zoo and real networks on sampled hardware: the estimator's "
+                "training and evaluation data (resumable).")(dataset)
     app.add_typer(estimator_app, name="estimator")
 
 

@@ -22,8 +22,9 @@ def read_mapping(path: str | Path, what: str = "config") -> dict[str, Any]:
         raise ConfigError(f"{what} {path}: use a .yaml, .toml or .json file")
     try:
         text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise ConfigError(f"cannot read {what} {path}: {why}") from None
     try:
         if path.suffix in (".yaml", ".yml"):
             data = yaml.safe_load(text)
@@ -31,7 +32,7 @@ def read_mapping(path: str | Path, what: str = "config") -> dict[str, Any]:
             data = tomllib.loads(text)
         else:
             data = json.loads(text)
-    except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError, RecursionError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"{what} {path} is not valid {path.suffix[1:]}: {first}") from None
     if not isinstance(data, dict):

@@ -16,13 +16,28 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ndpsim.errors import ConfigError
 from ndpsim.files import SUFFIXES, read_mapping
 
-if TYPE_CHECKING:
-    from ndpsim.config import HardwareConfig
+
+class HardwareBits(Protocol):
+    """What the rules need of a hardware description (config.HardwareConfig has it): this
+    module sits beside the config, which checks its own `precision:` section with it."""
+
+    name: str
+    weight_bits: int
+    activation_bits: int
+    accumulator_bits: int
+    supported_weight_bits: tuple[int, ...]
+    supported_activation_bits: tuple[int, ...]
+
+    @property
+    def cell_columns(self) -> int: ...
+
+    def outputs_per_pass(self, weight_bits: int) -> int: ...
+
 
 _BITS = re.compile(r"^(?:w(?P<w>\d+))?(?:a(?P<a>\d+))?(?:acc(?P<acc>\d+))?$")
 # the op types of the graph's input and output rows (the lowering adds every supported op)
@@ -91,14 +106,14 @@ def parse_rules(items: Mapping[str, str] | Iterable[str] | None, origin: str) ->
     return [Rule(p.strip(), parse_bits(b, src), src) for p, b, src in pairs]
 
 
-def check_precision_rules(items: Mapping[str, str], hw: HardwareConfig) -> None:
+def check_precision_rules(items: Mapping[str, str], hw: HardwareBits) -> None:
     """Config-time check of a `precision:` section: syntax, and explicit bits the hardware
     supports (the per-layer check happens when a model is lowered)."""
     for rule in parse_rules(items, "precision"):
         _check_bits(rule.bits, hw, rule.source, weights=True)
 
 
-def _check_bits(b: Bits, hw: HardwareConfig, what: str, weights: bool) -> None:
+def _check_bits(b: Bits, hw: HardwareBits, what: str, weights: bool) -> None:
     if weights and b.w is not None:
         if b.w not in hw.supported_weight_bits:
             raise ConfigError(
@@ -129,7 +144,7 @@ class LayerRef:
 
 
 def resolve(
-    layers: list[LayerRef], rules: list[Rule], hw: HardwareConfig, op_types: frozenset[str]
+    layers: list[LayerRef], rules: list[Rule], hw: HardwareBits, op_types: frozenset[str]
 ) -> dict[str, Bits]:
     """Full bits of every layer (w only meaningful for MAC layers), checked against `hw`;
     `op_types` are the op types a rule may name (the lowering's op registry). A name glob

@@ -15,6 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from tests.test_sweep_run import _compiled_core  # noqa: F401  (the numba core, compiled once)
+
 ROOT = Path(__file__).resolve().parents[1]
 KWS = ROOT / "models" / "kws_dscnn.onnx"
 
@@ -187,3 +189,98 @@ def test_ctrl_c_keeps_finished_points_exits_130_and_the_same_command_resumes(tmp
     assert p.returncode == 0 and f"{400 - stored} points" in p.stdout
     keys = pq.read_table(out / "points", columns=["config_id"]).column(0).to_pylist()
     assert len(keys) == len(set(keys)) == 400
+
+
+def test_the_small_example_runs_every_model_including_the_recurrent_ones(tmp_path):
+    out = tmp_path / "small"
+    p = ndpsim("sweep", str(ROOT / "examples" / "sweep_small.yaml"), "-o", str(out), "-q")
+    assert p.returncode == 0, p.stderr
+    assert "72 points" in p.stdout and "0 failed" in p.stdout
+    rows = pq.read_table(out / "points", partitioning="hive").to_pylist()
+    gru = [r for r in rows if r["model"] == "kws_gru"]
+    assert len(gru) == 12 and all(r["status"] == "ok" for r in gru)
+    assert gru[0]["model_inputs"] == '{"input_shapes":{"input":[1,49,10]},"input_values":{}}'
+    assert pq.read_table(out / "layers").num_rows == sum(r["layers"] for r in rows)
+
+
+def _spec(tmp_path: Path, **fields) -> Path:
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"models": [str(KWS)], **fields}))
+    return path
+
+
+def test_a_sweep_whose_points_all_failed_exits_1_and_so_does_its_resume(tmp_path):
+    # a conv model on hardware without conv support: every point fails
+    spec = _spec(tmp_path, parameters={"supports_conv": [False], "macro_cols": [16, 32]})
+    out = tmp_path / "r"
+    for _ in range(2):  # the run, then a resume that finds only failed points
+        p = ndpsim("sweep", str(spec), "-o", str(out), "--jobs", "1")
+        assert p.returncode == 1, p.stderr
+        assert "error: every point of kws_dscnn failed" in p.stderr
+    dry = ndpsim("sweep", str(spec), "-o", str(out), "--dry-run")
+    assert (
+        "2 already in" in dry.stdout and "(2 failed; --retry-failed runs them again)" in dry.stdout
+    )
+    spec = _spec(tmp_path, parameters={"supports_conv": [True, False]})  # half fail: data
+    p = ndpsim("sweep", str(spec), "-o", str(tmp_path / "half"), "--jobs", "1")
+    assert p.returncode == 0 and "1 failed" in p.stdout and "first failure" in p.stderr
+
+
+def test_changing_per_layer_on_a_results_directory_is_refused(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "r"
+    spec = _spec(tmp_path, parameters={"macro_cols": [16]})
+    assert ndpsim("sweep", str(spec), "-o", str(out), "--jobs", "1").returncode == 0
+    spec = _spec(tmp_path, parameters={"macro_cols": [16]}, per_layer=True)
+    for extra in ([], ["--dry-run"]):
+        code, _, err = cli(monkeypatch, capsys, "sweep", str(spec), "-o", str(out), *extra)
+        assert code == 2 and len(err.strip().splitlines()) == 1
+        assert "written with per_layer: false, this run asks for true" in err
+
+
+def test_the_first_results_are_stored_within_seconds(tmp_path):
+    """Full-mode points take tens of ms: a batch of 1,000 would wait the 10 s limit; the
+    first batch goes out a second after its first row instead."""
+    grid = {"macro_cols": [16, 32, 64, 128], "clock_mhz": list(range(10, 60))}
+    spec = _spec(tmp_path, mode="full", parameters=grid)
+    out = tmp_path / "r"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ndpsim", "sweep", str(spec), "-o", str(out), "--jobs", "2"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=ROOT,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr.readline().startswith("200 points")
+        assert proc.stderr.readline().startswith("running 200 points")
+        started = time.monotonic()  # planned; the pool starting
+        while not list(out.glob("points/*/part-*.parquet")):
+            assert proc.poll() is None
+            time.sleep(0.02)
+        first_s = time.monotonic() - started
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.communicate(timeout=60)
+    assert first_s < 10.0, f"the first batch took {first_s:.1f} s"  # was >= 10 s + start-up
+    print(f"first batch stored {first_s:.1f} s after the run started (pool start-up included)")
+
+
+def test_a_spec_fixes_inputs_to_values_and_they_join_the_key(tmp_path):
+    from tests.test_control_flow import _model  # y = If(sr == 16000, Relu(x), Erf(x))
+
+    model = tmp_path / "ctl.onnx"
+    model.write_bytes(_model().SerializeToString())
+    fixed = {"path": str(model), "input_shapes": {"x": [1, 4]}, "input_values": {"sr": [16000]}}
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump({"models": [fixed], "parameters": {"macro_cols": [16, 32]}}))
+    out = tmp_path / "r"
+    p = ndpsim("sweep", str(spec), "-o", str(out), "--jobs", "1")
+    assert p.returncode == 0 and "2 points" in p.stdout and "0 failed" in p.stdout, p.stderr
+    rows = pq.read_table(out / "points").to_pylist()
+    assert {r["model_inputs"] for r in rows} == {
+        '{"input_shapes":{"x":[1,4]},"input_values":{"sr":[16000.0]}}'
+    }
+    # sr = 8000 takes the other branch, an op ndpsim does not lower: refused before any work
+    fixed["input_values"] = {"sr": [8000]}
+    spec.write_text(yaml.safe_dump({"models": [fixed], "parameters": {"macro_cols": [16]}}))
+    p = ndpsim("sweep", str(spec), "-o", str(tmp_path / "r8k"))
+    assert p.returncode == 2 and "sweep model ctl.onnx" in p.stderr and "'Erf'" in p.stderr
+    assert not (tmp_path / "r8k").exists()

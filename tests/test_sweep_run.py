@@ -109,7 +109,7 @@ def test_files_carry_versions_and_readers_see_the_hive_partition(tmp_path):
     assert {f.parent.name for f in files} == {"model=kws_dscnn", "model=ad_fc_autoencoder"}
     meta = pq.read_schema(files[0]).metadata
     assert meta[b"ndpsim_version"] == __version__.encode()
-    assert meta[b"ndpsim_dataset_schema_version"] == b"1"
+    assert meta[b"ndpsim_dataset_schema_version"] == b"2"
     table = read_points(tmp_path)
     assert set(POINT_SCHEMA.names) <= set(table.column_names) and "model" in table.column_names
     assert not list(tmp_path.rglob("*.tmp"))
@@ -121,6 +121,8 @@ def test_files_carry_versions_and_readers_see_the_hive_partition(tmp_path):
 
 
 def test_layer_files_of_an_unfinished_batch_are_removed_on_open(tmp_path):
+    with ResultStore(tmp_path):  # a dataset directory, with its _dataset.json
+        pass
     orphan = tmp_path / "layers" / "model=m" / "part-x.parquet"
     kept = tmp_path / "layers" / "model=m" / "part-y.parquet"
     for f in (orphan, kept, tmp_path / "points" / "model=m" / "part-y.parquet"):

@@ -8,16 +8,23 @@ from typing import Annotated
 
 import typer
 
+from ndpsim.cli import (
+    Debug,
+    JsonOut,
+    OpPoint,
+    Precision,
+    Sets,
+    Shapes,
+    Values,
+    _parse_shapes,
+    _parse_values,
+)
 from ndpsim.errors import UserError
 
 estimator_app = typer.Typer(
     no_args_is_help=True, help="Train, evaluate and run the NAS latency / energy estimator."
 )
-
-Debug = Annotated[bool, typer.Option("--debug", help="show tracebacks")]
-Presets = Annotated[
-    list[str] | None, typer.Option("--preset", "-p", help="hardware preset (repeatable)")
-]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress line")]
 
 
 def _debug(on: bool) -> None:
@@ -26,95 +33,54 @@ def _debug(on: bool) -> None:
     _DEBUG["on"] = on
 
 
-def _hws(presets: list[str] | None):
-    from ndpsim.config import load_preset
-
-    return [load_preset(p) for p in (presets or ["neural-engine", "generic", "ndp120"])]
-
-
-def _mapper(workers: int, scheduler: str | None):
-    from ndpsim.estimator.dataset import process_pool_mapper, serial_mapper
-
-    if scheduler:
-        try:
-            from distributed import Client
-        except ImportError:
-            raise UserError(
-                "--scheduler needs the 'distributed' package (pip install ndpsim[sweep])"
-            ) from None
-        client = Client(scheduler)
-        return lambda fn, items: client.gather(client.map(fn, list(items)))
-    return serial_mapper if workers == 1 else process_pool_mapper(workers)
-
-
 def dataset(
-    out: Annotated[Path, typer.Argument(help="output directory (Parquet tables)")],
-    preset: Presets = None,
-    kernels: Annotated[int, typer.Option(help="kernels sampled from the prior")] = 3000,
-    models_per_family: Annotated[int, typer.Option(help="training architectures per family")] = 200,
-    model_presets: Annotated[
-        list[str] | None, typer.Option("--model-preset", help="configs the models run on")
-    ] = None,
-    test_models: Annotated[int, typer.Option(help="held-out random architectures")] = 2000,
-    adaptive_rounds: Annotated[int, typer.Option(help="re-sampling rounds (error > 10%)")] = 1,
-    per_bad: Annotated[int, typer.Option(help="neighbours per badly predicted kernel")] = 20,
-    max_bad: Annotated[int, typer.Option(help="bad kernels re-sampled per round at most")] = 40,
-    workers: Annotated[int, typer.Option(help="local worker processes (1: in process)")] = 2,
-    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address")] = None,
+    out: Annotated[Path, typer.Argument(help="output directory")],
+    models_per_family: Annotated[int, typer.Option(help="networks per zoo family")] = 6,
+    train_configs: Annotated[int, typer.Option(help="sampled training configurations")] = 8,
+    eval_configs: Annotated[
+        int, typer.Option(help="sampled evaluation configurations (besides the presets)")
+    ] = 20,  # fmt: skip
+    family: Annotated[list[str] | None, typer.Option(help="only this family (repeatable)")] = None,
+    real: Annotated[
+        bool, typer.Option(help="also the real networks (light_*, MLPerf Tiny)")
+    ] = True,
     seed: Annotated[int, typer.Option()] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="local processes")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler tcp://HOST:PORT")] = None,
+    dask_local: Annotated[int | None, typer.Option(help="start a Dask LocalCluster of N")] = None,
+    quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Sample kernels and architectures, simulate them, write the Parquet tables."""
+    """Simulate zoo and real networks on training and evaluation hardware (resumable)."""
     _debug(debug)
     from ndpsim.estimator import dataset as D
-    from ndpsim.zoo.search_space import FAMILIES
+    from ndpsim.sweep.engine import make_engine
 
-    for name, v in (
-        ("kernels", kernels),
-        ("models-per-family", models_per_family),
-        ("test-models", test_models),
-        ("adaptive-rounds", adaptive_rounds),
-    ):
+    for name, v in (("models-per-family", models_per_family), ("train-configs", train_configs),
+                    ("eval-configs", eval_configs)):  # fmt: skip
         if v < 0:
             raise UserError(f"--{name} must be >= 0, got {v}")
-    if workers < 1:
-        raise UserError(f"--workers must be >= 1, got {workers}")
-    hws = _hws(preset)
-    mhws = _hws(model_presets or ["neural-engine"])
-    mapper = _mapper(workers, scheduler)
-    D.write_dataset(
-        out,
-        {"hw_configs": D.hw_rows(list({h.config_id(): h for h in hws + mhws}.values()))},
-        seed,
-        "hw",
-    )
-    if kernels:
-        rows = D.sample_kernels(kernels, hws, seed, mapper, quiet=quiet)
-        D.write_dataset(out, {"kernels": rows}, seed, f"kernels-s{seed}")
-    if models_per_family:
-        m, k = D.sample_models(
-            {f: models_per_family for f in FAMILIES}, "train", mhws, seed + 1, mapper, quiet=quiet
-        )
-        D.write_dataset(out, {"models": m, "model_kernels": k}, seed, f"train-s{seed}")
-    if test_models:
-        m, k = D.sample_models(
-            {"random": test_models},
-            "test",
-            mhws,
-            seed + 2,
-            mapper,
-            quiet=quiet,
-            first_id=10_000_000,
-        )
-        D.write_dataset(out, {"models": m, "model_kernels": k}, seed, f"test-s{seed}")
-    for r in range(adaptive_rounds):
-        from ndpsim.estimator.adaptive import adaptive_round
-
-        n = adaptive_round(out, hws, per_bad, max_bad, seed + 100 + r, mapper, quiet)
-        if not quiet:
-            typer.echo(f"adaptive round {r + 1}: {n} kernels added")
-    typer.echo(f"dataset written to {out}")
+    engine = make_engine(jobs, scheduler, dask_local)
+    spec = D.DatasetSpec(models_per_family, train_configs, eval_configs, tuple(family or ()),
+                         real, seed)  # fmt: skip
+    say = (lambda *_: None) if quiet else (lambda m: typer.echo(m, err=True))
+    say(f"1/3 networks: {models_per_family} per family")
+    networks = D.build_networks(out, spec, engine, quiet)
+    hws = D.hardware(spec)
+    D.write_manifest(out, spec, networks, hws)
+    say(f"2/3 hardware: {len(hws['train'])} training, {len(hws['eval'])} evaluation configurations")
+    points = D.plan_points(networks, hws)
+    say(f"3/3 simulate: {len(points)} points ({len(networks)} networks) on {engine.describe()}")
+    try:
+        outcome = D.simulate(out, points, engine, quiet)
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: finished points are stored in {out}; the same command resumes",
+                   err=True)  # fmt: skip
+        raise
+    typer.echo(f"{outcome.ran} points simulated in {outcome.elapsed_s:.1f} s, {outcome.failed} "
+               f"failed, {outcome.skipped} already done; dataset in {out}")  # fmt: skip
+    if outcome.failed:
+        typer.echo(f"first failure: {outcome.first_error}", err=True)
 
 
 @estimator_app.command()
@@ -123,68 +89,120 @@ def train(
     out: Annotated[Path, typer.Option("--out", "-o", help="estimator file (.npz)")] = Path(
         "estimator.npz"
     ),
-    exclude_family: Annotated[str | None, typer.Option(help="leave this family out")] = None,
+    quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Fit one regressor per kernel type (log latency and log energy) and the model-level sum."""
+    """Fit the residual regressors on the dataset's training networks and hardware."""
     _debug(debug)
-    from ndpsim.estimator.model import fit_from_dataset
+    from ndpsim.estimator.train import train as fit
 
-    est = fit_from_dataset(data, exclude_family=exclude_family)
+    est = fit(data, quiet, log=(lambda *_: None) if quiet else (lambda m: typer.echo(m, err=True)))
     est.save(out)
-    typer.echo(f"estimator written to {out} ({len(est.forests)} regressors)")
+    typer.echo(f"estimator written to {out} ({len(est.forests)} residual regressors, "
+               f"{est.info['rows']} training kernels)")  # fmt: skip
 
 
 @estimator_app.command("eval")
 def eval_(
     data: Annotated[Path, typer.Argument(help="dataset directory (ndpsim dataset)")],
-    json_out: Annotated[Path | None, typer.Option("--json", help="write the metrics")] = None,
-    lofo: Annotated[bool, typer.Option(help="also leave-one-family-out")] = True,
+    json_out: JsonOut = None,
+    quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """The evaluation report of the protocol: kernel and model level, baselines beside."""
+    """The evaluation protocol: per configuration and family, leave-one-family-out, real
+    networks, kernel level, baselines."""
     _debug(debug)
     from ndpsim.estimator.evaluate import evaluate, render
 
-    result = evaluate(data, lofo=lofo)
+    result = evaluate(data, quiet, log=(lambda *_: None) if quiet else (
+        lambda m: typer.echo(m, err=True)))  # fmt: skip
     typer.echo(render(result))
     if json_out:
-        json_out.write_text(json.dumps(result, indent=2))
+        json_out.write_text(json.dumps(result, indent=1))
 
 
 @estimator_app.command()
 def predict(
-    target: Annotated[Path, typer.Argument(help="an ONNX model or a genome .json")],
-    estimator: Annotated[Path, typer.Option("--estimator", "-e")] = Path("estimator.npz"),
-    preset: Annotated[str | None, typer.Option("--preset", "-p")] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", "-s")] = None,
+    models: Annotated[list[Path], typer.Argument(help="ONNX models (one or more)")],
+    estimator: Annotated[Path, typer.Option("--estimator", "-e", help="estimator file")] = Path(
+        "estimator.npz"
+    ),
+    preset: Annotated[
+        list[str] | None,
+        typer.Option("--preset", "-p", help="hardware preset (repeatable; default generic)"),
+    ] = None,  # fmt: skip
+    config: Annotated[
+        list[Path] | None, typer.Option("--config", "-c", help="hardware file (repeatable)")
+    ] = None,  # fmt: skip
+    sweep: Annotated[
+        Path | None, typer.Option(help="a sweep spec: every configuration it generates")
+    ] = None,  # fmt: skip
+    set_: Sets = None,
+    operating_point: OpPoint = None,
+    input_shape: Shapes = None,
+    input_value: Values = None,
+    precision: Precision = None,
+    json_out: JsonOut = None,
     debug: Debug = False,
 ) -> None:
-    """Predicted latency and energy of a model (no simulation)."""
+    """Predicted latency and energy of models on hardware, without simulating them."""
     _debug(debug)
-    from ndpsim.config import resolve_hardware
     from ndpsim.estimator.model import Estimator
+    from ndpsim.estimator.predict import Predictor
+    from ndpsim.precision_rules import expand_rule_args
 
-    if not target.exists():
-        raise UserError(f"file not found: {target}")
-    hw = resolve_hardware(preset or "neural-engine", config, set_)
-    genome = None
-    if target.suffix == ".json":
-        from pydantic import ValidationError
-
-        from ndpsim.zoo.search_space import Genome
-
-        try:
-            genome = Genome.model_validate_json(target.read_text())
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(x) for x in err["loc"]) or "genome"
-            raise UserError(f"{target}: not a genome: {loc}: {err['msg']}") from None
+    for m in models:
+        if not m.is_file():
+            raise UserError(f"model file not found: {m}")
     est = Estimator.load(estimator)
-    if genome is not None:
-        cycles, energy = est.predict_genomes([genome], hw)
+    hws = _hardware_list(preset, config, sweep, set_, operating_point, models[0])
+    shapes, values = _parse_shapes(input_shape), _parse_values(input_value)
+    rules = expand_rule_args(precision)
+    results = []
+    for m in models:
+        p = Predictor(m, input_shapes=shapes, input_values=values, precision=rules)
+        for pr in est.predict(p, hws):
+            results.append((m, pr))
+    warned = set()
+    for _, pr in results:
+        if pr.warnings and pr.config_id not in warned:
+            warned.add(pr.config_id)
+            why = ("the analytic model holds there; the residual regressors extrapolate"
+                   if est.forests else "the prediction is the analytic model's (no regressor)")
+            typer.echo(f"warning: {pr.hardware} lies outside the training hardware "
+                       f"({'; '.join(pr.warnings)}): {why}", err=True)  # fmt: skip
+    if len(results) == 1:
+        pr = results[0][1]
+        typer.echo(f"latency   {pr.latency_us:,.2f} us ({pr.latency_cycles:,.0f} cycles, "
+                   "predicted)")  # fmt: skip
+        typer.echo(f"energy    {_sig4(pr.energy_uj)} uJ (predicted)")
+        typer.echo(f"weights   {'resident' if pr.weights_resident else 'streamed'}; "
+                   f"spilled activations: {pr.spilled_values}")  # fmt: skip
     else:
-        cycles, energy = est.predict_onnx(target, hw)
-    typer.echo(f"latency   {cycles[0] / hw.clock_mhz:.2f} us ({cycles[0]:,.0f} cycles, predicted)")
-    typer.echo(f"energy    {energy[0] / 1e6:.4f} uJ (predicted)")
+        typer.echo(f"{'model':28s} {'hardware':16s} {'latency us':>14s} {'energy uJ':>11s}")
+        for m, pr in results:
+            typer.echo(f"{m.name[:28]:28s} {pr.hardware[:16]:16s} {pr.latency_us:14,.2f} "
+                       f"{_sig4(pr.energy_uj):>11s}")  # fmt: skip
+    if json_out:
+        json_out.write_text(json.dumps([{"model": str(m), **pr.as_dict()} for m, pr in results],
+                                       indent=1))  # fmt: skip
+
+
+def _sig4(x: float) -> str:
+    """Four significant figures."""
+    return f"{x:#.4g}".rstrip(".")
+
+
+def _hardware_list(presets, configs, sweep, sets, op, model: Path):
+    from ndpsim.config import resolve_hardware
+
+    hws = [resolve_hardware(p, None, sets, op) for p in presets or ()]
+    hws += [resolve_hardware(None, c, sets, op) for c in configs or ()]
+    if sweep is not None:
+        from ndpsim.sweep.plan import make_plan
+        from ndpsim.sweep.spec import load_spec
+
+        spec, root = load_spec(sweep)
+        plan = make_plan(spec.model_copy(update={"models": [str(model.resolve())]}), root)
+        hws += [hw for _, hw in plan.hardware()]
+    return hws or [resolve_hardware(None, None, sets, op)]

@@ -1,283 +1,275 @@
-"""`ndpsim dataset`: per-kernel and whole-model measurements as Hive-partitioned Parquet.
+"""`ndpsim dataset`: the estimator's training and evaluation data, as one resumable sweep.
 
-Tables (docs/estimator.md has every column):
-- ``hw_configs``: one row per hardware configuration (every field, its JSON, the version);
-- ``kernels``: sampled kernels (prior, dense around multiples of the parallelism factor,
-  adaptive neighbours of badly predicted ones), each simulated on every configuration;
-- ``models`` / ``model_kernels``: search-space architectures and the kernels the lowering
-  reported for them, with the simulator's per-kernel outputs.
+Stages, in order (each shows the sweep engine's progress line):
+  1. networks   every zoo family (ndpsim.zoo.families), `models_per_family` sampled specs
+                each, half `train` and half `test`, written as ONNX files (skipped when
+                already written: the same seed gives the same bytes); real networks nobody
+                here generated (the onnx wheel's light_* networks, the trained MLPerf Tiny
+                models when found) are used where they are
+  2. hardware   `train` configurations and `eval` configurations (the presets and sampled
+                ones), half of each with small weight and activation memories
+                (estimator/hardware.py)
+  3. simulate   train networks x train hardware, every network x eval hardware: timing-only
+                simulations with per-layer rows, run by the sweep engine (`run_points`: a
+                local process pool or Dask) into a `ResultStore`, which keeps finished points
+                when killed and skips them when the command runs again
 
-The work is a list of independent tasks run through a *mapper* (`map(fn, items)`-like):
-a local process pool by default, any other engine (a sweep engine, a Dask client's map)
-by passing its own.
+DIR/networks.json, DIR/hardware.json   what the run is made of
+DIR/networks/<family>/<name>.onnx      the zoo networks
+DIR/sim/points, DIR/sim/layers         the sweep store (docs/sweeps.md), one row per point
+                                       and one per layer
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import sys
-import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ndpsim import __version__
 from ndpsim.config import HardwareConfig
-from ndpsim.estimator import measure
-from ndpsim.estimator.sampling import kernel_model, neighbours, sample_kernel
-from ndpsim.zoo.search_space import FAMILIES, Genome, build_onnx, sample_genome
+from ndpsim.estimator.hardware import evaluation_configs, sample_configs
+from ndpsim.session import Session
+from ndpsim.sweep.engine import run_points
+from ndpsim.sweep.plan import ModelRef, Point
+from ndpsim.sweep.point import failed_row, key_row, warm_up
+from ndpsim.sweep.progress import Progress
+from ndpsim.sweep.rows import config_row, layer_rows, metric_row
+from ndpsim.sweep.store import ResultStore
 
-SCHEMA_VERSION = 1
-Mapper = Callable[[Callable, Iterable], Iterable]
-_HW_CACHE: dict[str, HardwareConfig] = {}
-
-
-def _hw(blob: str) -> HardwareConfig:
-    if blob not in _HW_CACHE:
-        _HW_CACHE[blob] = HardwareConfig.model_validate_json(blob)
-    return _HW_CACHE[blob]
-
-
-def process_pool_mapper(workers: int | None = None, chunksize: int = 8) -> Mapper:
-    """A mapper over a local process pool whose workers compile the numba core once."""
-
-    def mapper(fn, items):
-        with ProcessPoolExecutor(max_workers=workers, initializer=measure.warm_up) as pool:
-            yield from pool.map(fn, items, chunksize=chunksize)
-
-    return mapper
+MODE = "timing-only"
+# Real networks up to this many weights (ResNet-50 has 25.6 M): the import materializes the
+# weights (VGG-19's 143 M take a worker past 4 GB), and the run keeps to 2 GiB.
+REAL_MAX_PARAMS = 30_000_000
+# Layer rows buffered before the store writes them (besides its own point and time bounds):
+# a few tens of MB in the main process.
+FLUSH_LAYER_ROWS = 20_000
 
 
-def serial_mapper(fn, items):
-    """Run in this process (tests, debugging)."""
-    return map(fn, items)
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What `ndpsim dataset` builds (its options)."""
+
+    models_per_family: int = 6
+    train_configs: int = 8
+    eval_configs: int = 20
+    families: tuple[str, ...] = ()  # empty: every zoo family
+    real: bool = True
+    seed: int = 0
 
 
-def kernel_task(task: tuple) -> list[dict]:
-    """Simulate one sampled kernel on every configuration; returns its kernel rows."""
-    sample_id, spec, sampler, seed, hw_blobs = task
-    model = kernel_model(spec, seed).SerializeToString()
-    hws = [_hw(b) for b in hw_blobs]
-    rows = []
-    for hw, (krows, _) in zip(hws, measure.measure_onnx(model, hws), strict=True):
-        for pos, r in enumerate(krows):
-            r.update(
-                sample_id=sample_id,
-                position=pos,
-                hw_config_id=hw.config_id(),
-                sampler=sampler,
-                seed=seed,
-                spec=json.dumps(spec, sort_keys=True),
-                in_context=False,
-            )
-            rows.append(r)
-    return rows
+def real_network_files(max_params: int = REAL_MAX_PARAMS) -> list[Path]:
+    """ONNX files of real networks nobody here generated, up to `max_params` weights: the
+    onnx wheel's light_* networks, and the trained MLPerf Tiny models of the
+    `mlperf_tiny_onnx` folder in $NDPSIM_SHARED, or in a `shared` folder above the working
+    directory."""
+    import onnx.backend.test
+
+    light = Path(onnx.backend.test.__file__).parent / "data" / "light"
+    files = sorted(light.glob("light_*.onnx"))
+    env = os.environ.get("NDPSIM_SHARED")
+    for base in [Path(env)] if env else [p / "shared" for p in (Path.cwd(), *Path.cwd().parents)]:
+        if (base / "mlperf_tiny_onnx").is_dir():
+            files += sorted((base / "mlperf_tiny_onnx").glob("*.onnx"))
+            break
+    return [f for f in files if onnx_params(f) <= max_params]
 
 
-def model_task(task: tuple) -> tuple[list[dict], list[dict]]:
-    """Simulate one architecture on every configuration: (model rows, model-kernel rows)."""
-    model_id, family, genome_json, split, seed, hw_blobs = task
-    genome = Genome.model_validate_json(genome_json)
-    hws = [_hw(b) for b in hw_blobs]
-    data = build_onnx(genome, seed).SerializeToString()
-    models, kernels = [], []
-    for hw, (krows, mrow) in zip(hws, measure.measure_onnx(data, hws), strict=True):
-        cid = hw.config_id()
-        mrow.update(
-            model_id=model_id,
-            family=family,
-            genome=genome_json,
-            split=split,
-            seed=seed,
-            hw_config_id=cid,
-        )
-        models.append(mrow)
-        for pos, r in enumerate(krows):
-            r.update(
-                model_id=model_id,
-                position=pos,
-                hw_config_id=cid,
-                in_context=True,
-                family=family,
-                split=split,
-            )
-            kernels.append(r)
-    return models, kernels
+def onnx_params(path: Path) -> int:
+    """Weight elements of an ONNX file, without materializing them: its initializers and the
+    tensors its ConstantOfShape nodes make (the light_* networks' weights)."""
+    import onnx
+    from onnx import numpy_helper
+
+    g = onnx.load(str(path), load_external_data=False).graph
+    inits = {t.name: t for t in g.initializer}
+    n = sum(int(np.prod(t.dims)) for t in g.initializer)
+    for node in g.node:
+        if node.op_type == "ConstantOfShape" and node.input and node.input[0] in inits:
+            n += int(np.prod(numpy_helper.to_array(inits[node.input[0]])))
+    return n
 
 
-def _progress(it: Iterable, total: int, what: str, quiet: bool) -> Iterable:
-    t0, last = time.perf_counter(), 0.0
-    for i, x in enumerate(it, 1):
-        now = time.perf_counter()
-        if not quiet and (now - last > 2 or i == total):
-            rate = i / max(now - t0, 1e-9)
-            eta = (total - i) / max(rate, 1e-9)
-            print(
-                f"\r{what}: {i}/{total} ({rate:.1f}/s, eta {eta:.0f} s)   ", end="", file=sys.stderr
-            )
-            last = now
-        yield x
-    if not quiet:
-        print(file=sys.stderr)
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def sample_kernels(
-    n: int,
-    hws: list[HardwareConfig],
-    seed: int,
-    mapper: Mapper,
-    dense_share: float = 0.3,
-    quiet: bool = False,
-    first_id: int = 0,
-) -> list[dict]:
-    """`n` kernels from the prior, `dense_share` of them near multiples of the macro width."""
-    rng = np.random.default_rng(seed)
-    blobs = [hw.model_dump_json() for hw in hws]
-    cols = hws[0].macro_cols
-    tasks = []
-    for i in range(n):
-        dense = rng.random() < dense_share
-        tasks.append(
-            (
-                first_id + i,
-                sample_kernel(rng, cols, dense),
-                "dense" if dense else "prior",
-                seed,
-                blobs,
-            )
-        )
-    rows: list[dict] = []
-    for r in _progress(mapper(kernel_task, tasks), n, "kernels", quiet):
-        rows += r
-    return rows
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
-def resample(
-    rows: list[dict],
-    bad_sample_ids: list[int],
-    per_bad: int,
-    hws,
-    seed: int,
-    mapper: Mapper,
-    quiet: bool = False,
-) -> list[dict]:
-    """Neighbours of the kernels the estimator got wrong by more than 10% (nn-Meter's rule)."""
-    rng = np.random.default_rng(seed)
-    specs = {r["sample_id"]: json.loads(r["spec"]) for r in rows}
-    blobs = [hw.model_dump_json() for hw in hws]
-    first = max(specs) + 1
-    tasks = []
-    for sid in bad_sample_ids:
-        for s in neighbours(specs[sid], rng, per_bad):
-            tasks.append((first + len(tasks), s, "adaptive", seed, blobs))
-    out: list[dict] = []
-    for r in _progress(mapper(kernel_task, tasks), len(tasks), "adaptive", quiet):
-        out += r
-    return out
+def build_network_file(task: tuple) -> dict:
+    """A worker's task of stage 1: one zoo network, written once (atomically); its manifest
+    entry."""
+    from ndpsim.zoo.families import NETWORK_FAMILIES, build_network, sample_spec
+
+    out, family, i, seed = task
+    # a family's specs do not depend on which other families are asked for
+    net = sample_spec(family, np.random.default_rng([seed, NETWORK_FAMILIES.index(family), i]))
+    name = f"{family}-{i:03d}"
+    path = Path(out) / "networks" / family / f"{name}.onnx"
+    if not path.is_file():
+        _write_atomic(path, build_network(net, seed=seed).SerializeToString())
+    return {"name": name, "family": family, "split": "train" if i % 2 == 0 else "test",
+            "spec": net, "path": str(path.resolve()), "sha256": _sha256(path)}  # fmt: skip
 
 
-def sample_models(
-    per_family: dict[str, int],
-    split: str,
-    hws,
-    seed: int,
-    mapper: Mapper,
-    quiet: bool = False,
-    first_id: int = 0,
-) -> tuple[list[dict], list[dict]]:
-    """Architectures of the search space, `per_family[f]` of family f, simulated on `hws`."""
-    rng = np.random.default_rng(seed)
-    blobs = [hw.model_dump_json() for hw in hws]
-    tasks = []
-    for family, n in per_family.items():
-        if family not in FAMILIES:
-            raise ValueError(f"unknown family {family!r}")
-        for _ in range(n):
-            g = sample_genome(rng, family)
-            tasks.append((first_id + len(tasks), family, g.model_dump_json(), split, seed, blobs))
-    models, kernels = [], []
-    for m, k in _progress(mapper(model_task, tasks), len(tasks), f"models ({split})", quiet):
-        models += m
-        kernels += k
-    return models, kernels
+def build_networks(out: Path, spec: DatasetSpec, engine, quiet: bool = False) -> list[dict]:
+    """Stage 1: the zoo networks (built on the engine's workers) and the real ones; returns
+    the manifest."""
+    from ndpsim.errors import UserError
+    from ndpsim.zoo.families import NETWORK_FAMILIES
+
+    families = spec.families or NETWORK_FAMILIES
+    unknown = sorted(set(families) - set(NETWORK_FAMILIES))
+    if unknown:
+        raise UserError(f"unknown family {unknown[0]!r}; one of {', '.join(NETWORK_FAMILIES)}")
+    tasks = [(str(out), f, i, spec.seed) for f in families for i in range(spec.models_per_family)]
+    progress = Progress(len(tasks), quiet)
+    built: dict[tuple, dict] = {}
+    try:
+        for task, entry, error in run_points(build_network_file, tasks, engine, chunk_size=2):
+            if error is not None:
+                raise RuntimeError(f"building {task[1]} network {task[2]}: {error}")
+            built[task] = entry
+            progress.update()
+    finally:
+        progress.close()
+    manifest = [built[t] for t in tasks]
+    if spec.real:
+        for path in real_network_files():
+            manifest.append({"name": path.stem, "family": "real", "split": "real", "spec": None,
+                             "path": str(path.resolve()), "sha256": _sha256(path)})  # fmt: skip
+    return manifest
 
 
-def hw_rows(hws: list[HardwareConfig]) -> list[dict]:
-    rows = []
-    for hw in hws:
-        row = {
-            "hw_config_id": hw.config_id(),
-            "config_json": hw.model_dump_json(),
-            "simulator_version": __version__,
-        }
-        for k, v in hw.model_dump(mode="json").items():
-            # lists and mappings (e.g. precision rules) as JSON: Parquet has no empty struct
-            row[k] = json.dumps(v, sort_keys=True) if isinstance(v, list | dict) else v
-        rows.append(row)
-    return rows
-
-
-def write_table(
-    rows: list[dict], path: Path, seed: int, partition: bool = True, tag: str = "part"
-) -> None:
-    """Rows to a Hive-partitioned (by hw_config_id) Parquet dataset with version metadata;
-    files are named by `tag`, so a later batch (another tag) adds to the table."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    if not rows:
-        return
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    table = pa.table({k: [r.get(k) for r in rows] for k in keys})
-    meta = {
-        "ndpsim.schema_version": str(SCHEMA_VERSION),
-        "ndpsim.version": __version__,
-        "ndpsim.seed": str(seed),
-    }
-    table = table.replace_schema_metadata(meta)
-    if partition:
-        pq.write_to_dataset(
-            table,
-            str(path),
-            partition_cols=["hw_config_id"],
-            basename_template=f"{tag}-{{i}}.parquet",
-            existing_data_behavior="overwrite_or_ignore",
-        )
-    else:
-        path.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, str(path / f"{tag}-0.parquet"))
-
-
-def read_table(path: Path) -> dict[str, np.ndarray]:
-    """A table of the dataset as numpy columns."""
-    import pyarrow.dataset as ds
-
-    table = ds.dataset(str(path), format="parquet", partitioning="hive").to_table()
+def hardware(spec: DatasetSpec) -> dict[str, list[HardwareConfig]]:
+    """Stage 2: training and evaluation hardware (disjoint draws)."""
     return {
-        name: np.asarray(
-            table.column(name).to_pylist()
-            if table.column(name).type == "string"
-            else table.column(name).to_numpy(zero_copy_only=False)
-        )
-        for name in table.column_names
-    }  # noqa: E501
+        "train": sample_configs(spec.train_configs, spec.seed * 1000 + 1, "train"),
+        "eval": evaluation_configs(spec.eval_configs, spec.seed * 1000 + 2),
+    }
 
 
-def write_dataset(out: Path, tables: dict[str, list[dict]], seed: int, tag: str) -> None:
-    """Write (or add a batch `tag` to) the dataset's tables; dataset.json logs the batches."""
-    out.mkdir(parents=True, exist_ok=True)
-    for name, rows in tables.items():
-        write_table(rows, out / name, seed, partition=name != "hw_configs", tag=tag)
-    log = out / "dataset.json"
-    info = json.loads(log.read_text()) if log.exists() else {"schema_version": SCHEMA_VERSION}
-    info.setdefault("batches", []).append(
-        {
-            "tag": tag,
-            "ndpsim_version": __version__,
-            "seed": seed,
-            "rows": {k: len(v) for k, v in tables.items()},
-        }
-    )
-    log.write_text(json.dumps(info, indent=2))
+def plan_points(networks: list[dict], hws: dict[str, list[HardwareConfig]]) -> list[Point]:
+    """Train networks on train hardware; every network on eval hardware; model-major."""
+    points = []
+    for net in networks:
+        ref = ModelRef(net["path"], net["sha256"], net["name"])
+        roles = ("train", "eval") if net["split"] == "train" else ("eval",)
+        for role in roles:
+            for hw in hws[role]:
+                points.append(Point(ref, hw, hw.config_id(), MODE, True, 0))
+    return points
+
+
+_IMPORTED: dict[str, Session] = {}  # the last model a worker imported
+
+
+def simulate_point(point: Point) -> tuple[dict, list[dict]]:
+    """A timing-only simulation of one point: the sweep's point row and layer rows (a failure
+    is a row with its error). A worker imports a model once (points arrive model by model)
+    and runs each point in a Session of its own over the imported graph, so no lowered
+    program outlives its point (a model's configurations are all different structures)."""
+    key = key_row(point)
+    row = {**key, "model": point.model.name, "model_path": point.model.path,
+           **_config_columns(point.hw)}  # fmt: skip
+    try:
+        imported = _IMPORTED.get(point.model.sha256)
+        if imported is None:
+            _IMPORTED.clear()
+            data = Path(point.model.path).read_bytes()
+            if hashlib.sha256(data).hexdigest() != point.model.sha256:
+                raise RuntimeError(f"{point.model.path} changed since the run was planned")
+            imported = _IMPORTED[point.model.sha256] = Session(data, name=point.model.path)
+        report = Session(imported.graph).simulate(point.hw, _timing_only())
+    except Exception as exc:  # recorded, not raised: one bad point never stops the run
+        row.update(status="failed", error=f"{type(exc).__name__}: {' '.join(str(exc).split())}")
+        return row, []
+    row.update(status="ok", error=None, **metric_row(report))
+    return row, layer_rows(report, key)
+
+
+def _config_columns(hw: HardwareConfig) -> dict:
+    """sweep.rows.config_row in the types of the points schema: config_row passes operating
+    points as objects and `idle_power_mw` as a float where the schema has strings, which
+    Arrow refuses (any preset with operating points, e.g. ndp120)."""
+    row = config_row(hw)
+    row["operating_points"] = [p.model_dump_json() for p in hw.operating_points]
+    if row.get("idle_power_mw") is not None:
+        row["idle_power_mw"] = json.dumps(row["idle_power_mw"])
+    return row
+
+
+def _timing_only():
+    from ndpsim.options import SimOptions
+
+    return SimOptions(timing_only=True)
+
+
+@dataclass
+class Outcome:
+    planned: int
+    skipped: int
+    ran: int = 0
+    failed: int = 0
+    first_error: str | None = None
+    elapsed_s: float = 0.0
+
+
+def simulate(out: Path, points: list[Point], engine, quiet: bool = False) -> Outcome:
+    """Stage 3: every point not yet stored, on `engine`, into DIR/sim."""
+    with ResultStore(out / "sim") as store:
+        done = store.done_keys(mode=MODE)
+        todo = [p for p in points if p.key not in done]
+        outcome = Outcome(len(points), len(points) - len(todo))
+        progress = Progress(len(todo), quiet)
+        buffered = 0  # layer rows the store holds: a recurrent network has thousands a point
+        try:
+            for point, value, error in run_points(simulate_point, todo, engine, chunk_size=4,
+                                                  initializer=warm_up):  # fmt: skip
+                row, layers = value if error is None else (failed_row(point, error), [])
+                failed = row["status"] != "ok"
+                if failed and outcome.first_error is None:
+                    outcome.first_error = row["error"]
+                store.add(row, layers)
+                buffered += len(layers)
+                if buffered >= FLUSH_LAYER_ROWS:
+                    store.flush()
+                    buffered = 0
+                outcome.ran += 1
+                outcome.failed += failed
+                progress.update(1, int(failed))
+        finally:
+            progress.close()
+            outcome.elapsed_s = progress.elapsed_s
+    return outcome
+
+
+def write_manifest(out: Path, spec: DatasetSpec, networks: list[dict],
+                   hws: dict[str, list[HardwareConfig]]) -> None:  # fmt: skip
+    """DIR/networks.json and DIR/hardware.json (each replaced atomically)."""
+    info = {"ndpsim_version": __version__, "spec": spec.__dict__, "networks": networks}
+    _write_atomic(out / "networks.json", json.dumps(info, indent=1, default=list).encode())
+    hw = {role: [{"config_id": h.config_id(), "config": h.model_dump(mode="json")} for h in lst]
+          for role, lst in hws.items()}  # fmt: skip
+    _write_atomic(out / "hardware.json", json.dumps(hw, indent=1).encode())
+
+
+def read_manifest(data: Path) -> tuple[list[dict], dict[str, list[HardwareConfig]]]:
+    """The networks and hardware of a dataset directory."""
+    from ndpsim.errors import UserError
+
+    if not (data / "networks.json").is_file() or not (data / "hardware.json").is_file():
+        raise UserError(f"{data} is not an estimator dataset (run `ndpsim dataset {data}`)")
+    networks = json.loads((data / "networks.json").read_text())["networks"]
+    hw = json.loads((data / "hardware.json").read_text())
+    return networks, {r: [HardwareConfig.model_validate(h["config"]) for h in lst]
+                      for r, lst in hw.items()}  # fmt: skip

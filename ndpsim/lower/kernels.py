@@ -5,8 +5,8 @@ requantization fused into its output stage, a vector op with its fused activatio
 host transfer. The lowering fuses activations into their producer (lower/passes.py) and
 nothing larger: an inverted-bottleneck (IBN) block runs as its expansion, depthwise and
 projection kernels (plus the residual Add), and a fused-IBN block as its full expansion
-conv and its projection. The estimator (ndpsim/estimator) predicts these units and sums them,
-so its boundaries are the simulator's own.
+conv and its projection. The estimator (ndpsim/estimator) reports its accuracy per kernel type
+and fits its residual regressors per kernel type, so its units are the simulator's own.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from ndpsim.ir import Graph, Node
 from ndpsim.lower.tiling import ConvGeom
 
-# Kernel types, one regressor each in the estimator.
+# Kernel types: the estimator reports accuracy and fits its residual regressors per type.
 MAC_TYPES = ("conv", "conv1x1", "dwconv", "gconv", "fc")
 VECTOR_TYPES = ("add", "mul", "pool", "gap", "softmax", "copy")
 IO_TYPES = ("input", "output")

@@ -88,7 +88,7 @@ def emit_mac_node(ctx) -> list[Binding]:
         node.name,
         geom,
         st.col_tiles[node.name],
-        st.wplan.macro_of_tile[w],
+        st.wplan.macros(w),
         st.wplan.resident[w],
         ctx.x,
         ctx.y,

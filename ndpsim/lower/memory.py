@@ -80,34 +80,38 @@ def plan_memory(
 
 @dataclass
 class WeightPlan:
-    macro_of_tile: list[list[int]]  # per MAC layer, the macro of each tile (flat order)
     resident: list[bool]  # per MAC layer
+    first_macro: list[int]  # per MAC layer: the macro of its first tile
+    tiles: list[int]  # per MAC layer
     stream_slots: int  # weight sets reserved for streaming (0 when everything is resident)
+    total_macros: int
+
+    def macros(self, layer: int) -> list[int]:
+        """The macro of each tile of MAC layer `layer` (flat order): consecutive macros from
+        its first, round-robin."""
+        first, m = self.first_macro[layer], self.total_macros
+        return [(first + i) % m for i in range(self.tiles[layer])]
 
 
 def place_weights(tiles_per_layer: list[int], total_macros: int, weight_sets: int) -> WeightPlan:
     """Weight-stationary placement. Tiles of a layer go to consecutive macros (so they run in
-    parallel), each tile taking one weight set. If the model does not fit, up to two sets per
-    macro are kept for streaming and layers that do not fit whole are streamed through them."""
-    total = total_macros * weight_sets
+    parallel), each tile taking one weight set, round-robin with a cursor carried from layer
+    to layer. If the model does not fit, up to two sets per macro are kept for streaming and
+    layers that do not fit whole are streamed through them (tile i on macro i mod macros).
+
+    Round-robin placement from macro 0 fills the macros evenly, so a resident layer never
+    meets a full macro before the free sets run out: its tiles sit on consecutive macros
+    from (tiles placed so far) mod macros."""
     need = sum(tiles_per_layer)
-    reserve = 0 if need <= total else min(2, weight_sets)
-    capacity = [weight_sets - reserve] * total_macros
-    cursor = 0
-    macro_of_tile: list[list[int]] = []
+    reserve = 0 if need <= total_macros * weight_sets else min(2, weight_sets)
+    free = (weight_sets - reserve) * total_macros
+    placed = 0
     resident: list[bool] = []
+    first: list[int] = []
     for n in tiles_per_layer:
-        if sum(capacity) >= n:
-            macros = []
-            for _ in range(n):
-                while capacity[cursor] == 0:
-                    cursor = (cursor + 1) % total_macros
-                capacity[cursor] -= 1
-                macros.append(cursor)
-                cursor = (cursor + 1) % total_macros
-            macro_of_tile.append(macros)
-            resident.append(True)
-        else:
-            macro_of_tile.append([i % total_macros for i in range(n)])
-            resident.append(False)
-    return WeightPlan(macro_of_tile, resident, reserve * total_macros)
+        fits = free - placed >= n
+        resident.append(fits)
+        first.append(placed % total_macros if fits else 0)
+        placed += n if fits else 0
+    return WeightPlan(resident, first, list(tiles_per_layer), reserve * total_macros,
+                      total_macros)  # fmt: skip

@@ -233,12 +233,20 @@ class Tile:
         return (self.g1 - self.g0) * (self.k1 - self.k0) * (self.c1 - self.c0)
 
 
+def groups_per_tile(geom: ConvGeom, rows: int, cols: int) -> int:
+    """Groups one tile holds when a group fits a macro (block-diagonal packing), else 0: each
+    group then folds into ceil(K_g/rows) x ceil(cout_g/cols) tiles."""
+    if geom.k_g <= rows and geom.cout_g <= cols:
+        return max(1, min(rows // geom.k_g, cols // geom.cout_g, geom.groups))
+    return 0
+
+
 def tiles_for(geom: ConvGeom, rows: int, cols: int) -> list[list[Tile]]:
     """Tiles grouped by output-column tile: each inner list holds the K-folds that sum into
     the same outputs. Groups that fit share a macro block-diagonally."""
     k_g, c_g, groups = geom.k_g, geom.cout_g, geom.groups
-    if k_g <= rows and c_g <= cols:
-        per = max(1, min(rows // k_g, cols // c_g, groups))
+    per = groups_per_tile(geom, rows, cols)
+    if per:
         return [[Tile(g, min(g + per, groups), 0, k_g, 0, c_g)] for g in range(0, groups, per)]
     out = []
     for g in range(groups):

@@ -1,37 +1,55 @@
 """From a spec to the points to run: models x configurations, constrained and de-duplicated.
 
 Configurations are generated (grid, random or Latin hypercube), validated as
-`HardwareConfig`s, filtered by the constraints and de-duplicated by `config_id()`. They are
-ordered by their structural fields, so consecutive points of a model share a lowered
-program (a worker lowers each (model, structure) once and re-times it).
+`HardwareConfig`s, filtered by the constraints and de-duplicated. They are ordered by their
+structural fields, so consecutive points of a model share a lowered program (a worker
+lowers each (model, structure) once and re-times it).
+
+Planning a million configurations one `HardwareConfig` at a time takes a minute, so a plan
+works on value codes instead (`configs.py`): every field a parameter sets gets one code per
+distinct validated value, a configuration is a row of codes, and the generation,
+de-duplication and ordering are numpy operations on those rows. Each parameter value was
+validated alone when the spec loaded; what remains per configuration, the cross-field
+checks of `HardwareConfig` and the constraints, is evaluated once per group of rows that
+agree on every field those checks read (`outcomes.py`).
 """
 
 from __future__ import annotations
 
 import glob
 import hashlib
-import itertools
-import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ndpsim.config import STRUCTURAL_FIELDS, HardwareConfig, load_config, load_preset
+from ndpsim.config import HardwareConfig, load_config, load_preset
 from ndpsim.errors import ConfigError, UserError
-from ndpsim.sweep.spec import DERIVED, FIELDS, MAX_POINTS, Range, SweepSpec
+from ndpsim.sweep.configs import ConfigTable, axes_of, encode
+from ndpsim.sweep.outcomes import EXCLUDED, INVALID, OK, evaluate_outcomes
+from ndpsim.sweep.spec import DERIVED, ModelEntry, SweepSpec
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 @dataclass(frozen=True)
 class ModelRef:
-    """A model file of the sweep: its path, content hash and dataset partition name."""
+    """A model file of the sweep: its path, content hash, dataset partition name and what
+    its import needs (fixed input shapes and values; `inputs` is their canonical JSON)."""
 
     path: str
     sha256: str
     name: str
+    inputs: str = ""
+    input_shapes: dict[str, list[int]] = field(default_factory=dict)
+    input_values: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.sha256, self.inputs)
 
 
 @dataclass(frozen=True)
@@ -46,8 +64,23 @@ class Point:
     seed: int
 
     @property
-    def key(self) -> tuple[str, str]:
-        return (self.model.sha256, self.config_id)
+    def key(self) -> tuple[str, str, str]:
+        return (self.model.sha256, self.model.inputs, self.config_id)
+
+
+class _Configs(Sequence):
+    """plan.configs: (config_id, changed fields) of each configuration, built on demand."""
+
+    def __init__(self, plan: Plan):
+        self.plan = plan
+
+    def __len__(self) -> int:
+        return self.plan.table.rows
+
+    def __getitem__(self, i: int) -> tuple[str, dict[str, Any]]:  # type: ignore[override]
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        return self.plan.config_id(i % len(self)), self.plan.table.changes(i % len(self))
 
 
 @dataclass
@@ -56,9 +89,7 @@ class Plan:
 
     models: list[ModelRef]
     base: HardwareConfig
-    # (config_id, changed fields with their validated values), in structural order: a few
-    # hundred bytes each, where a HardwareConfig object is several KB
-    configs: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    table: ConfigTable
     generated: int = 0
     excluded: int = 0  # by a constraint
     invalid: int = 0  # not a valid HardwareConfig (e.g. bits outside the supported set)
@@ -66,21 +97,33 @@ class Plan:
     invalid_examples: list[str] = field(default_factory=list)
 
     @property
+    def configs(self) -> _Configs:
+        return _Configs(self)
+
+    @property
     def total(self) -> int:
-        return len(self.models) * len(self.configs)
+        return len(self.models) * self.table.rows
+
+    def config_id(self, i: int) -> str:
+        """HardwareConfig.config_id() of configuration i, without building it."""
+        return self.table.config_id(i)
+
+    def config_ids(self, progress: Progress | None = None) -> list[str]:
+        return self.table.config_ids(progress)
 
     def hardware(self) -> Iterator[tuple[str, HardwareConfig]]:
         """(config_id, HardwareConfig) of every configuration, rebuilt on the fly."""
-        for cid, changes in self.configs:
-            yield cid, self.base.with_(**changes)
+        for i in range(self.table.rows):
+            yield self.config_id(i), self.base.with_(**self.table.changes(i))
 
-    def points(self, spec: SweepSpec, done: set[tuple[str, str]] | None = None) -> Iterator[Point]:
+    def points(self, spec: SweepSpec, done: Any = None) -> Iterator[Point]:
         """Model-major, configurations in structural order; `done` keys are skipped."""
         for model in self.models:
-            for cid, changes in self.configs:
-                if done and (model.sha256, cid) in done:
+            for i in range(self.table.rows):
+                cid = self.config_id(i)
+                if done and (model.sha256, model.inputs, cid) in done:
                     continue
-                hw = self.base.with_(**changes)
+                hw = self.base.with_(**self.table.changes(i))
                 yield Point(model, hw, cid, spec.mode, spec.per_layer, spec.seed)
 
     def summary(self) -> str:
@@ -93,7 +136,7 @@ class Plan:
             if n:
                 parts.append(f"{n} {label}")
         text = (
-            f"{self.total} points = {len(self.models)} models x {len(self.configs)} "
+            f"{self.total} points = {len(self.models)} models x {self.table.rows} "
             f"configurations ({', '.join(parts)})"
         )
         if self.invalid_examples:
@@ -105,23 +148,57 @@ def partition_name(path: Path) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem) or "model"
 
 
-def resolve_models(patterns: list[str], root: Path) -> list[ModelRef]:
-    """Files and globs (relative to `root`), each hashed; a pattern matching nothing is an error."""
-    paths: list[Path] = []
-    for pattern in patterns:
+def _import_check(path: Path, entry: ModelEntry) -> None:
+    """Import the model once here, as a worker will (a Session), so a model no point can run
+    (a symbolic input dim, an unsupported op) is refused before any work instead of
+    failing every point."""
+    from ndpsim.session import Session
+
+    try:
+        Session(path, input_shapes=entry.input_shapes or None,
+                input_values=entry.input_values or None)  # fmt: skip
+    except UserError as exc:
+        hint = ""
+        if "symbolic" in str(exc) and not entry.input_shapes:
+            hint = " (fix it in the spec: {path: ..., input_shapes: {name: [dims]}})"
+        raise UserError(f"sweep model {path.name}: {exc}{hint}") from None
+
+
+def resolve_models(entries: Sequence[ModelEntry | str], root: Path,
+                   check: bool = True) -> list[ModelRef]:  # fmt: skip
+    """Files and globs (relative to `root`), each hashed and, with `check`, imported once;
+    a pattern matching nothing, or two models with one name, is an error."""
+    refs: list[ModelRef] = []
+    seen: set[tuple[Path, str]] = set()
+    names: dict[str, str] = {}
+    for entry in entries:
+        entry = ModelEntry(path=entry) if isinstance(entry, str) else entry
+        pattern = entry.path
         full = pattern if Path(pattern).is_absolute() else str(root / pattern)
         matches = sorted(Path(p) for p in glob.glob(full, recursive=True) if Path(p).is_file())
         if not matches:
             raise UserError(f"sweep models: {pattern!r} matches no file")
-        paths.extend(matches)
-    refs, seen = [], set()
-    for path in paths:
-        resolved = path.resolve()
-        if resolved in seen:
-            continue
-        seen.add(resolved)
-        digest = hashlib.sha256(resolved.read_bytes()).hexdigest()
-        refs.append(ModelRef(str(resolved), digest, partition_name(resolved)))
+        if entry.name and len(matches) > 1:
+            raise UserError(f"sweep models: {pattern!r} matches {len(matches)} files; a name "
+                            "applies to one")  # fmt: skip
+        inputs = entry.inputs_key()
+        for path in matches:
+            resolved = path.resolve()
+            if (resolved, inputs) in seen:
+                continue
+            seen.add((resolved, inputs))
+            name = entry.name or partition_name(resolved)
+            if name in names:
+                raise UserError(
+                    f"sweep models: two models are named {name!r} ({names[name]} and "
+                    f"{resolved}); give one a name: {{path: ..., name: ...}}"
+                )
+            names[name] = str(resolved)
+            if check:
+                _import_check(resolved, entry)
+            digest = hashlib.sha256(resolved.read_bytes()).hexdigest()
+            refs.append(ModelRef(str(resolved), digest, name, inputs,
+                                 dict(entry.input_shapes), dict(entry.input_values)))  # fmt: skip
     return refs
 
 
@@ -135,110 +212,36 @@ def base_config(spec: SweepSpec, root: Path) -> HardwareConfig:
     return hw.with_(**base.set) if base.set else hw
 
 
-def _is_int(name: str) -> bool:
-    return FIELDS[name].annotation is int
-
-
-def _from_unit(name: str, spec: Range, u: np.ndarray) -> list[Any]:
-    """Map uniform [0, 1) draws onto a range (log-uniform with `log`); ints rounded."""
-    if spec.log:
-        values = np.exp(np.log(spec.min) + u * (np.log(spec.max) - np.log(spec.min)))
-    else:
-        values = spec.min + u * (spec.max - spec.min)
-    if _is_int(name):
-        return [int(v) for v in np.clip(np.rint(values), math.ceil(spec.min), spec.max)]
-    return [float(v) for v in values]
-
-
-def _grid_values(name: str, spec: list[Any] | Range) -> list[Any]:
-    if isinstance(spec, list):
-        return spec
-    u = np.linspace(0.0, 1.0, spec.steps) if spec.steps > 1 else np.zeros(1)
-    return list(dict.fromkeys(_from_unit(name, spec, u)))  # rounding may merge steps
-
-
-def _draws(name: str, spec: list[Any] | Range, u: np.ndarray) -> list[Any]:
-    if isinstance(spec, list):
-        return [spec[i] for i in np.minimum((u * len(spec)).astype(np.int64), len(spec) - 1)]
-    return _from_unit(name, spec, u)
-
-
-def _assignments(spec: SweepSpec) -> Iterator[dict[str, Any]]:
-    """Parameter assignments in a deterministic order (the seed fixes random and lhs)."""
-    params = spec.parameters
-    names = list(params)
-    if spec.sampling.method == "grid":
-        axes = [_grid_values(n, params[n]) for n in names]
-        if math.prod(len(a) for a in axes) > MAX_POINTS:
-            raise ConfigError(f"the grid has more than {MAX_POINTS:,} configurations")
-        for combo in itertools.product(*axes):
-            yield dict(zip(names, combo, strict=True))
-        return
-    n = spec.sampling.samples
-    rng = np.random.default_rng(spec.sampling.seed)
-    columns = []
-    for name in names:
-        if spec.sampling.method == "lhs":  # one draw in each of n equal strata, shuffled
-            u = (rng.permutation(n) + rng.random(n)) / n
-        else:
-            u = rng.random(n)
-        columns.append(_draws(name, params[name], u))
-    for i in range(n):
-        yield {name: col[i] for name, col in zip(names, columns, strict=True)}
-
-
-def _changes(assignment: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in assignment.items():
-        if isinstance(value, dict):  # a group sets several fields at once
-            out.update(value)
-        else:
-            out[name] = value
-    return out
-
-
 def constraint_env(hw: HardwareConfig) -> dict[str, Any]:
+    """Every name a constraint may use, with its value for `hw`."""
     env = dict(hw)
     env.update({name: getattr(hw, name) for name in DERIVED})
     return env
 
 
-def _structure(hw: HardwareConfig) -> tuple[str, ...]:
-    return tuple(repr(getattr(hw, f)) for f in sorted(STRUCTURAL_FIELDS))
-
-
-def make_plan(spec: SweepSpec, root: Path) -> Plan:
-    """Resolve models and base, generate, validate, constrain and de-duplicate configurations."""
-    models = resolve_models(spec.models, root)
+def make_plan(spec: SweepSpec, root: Path, progress: Progress | None = None,
+              check_models: bool = True) -> Plan:  # fmt: skip
+    """Resolve models and base, generate, validate, constrain and de-duplicate
+    configurations. `progress(stage, done, total)` is called as stages advance."""
+    models = resolve_models(spec.models, root, check_models)
     base = base_config(spec, root)
-    constraints = spec.compiled_constraints()
-    plan = Plan(models, base)
-    seen: set[str] = set()
-    keyed: list[tuple[tuple[str, ...], str, dict[str, Any]]] = []
-    for assignment in _assignments(spec):
-        plan.generated += 1
-        changes = _changes(assignment)
-        try:
-            hw = base.with_(**changes)
-        except ConfigError as exc:
-            plan.invalid += 1
-            if len(plan.invalid_examples) < 3:
-                plan.invalid_examples.append(f"{assignment}: {exc}")
-            continue
-        if constraints:
-            env = constraint_env(hw)
-            if not all(c(env) for c in constraints):
-                plan.excluded += 1
-                continue
-        cid = hw.config_id()
-        if cid in seen:
-            plan.duplicates += 1
-            continue
-        seen.add(cid)
-        keyed.append((_structure(hw), cid, {k: getattr(hw, k) for k in changes}))
-    keyed.sort(key=lambda item: item[0])
-    plan.configs = [(cid, changes) for _, cid, changes in keyed]
-    if plan.generated and not plan.configs:
-        why = plan.invalid_examples[0] if plan.invalid_examples else "all excluded by constraints"
+    axes = axes_of(spec)
+    table, rows = encode(base, axes, spec, progress)
+    generated = len(rows)
+    status, examples = evaluate_outcomes(table, rows, spec.compiled_constraints(), progress)
+    ok_rows = rows[status == OK]
+    kept = table.unique_first(ok_rows)
+    plan = Plan(
+        models,
+        base,
+        table.with_rows(table.in_structural_order(kept)),
+        generated=generated,
+        excluded=int(np.count_nonzero(status == EXCLUDED)),
+        invalid=int(np.count_nonzero(status == INVALID)),
+        duplicates=len(ok_rows) - len(kept),
+        invalid_examples=examples,
+    )
+    if generated and not plan.table.rows:
+        why = examples[0] if examples else "all excluded by constraints"
         raise ConfigError(f"the sweep has no valid configuration ({why})")
     return plan

@@ -1,9 +1,10 @@
 """What a worker does with one point: simulate it and return its rows.
 
-Each worker process keeps one `Session` per model it has seen (imported once, checked
-against the planned content hash); a session keeps the last few lowered programs keyed by
-structural fields, so points that differ only in timing or energy fields re-run the core on
-the same program. The numba core is warmed once per worker (`warm_up`), never per point.
+Each worker process keeps one `Session` per model (and fixed inputs) it has seen: imported
+once, checked against the planned content hash. A session keeps the last few lowered
+programs keyed by structural fields, so points that differ only in timing or energy fields
+re-run the core on the same program. The numba core is warmed once per worker (`warm_up`),
+never per point.
 """
 
 from __future__ import annotations
@@ -16,27 +17,33 @@ from ndpsim import __version__
 from ndpsim.options import SimOptions
 from ndpsim.session import Session
 from ndpsim.sim.run import run
-from ndpsim.sweep.plan import Point
+from ndpsim.sweep.plan import ModelRef, Point
 from ndpsim.sweep.rows import config_row, layer_rows, metric_row
 
-_SESSIONS: dict[str, Session] = {}
+_SESSIONS: dict[tuple[str, str], Session] = {}
 
 
-def session_of(path: str, sha256: str) -> Session:
-    """The session of a model file, once per worker; refuses a file changed since the sweep
-    was planned (its rows would be keyed by the wrong hash)."""
-    session = _SESSIONS.get(sha256)
+def session_of(model: ModelRef) -> Session:
+    """The session of a model file with its fixed inputs, once per worker; refuses a file
+    changed since the sweep was planned (its rows would be keyed by the wrong hash)."""
+    session = _SESSIONS.get(model.key)
     if session is None:
-        data = Path(path).read_bytes()
-        if hashlib.sha256(data).hexdigest() != sha256:
-            raise RuntimeError(f"{path} changed since the sweep was planned")
-        session = _SESSIONS[sha256] = Session(data, name=path)
+        data = Path(model.path).read_bytes()
+        if hashlib.sha256(data).hexdigest() != model.sha256:
+            raise RuntimeError(f"{model.path} changed since the sweep was planned")
+        session = _SESSIONS[model.key] = Session(
+            data,
+            input_shapes=model.input_shapes or None,
+            input_values=model.input_values or None,
+            name=model.path,
+        )
     return session
 
 
 def key_row(point: Point) -> dict[str, Any]:
     return {
         "model_sha256": point.model.sha256,
+        "model_inputs": point.model.inputs,
         "config_id": point.config_id,
         "ndpsim_version": __version__,
         "mode": point.mode,
@@ -62,7 +69,10 @@ def evaluate(point: Point) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     key = key_row(point)
     row = _base_row(point, key)
     try:
-        session = session_of(point.model.path, point.model.sha256)
+        if point.hw.config_id() != point.config_id:  # the planner's ids are computed apart
+            raise RuntimeError(f"planned config_id {point.config_id} is not the config's "
+                               f"{point.hw.config_id()}")  # fmt: skip
+        session = session_of(point.model)
         program = session.program(point.hw)
         if point.mode == "timing-only":
             # without the per-layer rows nobody asked for (most of a re-timed point's cost)

@@ -66,3 +66,29 @@ class Progress:
         if self.enabled:
             self.stream.write("\r\033[K")
             self.stream.flush()
+
+
+class StageLine:
+    """`progress(stage, done, total)` for the steps before a run (planning, matching stored
+    points): one redrawn line on a terminal, nothing elsewhere; `close` clears it."""
+
+    def __init__(self, quiet: bool = False, stream: TextIO | None = None, interval_s: float = 0.1):
+        self.stream = stream or sys.stderr
+        self.enabled = not quiet and self.stream.isatty()
+        self.interval_s = interval_s
+        self.start = time.monotonic()
+        self._last_draw = 0.0
+        self.drawn = 0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if self.enabled and (now - self._last_draw >= self.interval_s or done == total):
+            self._last_draw = now
+            self.stream.write(f"\r\033[K{stage}: {done:,}/{total:,} ({_clock(now - self.start)})")
+            self.stream.flush()
+            self.drawn += 1
+
+    def close(self) -> None:
+        if self.enabled and self.drawn:
+            self.stream.write("\r\033[K")
+            self.stream.flush()

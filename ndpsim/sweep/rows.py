@@ -26,6 +26,7 @@ UNIT_CLASSES = ("macro", "vector", "dma")
 # Key and bookkeeping columns, first in every row. `model` is the Hive partition (the path).
 KEY_COLUMNS = [
     ("model_sha256", pa.string()),
+    ("model_inputs", pa.string()),  # the spec's input_shapes / input_values as JSON, or ""
     ("config_id", pa.string()),
     ("ndpsim_version", pa.string()),
     ("mode", pa.string()),
@@ -93,6 +94,7 @@ METRIC_COLUMNS = [
 
 LAYER_COLUMNS = [
     ("model_sha256", pa.string()),
+    ("model_inputs", pa.string()),
     ("config_id", pa.string()),
     ("ndpsim_version", pa.string()),
     ("mode", pa.string()),

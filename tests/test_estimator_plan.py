@@ -1,0 +1,123 @@
+"""The estimator's analytic model (estimator/plan.py, replay.py) is the simulator evaluated
+without instructions: per-layer first start and last end, every counter and the makespan
+equal the simulator's, on models and hardware where weights stream, activations spill,
+several cores share vector layers and dispatch binds."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx.backend.test
+import pytest
+
+from ndpsim.config import load_preset
+from ndpsim.estimator.plan import mac_local
+from ndpsim.estimator.predict import Predictor
+from ndpsim.lower.tiling import pixel_block, tiles_for
+from ndpsim.report.build import layer_spans
+from ndpsim.session import Session
+from ndpsim.sim.run import run
+
+ROOT = Path(__file__).resolve().parents[1]
+GENERIC = load_preset("generic")
+# streamed weights (tiles > slots and <= slots), spilled activations, two cores
+SMALL = GENERIC.with_(cores=2, macro_weight_sets=4, sram_bytes=32768)
+# one weight set per macro (every layer reloads per pixel block), tiny macros and
+# accumulators, dispatch three cycles an instruction
+TINY = GENERIC.with_(macro_weight_sets=1, macros_per_core=2, sram_bytes=16384, macro_rows=64,
+                     macro_cols=16, accumulator_entries_per_macro=256,
+                     instruction_issue_cycles=3)  # fmt: skip
+CONFIGS = {"generic": GENERIC, "ndp120": load_preset("ndp120"),
+           "neural-engine": load_preset("neural-engine"), "small": SMALL, "tiny": TINY}  # fmt: skip
+RECURRENT = {"input": (1, 49, 10)}
+
+
+def assert_exact(session: Session, hw) -> None:
+    program = session.program(hw)
+    res = run(program, hw)
+    first, last = layer_spans(program, res)
+    ev = Predictor(session).evaluate(hw)
+    assert ev.cycles == res.cycles
+    np.testing.assert_array_equal(ev.first, first)
+    np.testing.assert_array_equal(ev.last, last)
+    np.testing.assert_array_equal(ev.counters, res.counters)
+    assert ev.resident == program.weights_resident
+    assert ev.spilled == len(program.spilled)
+
+
+@pytest.mark.parametrize("model", sorted(p.name for p in (ROOT / "models").glob("*.onnx")))
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_bundled_models_exactly(model, config):
+    shapes = RECURRENT if model.startswith(("kws_lstm", "kws_gru")) else None
+    assert_exact(Session(ROOT / "models" / model, input_shapes=shapes), CONFIGS[config])
+
+
+def test_every_included_onnx_node_test_exactly():
+    """Every op the simulator accepts, alone (the node tests), on generic and on tiny memories
+    with two cores: vector kernels of every kind, grouped convs, recurrent rewrites."""
+    from ndpsim.onnx_backend import bind_parameters, included_cases, node_cases
+
+    included, n = set(included_cases()), 0
+    hw2 = TINY.with_(cores=2, sram_bytes=1024, macro_rows=16, macro_cols=8,
+                     accumulator_entries_per_macro=64)  # fmt: skip
+    for case in node_cases():
+        if case.name not in included:
+            continue
+        names = [v.name for v in case.model.graph.input]
+        feed = dict(zip(names, (np.asarray(v) for v in case.data_sets[0][0]), strict=False))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            session = Session(bind_parameters(case.model, feed))
+            for hw in (GENERIC, hw2):
+                assert_exact(session, hw)
+                n += 1
+    assert n >= 400
+
+
+def test_mac_tiling_classes_are_the_lowerings_tiles():
+    """mac_local's flat tiles, issue order and classes against lower/tiling.tiles_for."""
+    from ndpsim.zoo.builder import GraphBuilder
+
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        c_in, c_out = int(rng.integers(1, 200)), int(rng.integers(1, 200))
+        k, g = int(rng.choice([1, 3, 5])), int(rng.choice([1, 2, 4]))
+        if rng.random() < 0.3:
+            g = c_out = c_in
+        c_in, c_out = c_in // g * g or g, c_out // g * g or g
+        b = GraphBuilder("t", (1, c_in, 12, 12))
+        session = Session(b.build(b.conv(b.input, c_out, k, group=g)))
+        layer = next(x for x in Predictor(session).planner(GENERIC)[0].st.layers if x.mac)
+        geom = layer.mac.geom
+        rows, cols = int(rng.choice([16, 32, 64])), int(rng.choice([4, 8, 16]))
+        loc = mac_local(geom, rows, cols, 512, 8, 8, 8)
+        flat = [t for ct in tiles_for(geom, rows, cols) for t in ct]
+        assert loc.tiles == len(flat)
+        for i, t in enumerate(flat):
+            rep = loc.mvm[loc.tile_class[i] * loc.block_classes]
+            assert (rep[3], rep[4]) == (t.rows, t.cols)
+        assert loc.blocks == -(-geom.pixels // pixel_block(geom, max(t.cols for t in flat), 512))
+
+
+LIGHT = sorted((Path(onnx.backend.test.__file__).parent / "data" / "light").glob("light_*.onnx"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", LIGHT, ids=lambda p: p.stem)
+def test_real_networks_exactly(path):
+    session = Session(path)
+    for hw in (GENERIC, SMALL, load_preset("neural-engine")):
+        assert_exact(session, hw)
+
+
+@pytest.mark.slow
+def test_every_zoo_family_exactly():
+    from ndpsim.zoo.families import NETWORK_FAMILIES, build_network, sample_spec
+
+    rng = np.random.default_rng(1)
+    for family in NETWORK_FAMILIES:
+        session = Session(build_network(sample_spec(family, rng)))
+        for hw in (GENERIC, SMALL, load_preset("ndp120")):
+            assert_exact(session, hw)
