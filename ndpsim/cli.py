@@ -4,13 +4,15 @@ User errors print one line on stderr; `--debug` shows the traceback."""
 
 from __future__ import annotations
 
+import shlex
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ndpsim.errors import UserError
+from ndpsim.errors import InputShapesError, InputShapeWarning, UserError
 
 app = typer.Typer(
     add_completion=False,
@@ -136,10 +138,12 @@ def _simulate(model: Path, preset, config, sets, timing_only, inputs, seed, shap
               quant=None, threads=None):  # fmt: skip
     from ndpsim.api import SimOptions, simulate
     from ndpsim.precision_rules import expand_rule_args
+    from ndpsim.sim.numba_setup import numba_target_without_scipy
 
     if not model.exists():
         raise UserError(f"model file not found: {model}")
     _set_threads(threads)
+    numba_target_without_scipy()
     hw = _hardware(preset, config, sets, op)
     opts = SimOptions(
         timing_only=timing_only,
@@ -153,7 +157,11 @@ def _simulate(model: Path, preset, config, sets, timing_only, inputs, seed, shap
         precision=tuple(expand_rule_args(precision)),
         ptq=_ptq(quant),
     )
-    return simulate(model, hw, opts)
+    try:
+        return simulate(model, hw, opts)
+    except InputShapesError as exc:  # the same command with the flags, ready to paste
+        command = shlex.join(["ndpsim", *sys.argv[1:]])
+        raise UserError(f"{exc}; run: {command} {exc.flags}") from None
 
 
 @app.command()
@@ -477,8 +485,20 @@ def _wire_estimator() -> None:
 _wire_estimator()
 
 
+def _note(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings of ndpsim's own (an assumed input dim) as one line on stderr."""
+    if issubclass(category, InputShapeWarning):
+        typer.echo(f"note: {message}", err=True)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
+
+
+_show_warning = warnings.showwarning
+
+
 def main() -> None:
     """Console entry point: map errors to exit codes and one-line messages."""
+    warnings.showwarning = _note
     try:
         code = app(standalone_mode=False)
         if code == 130:  # typer turns Ctrl-C into this return value when not standalone

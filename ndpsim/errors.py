@@ -14,5 +14,17 @@ class UnsupportedOpError(ModelError):
     """An op, attribute value or dtype the simulator does not implement (named in the message)."""
 
 
+class InputShapesError(ModelError):
+    """Inputs without a static shape; `flags` are the --input-shape flags that give them one."""
+
+    def __init__(self, message: str, flags: str):
+        super().__init__(message)
+        self.flags = flags
+
+
 class ConfigError(UserError):
     """An invalid hardware description, option or sweep specification (names the field)."""
+
+
+class InputShapeWarning(UserWarning):
+    """A dim the model leaves symbolic was given a value by default (its batch dim: 1)."""

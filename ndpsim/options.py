@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import os
+from typing import Annotated, Any
+
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ndpsim.quant.ptq import PTQOptions
+
+
+def _as_array(value: Any) -> np.ndarray:
+    return value if isinstance(value, np.ndarray) else np.asarray(value)
+
+
+def _as_inputs(value: Any) -> Any:
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+# A model input: anything numpy turns into an array (arrays, nested lists, tensors).
+Array = Annotated[np.ndarray, BeforeValidator(_as_array)]
 
 
 class SimOptions(BaseModel):
@@ -13,7 +29,14 @@ class SimOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     timing_only: bool = False
-    inputs: str | None = Field(None, description=".npz of model inputs (default: seeded random)")
+    inputs: Annotated[
+        str | dict[str, Array] | list[dict[str, Array]] | None, BeforeValidator(_as_inputs)
+    ] = Field(
+        None,
+        description="model inputs: an .npz path, {input name: array}, or a list of such "
+        "dicts (a batch); an array may also carry a leading sample axis (default: one seeded "
+        "random sample)",
+    )
     calibration: str | None = Field(
         None, description=".npz of calibration inputs (default: the inputs)"
     )
@@ -22,14 +45,17 @@ class SimOptions(BaseModel):
     )
     seed: int = 0
     compare_reference: bool = True
-    include_outputs: bool = False
+    include_outputs: bool | None = Field(
+        None, description="put the outputs in the report (None: when inputs are arrays)"
+    )
     input_shapes: dict[str, tuple[int, ...]] | None = None
     input_values: dict[str, tuple[float, ...]] | None = Field(
         None, description="inputs fixed to constant values (resolves If on them)"
     )
     branches: dict[str, bool] | None = Field(
-        None, description="If on run-time data -> True for its then-branch (timing only; a "
-        "full run takes the branch the data picks, starting from these)"
+        None,
+        description="If on run-time data -> True for its then-branch (timing only; a "
+        "full run takes the branch the data picks, starting from these)",
     )
     precision: tuple[str, ...] = Field(
         (), description="per-layer precision rules PATTERN=BITS over the hardware's own"

@@ -23,32 +23,28 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ndpsim.config import STRUCTURAL_FIELDS, HardwareConfig, load_preset
-from ndpsim.errors import ConfigError, UserError
-from ndpsim.frontend import load_model
-from ndpsim.frontend.control import BranchNeeded
+from ndpsim.errors import ConfigError, InputShapeWarning, UserError
 from ndpsim.inputs import calibration_inputs, samples_of
 from ndpsim.ir import Graph
-from ndpsim.lower import Program, lower
-from ndpsim.lower.passes import run_passes
-from ndpsim.lower.registry import SUPPORTED_OPS
 from ndpsim.options import SimOptions
-from ndpsim.quant.bind import Params, bind
-from ndpsim.quant.model_plan import model_plan
-from ndpsim.quant.params import QuantPlan
-from ndpsim.quant.ptq import PTQOptions
-from ndpsim.report.agreement import agreement, onnxruntime_outputs
-from ndpsim.report.build import build_report
-from ndpsim.report.schema import Agreement, SimulationReport
-from ndpsim.sim.calibrate import calibrate
-from ndpsim.sim.run import RunResult, read_value, run
+from ndpsim.program_cache import ProgramCache
+
+if TYPE_CHECKING:  # the modules behind these import onnx or numba: loaded when used
+    from ndpsim.lower import Program
+    from ndpsim.quant.bind import Params
+    from ndpsim.quant.params import QuantPlan
+    from ndpsim.quant.ptq import PTQOptions
+    from ndpsim.report.schema import Agreement, SimulationReport
+    from ndpsim.sim.run import RunResult
 
 PROGRAM_CACHE_SIZE = 8  # lowered programs kept per session: sweeps order points by structure
 REFERENCE_CACHE_SIZE = 4  # onnxruntime results kept per session (one per input sample)
@@ -77,6 +73,10 @@ def _import(
     """(graph, display name, sha256 of the ONNX bytes; '' for an imported Graph). An If on
     run-time data without a choice in `branches` takes its then-branch, and `branches` is
     completed with it."""
+    from ndpsim.frontend import load_model
+    from ndpsim.frontend.control import BranchNeeded
+    from ndpsim.lower.registry import SUPPORTED_OPS
+
     if isinstance(model, Graph):
         return model, model.name, ""
     while True:
@@ -103,25 +103,45 @@ def execute(
     calibration: list[dict[str, np.ndarray]],
     ptq: PTQOptions | None = None,
     plan: QuantPlan | None = None,
+    params: Params | None = None,
 ) -> tuple[RunResult, QuantPlan, dict[str, np.ndarray]]:
     """Quantize post-training on `calibration` (or use `plan`; a quantized model brings its
-    own), run the integer datapath on `inputs`; returns the run, the plan and the
-    dequantized outputs."""
+    own), run the integer datapath on `inputs` (with `params`, `plan`'s bound parameters,
+    when given); returns the run, the plan and the dequantized outputs."""
+    from ndpsim.quant.bind import bind
+    from ndpsim.sim.run import read_value, run
+
     if plan is None:
-        plan = (
-            model_plan(program)
-            if program.graph.quant is not None
-            else calibrate(program, hw, calibration, ptq)
-        )
-    res = run(program, hw, bind(program, plan), inputs, plan)
+        plan = quantization_plan(program, hw, calibration, ptq)
+    res = run(program, hw, params if params is not None else bind(program, plan), inputs, plan)
     outs = {o: read_value(program, res, o, plan) for o in program.outputs}
     return res, plan, outs
+
+
+def quantization_plan(
+    program: Program,
+    hw: HardwareConfig,
+    calibration: list[dict[str, np.ndarray]],
+    ptq: PTQOptions | None = None,
+) -> QuantPlan:
+    """The model's own plan (an imported quantized model), else one calibrated post-training
+    on `calibration` (float runs)."""
+    if program.graph.quant is not None:
+        from ndpsim.quant.model_plan import model_plan
+
+        return model_plan(program)
+    from ndpsim.sim.calibrate import calibrate
+
+    return calibrate(program, hw, calibration, ptq)
 
 
 def float_outputs(
     program: Program, hw: HardwareConfig, inputs: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
     """The program's outputs on the float datapath (the model's float arithmetic, tiled)."""
+    from ndpsim.quant.bind import bind
+    from ndpsim.sim.run import read_value, run
+
     res = run(program, hw, bind(program, None), inputs)
     return {o: read_value(program, res, o, None) for o in program.outputs}
 
@@ -131,7 +151,9 @@ class Session:
 
     `model` is an ONNX path, bytes, a ModelProto, or an imported `Graph` (then onnxruntime
     cannot be the reference). `input_shapes` / `input_values` fix symbolic dims and inputs
-    at import (docs/architecture.md, the frontend's stages)."""
+    at import (docs/architecture.md, the frontend's stages). With a `cache`
+    (program_cache.py) lowered programs are also kept on disk, and the model is imported
+    only when a program is not there: a repeat run of a model file imports no onnx."""
 
     def __init__(
         self,
@@ -140,23 +162,56 @@ class Session:
         input_shapes: Mapping[str, Sequence[int]] | None = None,
         input_values: Mapping[str, Sequence[float]] | None = None,
         name: str | None = None,
+        cache: ProgramCache | None = None,
     ):
         self._import_options = (input_shapes, input_values)
         self._model = model
-        chosen: dict[str, bool] = {}
-        imported, default_name, self.sha256 = _import(model, input_shapes, input_values, chosen)
-        self.name = name or default_name  # the report's `model`
         self.source = None if isinstance(model, Graph) else model  # what onnxruntime reads
         self.input_values = input_values
-        self.graph = run_passes(imported)  # Ifs on run-time data: their then-branches
-        self._variants: dict[tuple, Graph] = {tuple(sorted(chosen.items())): self.graph}
         self._programs: OrderedDict[tuple, Program] = OrderedDict()
         # onnxruntime's outputs per input sample: they do not depend on the hardware
         self._ort: OrderedDict[tuple, dict[str, np.ndarray]] = OrderedDict()
+        self._graph: Graph | None = None
+        self._variants: dict[tuple, Graph] = {}
+        self._notes: list[str] = []  # what the import assumed (InputShapeWarning)
+        data = _model_bytes(model)
+        # a model file without external data (whose entries would name a b"location"): its
+        # bytes are the whole model, so their hash keys its programs on disk
+        self._cache = cache if data is not None and b"location" not in data else None
+        if self._cache is None:  # import now: a bad model fails here, as it always did
+            self._import_default()
+            self.name = name or self._default_name
+        else:
+            self.sha256 = hashlib.sha256(data).hexdigest()
+            self.name = name or str(model)
+
+    def _import_default(self) -> None:
+        chosen: dict[str, bool] = {}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", InputShapeWarning)
+            imported, self._default_name, self.sha256 = _import(
+                self._model, *self._import_options, chosen
+            )
+        for w in caught:  # passed on, and what the import assumed is kept with its programs
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        self._notes = [str(w.message) for w in caught if w.category is InputShapeWarning]
+        from ndpsim.lower.passes import run_passes
+
+        self._graph = run_passes(imported)  # Ifs on run-time data: their then-branches
+        self._variants[tuple(sorted(chosen.items()))] = self._graph
+
+    @property
+    def graph(self) -> Graph:
+        """The model after passes (Ifs on run-time data: their then-branches)."""
+        if self._graph is None:
+            self._import_default()
+        return self._graph
 
     @property
     def data_ifs(self) -> list[str]:
         """The model's Ifs on run-time data seen so far, in graph order."""
+        if self._graph is None:  # import: its Ifs are known then
+            self._import_default()
         return list(dict.fromkeys(b.name for g in self._variants.values() for b in g.branches))
 
     def variant(self, branches: Mapping[str, bool] | None = None) -> Graph:
@@ -167,6 +222,8 @@ class Session:
         key = tuple(sorted(branches.items()))
         graph = self._variants.get(key)
         if graph is None:
+            from ndpsim.lower.passes import run_passes
+
             chosen = dict(branches)
             graph = run_passes(_import(self._model, *self._import_options, chosen)[0])
             self._variants[key] = graph
@@ -183,19 +240,37 @@ class Session:
         branches: Mapping[str, bool] | None = None,
     ) -> Program:
         """The model lowered onto `hw` with per-layer `precision` rules and the data
-        branches `branches` (cached)."""
-        graph = self.variant(branches)
-        key = (structural_key(hw), tuple(precision),
-               tuple(sorted((b.name, b.taken) for b in graph.branches)))  # fmt: skip
-        program = self._programs.get(key)
-        if program is None:
-            program = lower(graph, hw, list(precision), passed=True)
-            self._programs[key] = program
-            if len(self._programs) > PROGRAM_CACHE_SIZE:
-                self._programs.popitem(last=False)
-        else:
-            self._programs.move_to_end(key)
+        branches `branches` (cached in memory, and on disk with a cache)."""
+        wanted = (structural_key(hw), tuple(precision), tuple(sorted((branches or {}).items())))
+        program = self._programs.get(wanted)
+        if program is None and self._cache is not None:
+            disk_key = self._cache.key(self.sha256, self._import_options, wanted)
+            entry = self._cache.get(disk_key)
+            if entry is None:
+                program = self._lower(hw, precision, branches)
+                self._cache.put(disk_key, (program, self._notes))
+            else:
+                program, notes = entry
+                if self._graph is None:  # said again, as the import said it
+                    for note in notes:
+                        warnings.warn(note, InputShapeWarning, stacklevel=2)
+                    if not branches:
+                        self._graph = program.graph  # the default variant, as imported then
+                        self._notes = notes
+                        key = tuple((b.name, b.taken) for b in program.graph.branches)
+                        self._variants[key] = program.graph
+        elif program is None:
+            program = self._lower(hw, precision, branches)
+        self._programs[wanted] = program
+        self._programs.move_to_end(wanted)
+        if len(self._programs) > PROGRAM_CACHE_SIZE:
+            self._programs.popitem(last=False)
         return program
+
+    def _lower(self, hw, precision, branches) -> Program:
+        from ndpsim.lower import lower
+
+        return lower(self.variant(branches), hw, list(precision), passed=True)
 
     def time(
         self,
@@ -204,6 +279,8 @@ class Session:
         branches: Mapping[str, bool] | None = None,
     ) -> RunResult:
         """Timing and counters only: no arithmetic (equal to a full run's, docs)."""
+        from ndpsim.sim.run import run
+
         return run(self.program(hw, precision, branches), hw)
 
     def params(
@@ -211,12 +288,12 @@ class Session:
     ) -> tuple[QuantPlan, Params]:
         """The quantization plan (the model's own, or calibrated on `opts`' inputs: by default
         one seeded random sample) and the integer parameters the machine holds."""
+        from ndpsim.quant.bind import bind
+
         opts = opts or SimOptions()
-        if program.graph.quant is not None:
-            plan = model_plan(program)
-        else:
-            calib = calibration_inputs(self.graph, opts, samples_of(self.graph, opts))
-            plan = calibrate(program, hw, calib, opts.ptq)
+        samples, _ = samples_of(program.graph, opts)
+        plan = quantization_plan(program, hw, calibration_inputs(program.graph, opts, samples),
+                                 opts.ptq)  # fmt: skip
         return plan, bind(program, plan)
 
     def reference(
@@ -225,6 +302,8 @@ class Session:
         """(name, outputs) of the float reference: onnxruntime when installed and the model
         came as ONNX, else the simulator's own float datapath."""
         if self.source is not None:
+            from ndpsim.report.agreement import onnxruntime_outputs
+
             key = tuple((n, hashlib.sha256(np.ascontiguousarray(x)).hexdigest())
                         for n, x in sorted(inputs.items()))  # fmt: skip
             ref = self._ort.get(key)
@@ -246,6 +325,8 @@ class Session:
         **extra: Any,
     ) -> SimulationReport:
         """The report of one run (`extra`: build_report's agreement / outputs / with_layers)."""
+        from ndpsim.report.build import build_report
+
         return build_report(program, res, hw, model=self.name, model_sha256=self.sha256,
                             mode=mode, **extra)  # fmt: skip
 
@@ -255,21 +336,31 @@ class Session:
         inputs: dict[str, np.ndarray],
         calibration: list[dict[str, np.ndarray]],
         opts: SimOptions,
-        plans: dict[int, tuple[Program, QuantPlan]] | None = None,
+        plans: dict[int, tuple[Program, QuantPlan, Params]] | None = None,
     ) -> tuple[Program, RunResult, dict[str, np.ndarray]]:
         """Run the integer datapath on `inputs` with the branches the data picks: start from
         `opts.branches` (else then-branches), read each If's condition, and when the data
         picked the other branch, run again with it (later Ifs may change with it).
-        `plans` keeps each program's quantization across calls (a stream calibrates once).
-        Returns the program run, the run and its outputs (conditions included)."""
+        Returns the program run, the run and its outputs (conditions included). `plans`
+        keeps each program's quantization plan and parameters across calls (a batch or a
+        stream calibrates and binds once)."""
         chosen = dict(opts.branches or {})
         plans = {} if plans is None else plans
         for _ in range(MAX_BRANCH_RUNS):
             program = self.program(hw, opts.precision, chosen)
             known = plans.get(id(program))
-            plan = known[1] if known is not None and known[0] is program else None
-            res, plan, outs = execute(program, hw, inputs, calibration, opts.ptq, plan)
-            plans[id(program)] = (program, plan)
+            if known is None or known[0] is not program:  # (an id may be reused)
+                from ndpsim.quant.bind import bind
+                from ndpsim.sim.precompile import integer_kernels_alongside
+
+                # a float model calibrates on the float datapath: on a first run, the
+                # integer kernels compile meanwhile in a helper process
+                float_model = program.graph.quant is None
+                with integer_kernels_alongside(program.instrs["op"] if float_model else ()):
+                    plan = quantization_plan(program, hw, calibration, opts.ptq)
+                    plans[id(program)] = (program, plan, bind(program, plan))
+            _, plan, params = plans[id(program)]
+            res, _, outs = execute(program, hw, inputs, calibration, opts.ptq, plan, params)
             for k, b in enumerate(program.graph.branches):
                 if bool(np.asarray(outs[b.cond]).reshape(-1)[0] != 0) != b.taken:
                     # the Ifs before it ran as the data picks: keep them, flip this one
@@ -282,19 +373,47 @@ class Session:
 
     def simulate(self, hw: HardwareConfig, opts: SimOptions | None = None) -> SimulationReport:
         """The whole pipeline on `hw`: timing only (the branches `opts.branches` names), or
-        quantize, run (the branches the data picks) and compare."""
+        quantize, run (the branches the data picks) and compare. With several input samples
+        (a list, or a leading sample axis) every one is run on one quantization plan: the
+        report is the first sample's run, its agreement is over all samples and its outputs
+        are stacked along a first, sample axis."""
         opts = opts or SimOptions()
+        program = self.program(hw, opts.precision, opts.branches)
         if opts.timing_only:
-            program = self.program(hw, opts.precision, opts.branches)
+            from ndpsim.sim.run import run
+
             return self.report(program, run(program, hw), hw, "timing-only")
-        samples = samples_of(self.graph, opts)
-        calib = calibration_inputs(self.graph, opts, samples)
-        program, res, outs = self.execute_settled(hw, samples[0], calib, opts)
-        conds = {b.cond for b in program.graph.branches}
-        outs = {k: v for k, v in outs.items() if k not in conds}  # the host's, not the model's
+        samples, batched = samples_of(program.graph, opts)
+        calib = calibration_inputs(program.graph, opts, samples)
+        plans: dict[int, tuple[Program, QuantPlan, Params]] = {}
+        runs = [self.execute_settled(hw, x, calib, opts, plans) for x in samples]
+        program, res, _ = runs[0]
+        outs = []
+        for prog, _, out in runs:  # a condition the host reads is not a model output
+            conds = {b.cond for b in prog.graph.branches}
+            outs.append({k: v for k, v in out.items() if k not in conds})
         rows: list[Agreement] = []
         if opts.compare_reference:
-            ref_name, ref = self.reference(program, hw, samples[0])
-            rows = agreement(program.graph, outs, ref, ref_name)
-        outputs = {k: v.tolist() for k, v in outs.items()} if opts.include_outputs else None
+            from ndpsim.report.agreement import agreement
+
+            refs = [
+                self.reference(prog, hw, x) for (prog, _, _), x in zip(runs, samples, strict=True)
+            ]
+            rows = agreement(program.graph, outs, [r for _, r in refs], refs[0][0])
+        show = opts.include_outputs
+        if show is None:
+            show = isinstance(opts.inputs, (dict, list))  # arrays in: arrays out
+        outputs = None
+        if show:
+            outputs = {k: np.stack([o[k] for o in outs]) if batched else outs[0][k]
+                       for k in outs[0]}  # fmt: skip
         return self.report(program, res, hw, "full", agreement=rows, outputs=outputs)
+
+
+def _model_bytes(model: Any) -> bytes | None:
+    """The bytes of a model given as a path to a regular file, else None (bytes, a
+    ModelProto, a Graph, a missing file: imported at once)."""
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(model)
+        return path.read_bytes() if path.is_file() else None
+    return None

@@ -1,5 +1,5 @@
-"""Test session setup: a fresh numba cache (so stale compiled kernels never mask a change),
-and the `slow` marker skipped in CI unless NDPSIM_SLOW is set."""
+"""Test session setup: fresh numba and program caches (so stale compiled kernels or programs
+never mask a change), and the `slow` marker skipped in CI unless NDPSIM_SLOW is set."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import tempfile
 # Before anything imports numba: numba reads NUMBA_CACHE_DIR once, at import.
 if not os.environ.get("NDPSIM_KEEP_NUMBA_CACHE"):
     os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="ndpsim-numba-")
+# Lowered programs (ndpsim/program_cache.py) in a fresh folder too: never the user's cache.
+os.environ["NDPSIM_CACHE_DIR"] = tempfile.mkdtemp(prefix="ndpsim-programs-")
 
 import pytest  # noqa: E402
 

@@ -160,8 +160,9 @@ def _structural_cases() -> list[Case]:
          "unsupported dtype FLOAT8E4M3FN"),
         ("undefined_dtype", _edit(lambda m: setattr(m.graph.input[0].type.tensor_type, "elem_type",
                                                     0)), "unsupported dtype UNDEFINED"),
-        ("symbolic_batch", _edit(lambda m: m.graph.input[0].type.tensor_type.shape.dim[0]
-                                 .__setattr__("dim_param", "N")), "--input-shape x=1x3x8x8"),
+        ("symbolic_dims", _edit(lambda m: [m.graph.input[0].type.tensor_type.shape.dim[i]
+                                           .__setattr__("dim_param", "N") for i in (0, 2)]),
+         "--input-shape x=1x3x1x8"),
         ("no_input_shape", _edit(lambda m: m.graph.input[0].type.tensor_type.ClearField("shape")),
          "--input-shape x="),
         ("sequence_input", _edit(lambda m: m.graph.input[0].CopyFrom(helper.make_value_info(

@@ -14,7 +14,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from random_programs import KINDS, RandomProgram, random_program, random_timing
 
-from ndpsim.isa import DESC_FIELDS, DESC_WIDTH, Counter, Opcode, assemble
+from ndpsim.isa import (
+    DESC_FIELDS,
+    DESC_WIDTH,
+    EXECUTES,
+    Counter,
+    EltwiseKind,
+    Opcode,
+    PoolKind,
+    assemble,
+)
 from ndpsim.sim import core
 from ndpsim.sim import reference as ref
 from ndpsim.sim.kernels_mac import FLOAT_DOT_MIN_ROWS
@@ -280,9 +289,26 @@ def test_an_mvm_regathers_after_a_vector_op_rewrote_its_input():
         assert _same(want, got)
 
 
-def test_the_ops_that_invalidate_a_gathered_block_are_the_reference_s_vector_ops():
-    for op in Opcode:
-        assert core._stores_to_arena(int(op)) == (op in ref._VECTOR_OPS), op.name
+@pytest.mark.parametrize("seed", range(0, 200, 4))
+def test_runs_cover_the_instructions_with_arithmetic_once_in_program_order(seed):
+    # the core dispatches one run at a time: maximal stretches of one opcode's arithmetic
+    # (MVMs: of one descriptor), which is what makes reusing a gathered block safe
+    p = random_program(seed, deep=seed % 8 == 0, kinds=DEEP_KINDS)
+    executes = np.isin(p.instrs["op"], sorted(EXECUTES))
+    covered, keys = [], []
+    for op, i0, i1, macs, lo, hi in core.kernel_runs(p.instrs):
+        mine = i0 + np.flatnonzero(executes[i0:i1])
+        assert mine[0] == i0 and mine[-1] == i1 - 1
+        assert (p.instrs["op"][mine] == op).all()
+        sel = p.instrs[mine]
+        if op == Opcode.MVM:
+            assert len(set(sel["desc"])) == 1
+            assert macs == sel["work"].sum()
+            assert (lo, hi) == (sel["a1"].min(), (sel["a1"] + sel["a2"].astype(int)).max())
+        keys.append((op, sel["desc"][0] if op == Opcode.MVM else -1))
+        covered += mine.tolist()
+    assert covered == np.flatnonzero(executes).tolist()
+    assert all(a != b for a, b in zip(keys, keys[1:], strict=False))  # maximal
 
 
 def _execute(p: RandomProgram, threads: int, min_macs: int) -> tuple[np.ndarray, np.ndarray]:
@@ -336,3 +362,25 @@ def test_split_runs_on_a_lowered_model_match_one_thread(monkeypatch):
     assert _same(f1, f2), "float run"
     assert plan1.tensors == plan2.tensors
     assert _same(i1, i2), "integer run"
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "values"),
+    [
+        ("ELTWISE a1=0 a2=1", "eltwise", {"kind": int(EltwiseKind.QADD), "d0": 1, "d1": 1,
+                                          "d2": 1, "d3": 1}),
+        ("POOL a1=0 a2=1", "pool", {"kind": int(PoolKind.AVG_SCALED), "c": 1, "h": 1, "w": 1,
+                                    "oh": 1, "ow": 1, "kh": 1, "kw": 1}),
+        ("SOFTMAX a1=0 a2=1", "softmax", {"mode": 1, "outer": 1, "length": 1, "inner": 1}),
+    ],
+    ids=["qadd", "avg-scaled", "softmax-lut"],
+)  # fmt: skip
+def test_onnxruntime_kinds_are_refused_on_the_float_datapath(text, kind, values):
+    # isa.toml: they exist to reproduce onnxruntime's integer kernels; neither interpreter
+    # gives them a float meaning (so the float datapath compiles none of them)
+    for runner in (ref.run_program, core.run_program):
+        with pytest.raises(ValueError, match="integer datapath only"):
+            runner(assemble(text), _desc(kind, **values), np.zeros((1, 6), np.int64),
+                   np.ones(300, np.float32), np.zeros(1, np.float32), np.zeros(4, np.float32),
+                   np.zeros(1, np.float32), random_timing(np.random.default_rng(0)), 1, 1, 1,
+                   True, True)  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from ndpsim.config import load_preset
-from ndpsim.errors import ModelError, UnsupportedOpError
+from ndpsim.errors import InputShapeWarning, ModelError, UnsupportedOpError
 from ndpsim.frontend import load_model
 from ndpsim.lower import lower
 from ndpsim.lower.registry import SUPPORTED_OPS
@@ -100,11 +101,30 @@ def _symbolic_batch_model() -> onnx.ModelProto:
     return model
 
 
+def test_a_symbolic_batch_dim_is_one_and_said_so() -> None:
+    said = "batch dim 'N' is symbolic.*--input-shape x=1x3x8x8"
+    with pytest.warns(InputShapeWarning, match=said):
+        g = load_model(_symbolic_batch_model())
+    assert g.tensors["x"].shape == (1, 3, 8, 8) and g.tensors["y"].shape == (1, 4, 6, 6)
+
+
 def test_input_shapes_override_a_symbolic_batch() -> None:
-    with pytest.raises(ModelError, match="--input-shape x=1x3x8x8"):
-        load_model(_symbolic_batch_model())
-    g = load_model(_symbolic_batch_model(), input_shapes={"x": [2, 3, 8, 8]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # given a shape, nothing is assumed
+        g = load_model(_symbolic_batch_model(), input_shapes={"x": [2, 3, 8, 8]})
     assert g.tensors["x"].shape == (2, 3, 8, 8) and g.tensors["y"].shape == (2, 4, 6, 6)
+
+
+def test_every_input_without_a_static_shape_is_named_in_one_error() -> None:
+    model = small_model()
+    model.graph.input[0].type.tensor_type.shape.dim[2].dim_param = "H"
+    model.graph.input.append(helper.make_tensor_value_info("z", onnx.TensorProto.FLOAT, None))
+    with pytest.raises(ModelError) as err:
+        load_model(model)
+    message = str(err.value)
+    assert "2 inputs have symbolic or unknown dims" in message
+    assert "'x' (shape [1, 3, H, 8]), 'z' (no shape)" in message
+    assert message.endswith("--input-shape x=1x3x1x8 --input-shape z=1")
 
 
 def test_input_shapes_with_an_unknown_name_lists_the_inputs() -> None:

@@ -5,6 +5,8 @@ in both interpreters) must agree with it. Also the assembler / disassembler roun
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import numpy as np
 import pytest
 from random_programs import random_program
 
-from ndpsim import isa
+from ndpsim import isa, isa_gen
 from ndpsim.isa import (
     INSTR_DTYPE,
     Act,
@@ -24,9 +26,9 @@ from ndpsim.isa import (
     assemble,
     disassemble,
     empty_program,
-    render_markdown,
 )
-from ndpsim.sim import core
+from ndpsim.isa_gen import render_markdown
+from ndpsim.sim import constants, core
 from ndpsim.sim import reference as ref
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,8 +61,11 @@ def test_toml_is_self_consistent():
     assert len(set(codes)) == len(codes)
     counters = {c["name"] for c in TOML["counters"]}
     units = {u["name"] for u in TOML["units"]}
+    classes = {t["name"] for t in TOML["timing_classes"]}
     for o in TOML["opcodes"]:
         assert o["unit"] in units, o["name"]
+        assert o["timing"] in classes, o["name"]
+        assert isinstance(o["writes_arena"], bool) and isinstance(o["writes_accumulator"], bool)
         assert set(o["counters"]) <= counters, o["name"]
         assert len(set(o["counters"])) == len(o["counters"]), o["name"]
 
@@ -89,11 +94,24 @@ def test_descriptor_columns_match_toml():
 
 
 def test_core_compiled_constants_match_toml():
-    # The numba core compiles these in as plain ints; they must be the toml's.
-    assert core.C == {c["name"]: i for i, c in enumerate(TOML["counters"])}
-    assert core.N_COUNTERS == len(TOML["counters"])
+    # The numba kernels compile these in as plain ints; they must be the toml's.
+    names = [c["name"] for c in TOML["counters"]]
+    assert [getattr(constants, f"C_{n}") for n in names] == list(range(len(names)))
+    assert constants.N_COUNTERS == len(TOML["counters"])
+    classes = [t["name"] for t in TOML["timing_classes"]]
     for o in TOML["opcodes"]:
-        assert getattr(core, f"OP_{o['name']}") == o["code"]
+        assert getattr(constants, f"OP_{o['name']}") == o["code"]
+        assert constants.OP_TIMING[o["code"]] == classes.index(o["timing"])
+    for kind, fields in TOML["descriptors"].items():
+        for i, f in enumerate(fields):
+            assert getattr(constants, f"{kind.upper()}_{f.upper()}") == i
+
+
+def test_constants_module_is_generated():
+    path = ROOT / isa_gen.CONSTANTS_PATH
+    assert path.read_text() == isa_gen.render_constants(), (
+        "stale: run `python -m ndpsim.isa --write`"
+    )
 
 
 def test_docs_isa_md_is_generated():
@@ -102,19 +120,56 @@ def test_docs_isa_md_is_generated():
     assert doc.read_text() == render_markdown(), "stale: run `python -m ndpsim.isa --write`"
 
 
-@pytest.mark.parametrize("path", isa.KERNEL_MODULES)
-def test_kernel_modules_carry_the_digest(path):
-    text = (ROOT / path).read_text()
-    assert f'ISA_DIGEST = "{isa.ISA_DIGEST}"' in text, f"{path}: run `python -m ndpsim.isa --write`"
+@pytest.mark.parametrize("path", isa_gen.KERNEL_MODULES)
+def test_kernel_modules_carry_the_digest_of_everything_they_compile_in(path):
+    # numba's cache of a kernel is keyed on its own file: the stamp must change with the ISA,
+    # the constants and every other kernel module
+    stamp = f'KERNELS_DIGEST = "{isa_gen.kernels_digest(ROOT)}"'
+    assert stamp in (ROOT / path).read_text(), f"{path}: run `python -m ndpsim.isa --write`"
 
 
-def test_core_digest_is_current():
-    assert core.ISA_DIGEST == isa.ISA_DIGEST
+def test_every_module_with_numba_kernels_is_stamped():
+    jitted = {
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "ndpsim" / "sim").glob("*.py")
+        if "@njit" in p.read_text()
+    }
+    assert jitted == set(isa_gen.KERNEL_MODULES)
 
 
-def test_core_carries_the_digest_of_the_kernels_it_calls():
-    # numba's cache of core.py would otherwise keep stale copies of edited kernel modules
-    assert core.KERNELS_DIGEST == isa.kernels_digest(ROOT), "run `python -m ndpsim.isa --write`"
+def test_the_digest_changes_with_any_kernel_module(tmp_path):
+    copy = tmp_path / "repo"
+    for path in (*isa_gen.KERNEL_MODULES, isa_gen.CONSTANTS_PATH):
+        (copy / path).parent.mkdir(parents=True, exist_ok=True)
+        (copy / path).write_text((ROOT / path).read_text())
+    before = isa_gen.kernels_digest(copy)
+    helper = copy / "ndpsim/sim/kernels_common.py"
+    helper.write_text(helper.read_text() + "\n")
+    assert isa_gen.kernels_digest(copy) != before
+
+
+def test_every_opcode_with_arithmetic_has_a_kernel_and_semantics():
+    # isa.toml's writes_arena / writes_accumulator decide which opcodes execute; the core's
+    # dispatch table (kernels_<unit>.run_<opcode>) and the reference's must cover exactly them
+    executes = {Opcode[o["name"]] for o in TOML["opcodes"]
+                if o["writes_arena"] or o["writes_accumulator"]}  # fmt: skip
+    assert isa.EXECUTES == executes
+    assert set(core.ENTRIES) == executes
+    for op, entry in core.ENTRIES.items():
+        unit = TOML["opcodes"][[o["name"] for o in TOML["opcodes"]].index(op.name)]["unit"]
+        assert entry.py_func.__module__ == f"ndpsim.sim.kernels_{unit.lower()}"
+        assert entry.py_func.__name__ == f"run_{op.name.lower()}"
+    assert set(ref.SEMANTICS) == executes
+
+
+def test_import_of_the_isa_loads_no_simulator():
+    # `import ndpsim.isa` (and `ndpsim isa`) must not pay for the API, onnx or numba
+    code = (
+        "import sys, ndpsim.isa; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('onnx', 'numba', 'pydantic') or m in ('ndpsim.api', 'ndpsim.session')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 # --- assembler ---------------------------------------------------------------------------

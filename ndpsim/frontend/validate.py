@@ -4,12 +4,18 @@ domains, op names, declared sizes and dtypes, input shapes, graph wiring and ord
 from __future__ import annotations
 
 import heapq
+import warnings
 from collections.abc import Mapping, Sequence
 
 import onnx
 import onnx.defs
 
-from ndpsim.errors import ModelError, UnsupportedOpError
+from ndpsim.errors import (
+    InputShapesError,
+    InputShapeWarning,
+    ModelError,
+    UnsupportedOpError,
+)
 from ndpsim.frontend.fold import FOLDABLE_OPS
 from ndpsim.frontend.messages import quote
 from ndpsim.frontend.tensors import (
@@ -126,7 +132,10 @@ def real_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
 def apply_input_shapes(
     model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]] | None, max_elements: int
 ) -> None:
-    """Overwrite input dims from `input_shapes`, then require every input to be static."""
+    """Overwrite input dims from `input_shapes`, then require every input to be static: a
+    symbolic leading (batch) dim of an input whose other dims are static becomes 1, with an
+    `InputShapeWarning`; any other symbolic or unknown dim, of all inputs at once, is a
+    ModelError naming each with the --input-shape flags that fix them."""
     inputs = {v.name: v for v in real_inputs(model)}
     for name, shape in (input_shapes or {}).items():
         if name not in inputs:
@@ -146,15 +155,53 @@ def apply_input_shapes(
         shape_proto.Clear()
         for d in dims:
             shape_proto.dim.add().dim_value = d
+    missing = []
     for name, value in inputs.items():
         dims = value_dims(value)
-        if dims is None or any(not isinstance(d, int) or d <= 0 for d in dims):
-            hint = "x".join(str(d) if isinstance(d, int) and d > 0 else "1" for d in dims or [1])
-            shown = "no shape" if dims is None else "shape [" + ", ".join(map(str, dims)) + "]"
-            raise ModelError(
-                f"input {quote(name)} has a symbolic or unknown dim ({shown}); give a static "
-                f"shape, e.g. --input-shape {name}={hint}"
+        if dims is not None and len(dims) >= 2 and not _static(dims[0]) and _all_static(dims[1:]):
+            # only the leading (batch) dim is free: simulate one sample, and say so
+            value.type.tensor_type.shape.dim[0].dim_value = 1
+            what = f"batch dim {dims[0]!r} is symbolic" if dims[0] else "batch dim is unknown"
+            warnings.warn(
+                f"input {quote(name)}: its {what}; simulating one sample (--input-shape "
+                f"{name}={_hint([1, *dims[1:]])} sets it)",
+                InputShapeWarning,
+                stacklevel=2,
             )
+        elif dims is None or not _all_static(dims):
+            missing.append((name, dims))
+    if missing:
+        flags = " ".join(f"--input-shape {name}={_hint(dims)}" for name, dims in missing)
+        raise InputShapesError(_missing_shapes(missing, flags), flags)
+
+
+def _static(d) -> bool:
+    return isinstance(d, int) and d > 0
+
+
+def _all_static(dims) -> bool:
+    return all(_static(d) for d in dims)
+
+
+def _hint(dims) -> str:
+    return "x".join(str(d) if _static(d) else "1" for d in dims or [1])
+
+
+def _missing_shapes(missing: list[tuple[str, list | None]], flags: str) -> str:
+    """One message for every input without a static shape, with the flags that fix them."""
+
+    def shown(dims):
+        if dims is None:
+            return "no shape"
+        return "shape [" + ", ".join(str(d) if _static(d) else str(d or "?") for d in dims) + "]"
+
+    if len(missing) == 1:
+        name, dims = missing[0]
+        return (f"input {quote(name)} has a symbolic or unknown dim ({shown(dims)}); give a "
+                f"static shape, e.g. {flags}")  # fmt: skip
+    listed = ", ".join(f"{quote(name)} ({shown(dims)})" for name, dims in missing)
+    return (f"{len(missing)} inputs have symbolic or unknown dims: {listed}; give static "
+            f"shapes, e.g. {flags}")  # fmt: skip
 
 
 def sort_nodes(model: onnx.ModelProto) -> None:

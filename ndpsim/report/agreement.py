@@ -20,24 +20,36 @@ def sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
 
 
 def agreement(
-    graph: Graph, outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray], ref_name: str
+    graph: Graph,
+    outputs: list[dict[str, np.ndarray]],
+    reference: list[dict[str, np.ndarray]],
+    ref_name: str,
 ) -> list[Agreement]:
-    """One row per output; top-1 only for a softmax output of one sample (class scores)."""
+    """One row per output, over every sample (`outputs[i]` against `reference[i]`): SQNR
+    of all samples' values together, the largest error, and for a softmax output of one
+    sample each (class scores) how many samples' top-1 agrees."""
     rows = []
     producers = graph.producers()
-    for name, got in outputs.items():
-        ref = reference[name].reshape(got.shape)
-        top1 = None
+    for name in outputs[0]:
+        got = [o[name] for o in outputs]
+        ref = [r[name].reshape(g.shape) for r, g in zip(reference, got, strict=True)]
         src = producers.get(name)
-        if src is not None and src.op_type == "Softmax" and got.size == got.shape[-1]:
-            top1 = bool(np.argmax(got) == np.argmax(ref))
+        agreed = None
+        if src is not None and src.op_type == "Softmax" and got[0].size == got[0].shape[-1]:
+            agreed = sum(bool(np.argmax(g) == np.argmax(r)) for g, r in zip(got, ref, strict=True))
+        all_got, all_ref = (
+            np.concatenate([g.ravel() for g in got]),
+            np.concatenate([r.ravel() for r in ref]),
+        )
         rows.append(
             Agreement(
                 reference=ref_name,
                 output=name,
-                sqnr_db=sqnr_db(ref, got),
-                max_abs_error=float(np.max(np.abs(ref - got))),
-                top1_agreement=top1,
+                sqnr_db=sqnr_db(all_ref, all_got),
+                max_abs_error=float(np.max(np.abs(all_ref - all_got))),
+                top1_agreement=None if agreed is None else agreed == len(got),
+                samples=len(got),
+                top1_agreed=agreed,
             )
         )
     return rows

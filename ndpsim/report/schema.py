@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
 
-SCHEMA_VERSION = 4  # 2: always_on, budget; energy component "clock"; 3: layer in_bits;
-# 4: branches (Ifs on run-time data)
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+
+SCHEMA_VERSION = 5  # 2: always_on, budget; energy component "clock"; 3: layer in_bits;
+# 4: branches (Ifs on run-time data); 5: agreement over samples (samples, top1_agreed),
+# outputs as arrays (lists in JSON), stacked along a first axis for a batch of samples
+
+# An output in the report: an ndarray in Python, nested lists in JSON.
+OutputArray = Annotated[
+    np.ndarray,
+    BeforeValidator(lambda v: np.asarray(v, np.float64)),
+    PlainSerializer(lambda a: a.tolist(), when_used="json"),
+]
 
 
 class _Model(BaseModel):
@@ -50,10 +61,14 @@ class Agreement(_Model):
     output: str
     sqnr_db: float
     max_abs_error: float
-    top1_agreement: bool | None  # None for outputs that are not class scores
+    top1_agreement: bool | None  # None for outputs that are not class scores; else all agree
+    samples: int = 1  # input samples compared
+    top1_agreed: int | None = None  # of them, those whose top-1 agrees (class scores only)
 
 
 class SimulationReport(_Model):
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
     schema_version: int = SCHEMA_VERSION
     ndpsim_version: str
     model: str
@@ -85,6 +100,6 @@ class SimulationReport(_Model):
     layers: list[LayerReport]
     branches: dict[str, str] = {}  # If on run-time data -> "then" | "else": the branch run
     agreement: list[Agreement] = []
-    outputs: dict[str, list] | None = None  # dequantized outputs, when asked for
+    outputs: dict[str, OutputArray] | None = None  # dequantized outputs, when asked for
     always_on: dict | None = None  # report/power.py AlwaysOn, with --rate
     budget: dict | None = None  # report/budget.py Budget, with --budget*

@@ -55,9 +55,12 @@ def summary(r: SimulationReport) -> str:
             ""
             if a.top1_agreement is None
             else f", top-1 {'agrees' if a.top1_agreement else 'differs'}"
+            if a.samples == 1
+            else f", top-1 agrees on {a.top1_agreed} of {a.samples} samples"
         )
+        over = f" over {a.samples} samples" if a.samples > 1 else ""
         lines.append(
-            f"vs {a.reference}  {a.output}: SQNR {a.sqnr_db:.1f} dB, "
+            f"vs {a.reference}  {a.output}: SQNR {a.sqnr_db:.1f} dB{over}, "
             f"max abs error {a.max_abs_error:.4g}{top1}"
         )
     return "\n".join(lines)

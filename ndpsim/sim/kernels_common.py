@@ -1,5 +1,5 @@
 """Scalar helpers every functional kernel shares: the fused activation and the quantizing
-store (round half to even, zero point, saturation). Stamped into core.py's KERNELS_DIGEST.
+store (round half to even, zero point, saturation). KERNELS_DIGEST: see ndpsim/isa_gen.py.
 """
 
 from __future__ import annotations
@@ -9,39 +9,39 @@ from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-ISA_DIGEST = "a1607d4aa61826c5"
+KERNELS_DIGEST = "dcf7bed1ed166721"
 
 
-@njit(cache=True)
+@njit(inline="always")
 def _act_params(act, p0, p1, fparams):
     """The activation's float parameters (CLIP: lo, hi; LEAKY: slope, unused), read once per
     kernel call: _activate takes scalars, since an array argument would cost reference
     counting on every element."""
-    if act == A_CLIP:
+    if act == ACT_CLIP:
         return fparams[p0], fparams[p1]
-    if act == A_LEAKY:
+    if act == ACT_LEAKY_RELU:
         return fparams[p0], np.float32(0)
     return np.float32(0), np.float32(0)
 
 
-@njit(cache=True)
+@njit(inline="always")
 def _activate(f, act, a0, a1):
     """The fused activation of f, with its parameters (a0, a1) from _act_params."""
-    if act == A_RELU:
+    if act == ACT_RELU:
         if f < 0:
             f = f * np.float32(0.0)
-    elif act == A_CLIP:
+    elif act == ACT_CLIP:
         if f < a0:
             f = a0
         if f > a1:
             f = a1
-    elif act == A_LEAKY:
+    elif act == ACT_LEAKY_RELU:
         if f < 0:
             f = f * a0
     return f
 
 
-@njit(cache=True)
+@njit(inline="always")
 def _quantized(f, zp, qmin, qmax):
     """f rounded half to even, plus the zero point, saturated to [qmin, qmax]."""
     # saturate before converting: a huge f must not overflow the integer conversion
@@ -52,7 +52,7 @@ def _quantized(f, zp, qmin, qmax):
     return int(np.rint(f)) + zp
 
 
-@njit(cache=True)
+@njit(inline="always")
 def _store(mem, addr, f, zp, qmin, qmax, float_mode):
     """Quantize (round half to even, add zero point, saturate) and store; floats as they are."""
     if float_mode:
@@ -61,7 +61,7 @@ def _store(mem, addr, f, zp, qmin, qmax, float_mode):
         mem[addr] = _quantized(f, zp, qmin, qmax)
 
 
-@njit(cache=True)
+@njit(inline="always")
 def unravel4(e, d1, d2, d3):
     """The 4-D index (i0, i1, i2, i3) of flat element e of a (., d1, d2, d3) box."""
     i3 = e % d3

@@ -1,8 +1,7 @@
 """The macro's functional kernel: one MVM instruction, acc[tile outputs, pixels] += W . x.
 
-Called only from ndpsim/sim/core.py's run_program. numba's cache does not see edits in other
-files, so core.py carries KERNELS_DIGEST, a hash of this file (`python -m ndpsim.isa --write`
-restamps it; tests/test_isa.py fails when it is stale).
+Called from the macro unit's kernels (kernels_macro.py). KERNELS_DIGEST: see
+ndpsim/isa_gen.py.
 
 The semantics are the reference interpreter's (ndpsim/sim/reference.py): every (channel,
 pixel) sums its products over k, from zero, then adds the sum to the accumulator (which
@@ -24,11 +23,12 @@ side; the input block xblk is flat, packed either pixel-major (xblk[q * kt + j])
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-ISA_DIGEST = "a1607d4aa61826c5"
+KERNELS_DIGEST = "dcf7bed1ed166721"
 
 _INT32_MAX = 2147483647
 # Hot loops index with unsigned integers: numba checks a signed index for negative
@@ -46,10 +46,10 @@ def offsets(d, p0, n, off):
     """off[q, r]: where kernel position r (ky * kw + kx) of output pixel p0 + q reads, as an
     offset from its channel's first element, or -1 where it falls in the padding. Shared by
     every group and k-fold of the block, so the gathers below test no bounds per element."""
-    kh, kw, ow = d[CV_KH], d[CV_KW], d[CV_OW]
-    h, w, dh, dw = d[CV_H], d[CV_W], d[CV_DH], d[CV_DW]
-    sth, stw, pt, pl = d[CV_STH], d[CV_STW], d[CV_PT], d[CV_PL]
-    sy, sx = d[CV_SY], d[CV_SX]
+    kh, kw, ow = d[CONV_KH], d[CONV_KW], d[CONV_OW]
+    h, w, dh, dw = d[CONV_H], d[CONV_W], d[CONV_DIL_H], d[CONV_DIL_W]
+    sth, stw, pt, pl = d[CONV_STRIDE_H], d[CONV_STRIDE_W], d[CONV_PAD_TOP], d[CONV_PAD_LEFT]
+    sy, sx = d[CONV_IN_SY], d[CONV_IN_SX]
     for q in range(n):
         p = p0 + q
         oy = p // ow
@@ -62,7 +62,7 @@ def offsets(d, p0, n, off):
                 off[q, ky * kw + kx] = iy * sy + ix * sx if inside else -1
 
 
-@njit(cache=True)
+@njit(inline="always")
 def _channels(k0, kt, r, khw):
     """The channels ci whose row ci * khw + r lies in [k0, k0 + kt), as a range."""
     lo = max(0, -((r - k0) // khw))  # ceil((k0 - r) / khw)
@@ -76,10 +76,10 @@ def gather_pixel_major(d, g, k0, kt, n, mem, off, xblk):
     padding): one contiguous input vector per pixel; returns max |x|. The descriptor's
     fields are read into locals first: the stores below could alias `d` as far as the
     compiler knows, so it would otherwise reload them for every element."""
-    khw = d[CV_KH] * d[CV_KW]
-    sc = d[CV_SC]
-    base = d[CV_IN] + g * (d[CV_CIN] // d[CV_G]) * sc
-    in_zp = d[CV_IZ]
+    khw = d[CONV_KH] * d[CONV_KW]
+    sc = d[CONV_IN_SC]
+    base = d[CONV_IN_BASE] + g * (d[CONV_CIN] // d[CONV_GROUPS]) * sc
+    in_zp = d[CONV_IN_ZP]
     xmax = 0
     for q in range(n):
         row = q * kt
@@ -101,10 +101,10 @@ def gather_pixel_major(d, g, k0, kt, n, mem, off, xblk):
 def gather_k_major(d, g, k0, kt, n, mem, off, xblk):
     """xblk[j * n + q] = x[row k0 + j of group g, pixel p0 + q] (0 in the padding): rows of
     pixels, as the float axpys read them."""
-    khw = d[CV_KH] * d[CV_KW]
-    sc = d[CV_SC]
-    base = d[CV_IN] + g * (d[CV_CIN] // d[CV_G]) * sc
-    in_zp = d[CV_IZ]
+    khw = d[CONV_KH] * d[CONV_KW]
+    sc = d[CONV_IN_SC]
+    base = d[CONV_IN_BASE] + g * (d[CONV_CIN] // d[CONV_GROUPS]) * sc
+    in_zp = d[CONV_IN_ZP]
     for r in range(khw):
         lo, hi = _channels(k0, kt, r, khw)
         for ci in range(lo, hi):
@@ -115,7 +115,7 @@ def gather_k_major(d, g, k0, kt, n, mem, off, xblk):
                 xblk[row + q] = mem[src + max(o, 0)] - in_zp if o >= 0 else 0
 
 
-@njit(cache=True)
+@njit(inline="always")
 def _row_starts(wb, stride, m):
     """Where the weight rows of m <= 4 channels start (the last repeated to fill four)."""
     return (
@@ -126,7 +126,7 @@ def _row_starts(wb, stride, m):
     )
 
 
-@njit(cache=True)
+@njit(inline="always")
 def _saturate(v, lo, hi):
     return min(max(v, lo), hi)
 
@@ -214,7 +214,7 @@ def _mac_float_dot(weights, wb, k_g, nc, kt, xt, n, acc, ai0, npix):
                 _add4(acc, a + q1, npix, m, t0, t1, t2, t3)
 
 
-@njit(cache=True)
+@njit(inline="always")
 def _add4(acc, a, npix, m, s0, s1, s2, s3):
     """acc[a + r * npix] += s_r for the first m of four channel sums (float: no saturation)."""
     acc[a] += s0
@@ -262,65 +262,96 @@ def _mac_float_axpy(weights, wb, k_g, nc, kt, xblk, n, sblk, acc, ai0, npix):
 @njit(cache=True)
 def _tile_weight_max(d, tile, weights):
     """max |w| over a tile's weights (every group, channel and row of it)."""
-    groups = d[CV_G]
-    cout_g = d[CV_COUT] // groups
-    k_g = (d[CV_CIN] // groups) * d[CV_KH] * d[CV_KW]
+    groups = d[CONV_GROUPS]
+    cout_g = d[CONV_COUT] // groups
+    k_g = (d[CONV_CIN] // groups) * d[CONV_KH] * d[CONV_KW]
     g0, g1, k0, k1, c0, c1 = tile[0], tile[1], tile[2], tile[3], tile[4], tile[5]
     wmax = 0
     for g in range(g0, g1):
         for oc in range(g * cout_g + c0, g * cout_g + c1):
-            wb = u64(d[CV_WB] + oc * k_g + k0)
+            wb = u64(d[CONV_W_BASE] + oc * k_g + k0)
             for k in range(k1 - k0):
                 wmax = max(wmax, abs(weights[wb + u64(k)]))
     return wmax
 
 
-@njit(cache=True)
-def mvm(d, tile, ti, p0, n, mem, weights, acc, xblk, sblk, off, xmax_state, wmax_tiles, reuse,
-        float_mode):  # fmt: skip
+def mvm(d, tile, ti, p0, n, mem, weights, acc, xblk, sblk, off, xmax_state, wmax_tiles, reuse):
     """acc[tile outputs, pixels p0..p0+n] += W_tile . im2col(x) for tile number `ti`.
     `reuse`: xblk already holds this block (the previous MVM read the same input vectors;
     xmax_state[0] is its max |x|). xblk is the flat input block (pixel-major, or k-major for
     short float tiles); sblk is [CHANNEL_BLOCK, pixel], the float axpys' sums; off is the
     offsets table; wmax_tiles[ti] caches the tile's max |w| (-1: not yet known). Threads
-    share out whole runs of MVMs, not one MVM (core.execute_program): a parallel launch per
-    MVM cost more than it saved."""
-    groups = d[CV_G]
-    cout_g = d[CV_COUT] // groups
-    k_g = (d[CV_CIN] // groups) * d[CV_KH] * d[CV_KW]
+    share out whole runs of MVMs, not one MVM (kernels_macro.run_mvm_parallel): a parallel
+    launch per MVM cost more than it saved.
+
+    Callable from compiled code only: numba picks the integer or the float datapath's MVM
+    from the weights' dtype when it compiles the caller (the overload below), so a caller
+    compiled for one datapath does not compile the other's kernels."""
+    raise NotImplementedError("kernels_mac.mvm runs inside numba kernels only")
+
+
+@overload(mvm)
+def _mvm_of_datapath(d, tile, ti, p0, n, mem, weights, acc, xblk, sblk, off, xmax_state,
+                     wmax_tiles, reuse):  # fmt: skip
+    # the implementation is compiled into the caller: no extra layer of calls to optimize
+    return _mvm_int if isinstance(weights.dtype, types.Integer) else _mvm_float
+
+
+def _mvm_int(d, tile, ti, p0, n, mem, weights, acc, xblk, sblk, off, xmax_state, wmax_tiles,
+             reuse):  # fmt: skip
+    """mvm on the integer datapath (numba compiles it as mvm's implementation for integer
+    weights): four-channel dot products over pixel-major input vectors, in int32 lanes when
+    no partial sum can leave int32."""
+    groups = d[CONV_GROUPS]
+    cout_g = d[CONV_COUT] // groups
+    k_g = (d[CONV_CIN] // groups) * d[CONV_KH] * d[CONV_KW]
     g0, g1, k0, k1, c0, c1 = tile[0], tile[1], tile[2], tile[3], tile[4], tile[5]
     kt = k1 - k0
-    npix = d[CV_OH] * d[CV_OW]
-    ab, amin, amax = d[CV_AB], d[CV_AMIN], d[CV_AMAX]
-    dots = not float_mode or kt >= FLOAT_DOT_MIN_ROWS
-    wmax = 0
-    if not float_mode:
-        if wmax_tiles[ti] < 0:
-            wmax_tiles[ti] = _tile_weight_max(d, tile, weights)
-        wmax = wmax_tiles[ti]
+    npix = d[CONV_OH] * d[CONV_OW]
+    ab, amin, amax = d[CONV_ACC_BASE], d[CONV_ACC_MIN], d[CONV_ACC_MAX]
+    if wmax_tiles[ti] < 0:
+        wmax_tiles[ti] = _tile_weight_max(d, tile, weights)
+    wmax = wmax_tiles[ti]
     if not reuse:
         offsets(d, p0, n, off)
     for g in range(g0, g1):
-        xmax = 0
         if reuse:
             xmax = xmax_state[0]
-        elif float_mode:  # the float sums cannot overflow: no bound needed
-            if dots:
-                gather_pixel_major(d, g, k0, kt, n, mem, off, xblk)
-            else:
-                gather_k_major(d, g, k0, kt, n, mem, off, xblk)
         else:
             xmax = gather_pixel_major(d, g, k0, kt, n, mem, off, xblk)
             xmax_state[0] = xmax
         oc = g * cout_g + c0
-        wb = d[CV_WB] + oc * k_g + k0
+        wb = d[CONV_W_BASE] + oc * k_g + k0
         ai0 = ab + oc * npix + p0
-        if not float_mode:
-            # no partial sum can leave int32 when max|w| * max|x| * rows fits in it
-            narrow = np.int64(wmax) * np.int64(xmax) * np.int64(kt) <= _INT32_MAX
-            _mac_int(weights, wb, k_g, c1 - c0, kt, xblk, n, acc, ai0, npix, amin, amax,
-                     narrow)  # fmt: skip
-        elif dots:
+        # no partial sum can leave int32 when max|w| * max|x| * rows fits in it
+        narrow = np.int64(wmax) * np.int64(xmax) * np.int64(kt) <= _INT32_MAX
+        _mac_int(weights, wb, k_g, c1 - c0, kt, xblk, n, acc, ai0, npix, amin, amax, narrow)
+
+
+def _mvm_float(d, tile, ti, p0, n, mem, weights, acc, xblk, sblk, off, xmax_state, wmax_tiles,
+               reuse):  # fmt: skip
+    """mvm on the float datapath (numba compiles it as mvm's implementation for float
+    weights): dot products that may reassociate on tiles of FLOAT_DOT_MIN_ROWS rows or more,
+    else axpys in k order. The float sums cannot overflow: no bound is needed."""
+    groups = d[CONV_GROUPS]
+    cout_g = d[CONV_COUT] // groups
+    k_g = (d[CONV_CIN] // groups) * d[CONV_KH] * d[CONV_KW]
+    g0, g1, k0, k1, c0, c1 = tile[0], tile[1], tile[2], tile[3], tile[4], tile[5]
+    kt = k1 - k0
+    npix = d[CONV_OH] * d[CONV_OW]
+    dots = kt >= FLOAT_DOT_MIN_ROWS
+    if not reuse:
+        offsets(d, p0, n, off)
+    for g in range(g0, g1):
+        if not reuse:
+            if dots:
+                gather_pixel_major(d, g, k0, kt, n, mem, off, xblk)
+            else:
+                gather_k_major(d, g, k0, kt, n, mem, off, xblk)
+        oc = g * cout_g + c0
+        wb = d[CONV_W_BASE] + oc * k_g + k0
+        ai0 = d[CONV_ACC_BASE] + oc * npix + p0
+        if dots:
             _mac_float_dot(weights, wb, k_g, c1 - c0, kt, xblk, n, acc, ai0, npix)
         else:
             _mac_float_axpy(weights, wb, k_g, c1 - c0, kt, xblk, n, sblk, acc, ai0, npix)

@@ -1,5 +1,5 @@
-"""The vector unit's REQUANT and ELTWISE, a row at a time. Called from core.py's run_program;
-stamped into core.py's KERNELS_DIGEST.
+"""The vector unit's REQUANT and ELTWISE, a row at a time. Called from kernels_vector.py's
+run_requant / run_eltwise. KERNELS_DIGEST: see ndpsim/isa_gen.py.
 
 Each op's per-element formula lives in one row function that reads and writes contiguous
 views (numba then drops its negative-index checks and LLVM vectorizes the loop). When the
@@ -16,11 +16,11 @@ from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 from ndpsim.sim.kernels_common import _act_params, _activate, _quantized, unravel4
-from ndpsim.sim.kernels_ort import _eltwise_qadd
+from ndpsim.sim.kernels_ort import eltwise_qadd
 
 u64 = np.uint64  # unsigned indices: no negative-wraparound check, so LLVM vectorizes
 
-ISA_DIGEST = "a1607d4aa61826c5"
+KERNELS_DIGEST = "dcf7bed1ed166721"
 
 
 @njit(cache=True)
@@ -56,15 +56,15 @@ def requant(d, c0, nc, p0, n, mem, weights, acc, fparams, float_mode):
     """Channels c0..c0+nc, pixels p0..p0+n: accumulator -> output value (and clear it)."""
     # descriptor fields in locals: stores to mem/acc may alias d as far as numba knows, so
     # reading d[...] inside the loop would reload it for every element
-    ow = d[CV_OW]
-    npix = d[CV_OH] * ow
-    ab, bb, out, sb = d[CV_AB], d[CV_BB], d[CV_OUT], d[CV_SB]
-    osc, osy, osx = d[CV_OSC], d[CV_OSY], d[CV_OSX]
-    act = d[CV_ACT]
-    ap0, ap1 = _act_params(act, d[CV_AP0], d[CV_AP1], fparams)
-    zp, qmin, qmax = d[CV_OZ], d[CV_QMIN], d[CV_QMAX]
-    pmax = d[CV_PMAX]
-    pre_r = fparams[d[CV_PR]] if pmax > 0 and not float_mode else np.float32(1)
+    ow = d[CONV_OW]
+    npix = d[CONV_OH] * ow
+    ab, bb, out, sb = d[CONV_ACC_BASE], d[CONV_BIAS_BASE], d[CONV_OUT_BASE], d[CONV_SCALE_BASE]
+    osc, osy, osx = d[CONV_OUT_SC], d[CONV_OUT_SY], d[CONV_OUT_SX]
+    act = d[CONV_ACT]
+    ap0, ap1 = _act_params(act, d[CONV_ACT_P0], d[CONV_ACT_P1], fparams)
+    zp, qmin, qmax = d[CONV_OUT_ZP], d[CONV_QMIN], d[CONV_QMAX]
+    pmax = d[CONV_PRE_MAX]
+    pre_r = fparams[d[CONV_PRE_R]] if pmax > 0 and not float_mode else np.float32(1)
     oy0 = p0 // ow
     ox0 = p0 - oy0 * ow
     a0 = ab + c0 * npix + p0
@@ -74,8 +74,8 @@ def requant(d, c0, nc, p0, n, mem, weights, acc, fparams, float_mode):
                       pre_r, act, ap0, ap1, zp, qmin, qmax, float_mode)  # fmt: skip
         return
     buf = np.empty(nc * n, mem.dtype)
-    _requant_rows(acc, a0, npix, buf, 0, n, c0, nc, n, weights, bb, fparams, sb, pmax, pre_r,
-                  act, ap0, ap1, zp, qmin, qmax, float_mode)  # fmt: skip
+    _requant_rows(acc, a0, npix, buf, np.int64(0), np.int64(n), c0, nc, n, weights, bb, fparams,
+                  sb, pmax, pre_r, act, ap0, ap1, zp, qmin, qmax, float_mode)  # fmt: skip
     for i in range(nc):
         oy, ox = oy0, ox0
         for q in range(n):
@@ -105,7 +105,7 @@ def _eltwise_row(mem, a0, b0, y, y0, n, is_mul, za, zb, ra, rb, act, ap0, ap1, z
             y[u64(y0 + e)] = _quantized(f, zy, qmin, qmax)
 
 
-@njit(cache=True)
+@njit(inline="always")
 def _linear(base, s0, s1, s2, s3, d1, d2, d3, e0, n):
     """Where elements e0..e0+n of a (., d1, d2, d3) box with strides (s0..s3) start, when
     they lie at consecutive addresses; -1 when they do not. A dimension of extent 1 may have
@@ -121,20 +121,20 @@ def _linear(base, s0, s1, s2, s3, d1, d2, d3, e0, n):
 @njit(cache=True)
 def eltwise(d, e0, n, mem, fparams, float_mode):
     """Elements e0..e0+n of the op's 4-D box: y = a + b or a * b, activation, store."""
-    if d[EW_KIND] == E_QADD:
-        _eltwise_qadd(d, e0, n, mem, fparams)
+    if d[ELTWISE_KIND] == ELTWISE_KIND_QADD:
+        eltwise_qadd(d, e0, n, mem, fparams)
         return
-    d1, d2, d3 = d[EW_D1], d[EW_D2], d[EW_D3]
-    ra, rb = fparams[d[EW_RA]], fparams[d[EW_RB]]
-    za, zb = d[EW_ZA], d[EW_ZB]
-    is_mul = d[EW_KIND] == E_MUL
-    act = d[EW_ACT]
-    ap0, ap1 = _act_params(act, d[EW_ACT_P0], d[EW_ACT_P1], fparams)
-    zy, qmin, qmax = d[EW_ZY], d[EW_QMIN], d[EW_QMAX]
-    sa = (d[EW_A_S0], d[EW_A_S1], d[EW_A_S2], d[EW_A_S3])
-    sb = (d[EW_B_S0], d[EW_B_S1], d[EW_B_S2], d[EW_B_S3])
-    sy = (d[EW_Y_S0], d[EW_Y_S1], d[EW_Y_S2], d[EW_Y_S3])
-    abase, bbase, ybase = d[EW_A_BASE], d[EW_B_BASE], d[EW_Y_BASE]
+    d1, d2, d3 = d[ELTWISE_D1], d[ELTWISE_D2], d[ELTWISE_D3]
+    ra, rb = fparams[d[ELTWISE_RA]], fparams[d[ELTWISE_RB]]
+    za, zb = d[ELTWISE_ZA], d[ELTWISE_ZB]
+    is_mul = d[ELTWISE_KIND] == ELTWISE_KIND_MUL
+    act = d[ELTWISE_ACT]
+    ap0, ap1 = _act_params(act, d[ELTWISE_ACT_P0], d[ELTWISE_ACT_P1], fparams)
+    zy, qmin, qmax = d[ELTWISE_ZY], d[ELTWISE_QMIN], d[ELTWISE_QMAX]
+    sa = (d[ELTWISE_A_S0], d[ELTWISE_A_S1], d[ELTWISE_A_S2], d[ELTWISE_A_S3])
+    sb = (d[ELTWISE_B_S0], d[ELTWISE_B_S1], d[ELTWISE_B_S2], d[ELTWISE_B_S3])
+    sy = (d[ELTWISE_Y_S0], d[ELTWISE_Y_S1], d[ELTWISE_Y_S2], d[ELTWISE_Y_S3])
+    abase, bbase, ybase = d[ELTWISE_A_BASE], d[ELTWISE_B_BASE], d[ELTWISE_Y_BASE]
     a0 = _linear(abase, sa[0], sa[1], sa[2], sa[3], d1, d2, d3, e0, n)
     b0 = _linear(bbase, sb[0], sb[1], sb[2], sb[3], d1, d2, d3, e0, n)
     y0 = _linear(ybase, sy[0], sy[1], sy[2], sy[3], d1, d2, d3, e0, n)
@@ -159,7 +159,7 @@ def eltwise(d, e0, n, mem, fparams, float_mode):
         i0, i1, i2, i3 = _next4(i0, i1, i2, i3, d1, d2, d3)
 
 
-@njit(cache=True)
+@njit(inline="always")
 def _next4(i0, i1, i2, i3, d1, d2, d3):
     """The 4-D index after (i0, i1, i2, i3) in a (., d1, d2, d3) box, in row-major order."""
     i3 += 1

@@ -1,11 +1,13 @@
-"""Numba kernels of the vector unit's function unit (opcode FUNC): look-up tables with linear
-interpolation (sigmoid, tanh), piecewise-linear functions (hard sigmoid, hard swish), sqrt
-and a power of a positive base (LRN's normalizer, Pow).
+"""The vector unit's kernels: one entry point per opcode (`run_<opcode>`), each executing
+the instructions of that opcode in instrs[i0:i1] (core.execute_program hands it a run of
+them; instructions of other opcodes in the range do no arithmetic and are skipped). So a
+model compiles only the kernels of the opcodes its program uses, once per datapath.
 
-core.run_program calls `func` (numba compiles it into run_program's cache entry, which is
-keyed on core.py alone: `python -m ndpsim.isa --write` stamps this file's hash into core.py
-as KERNELS_DIGEST so an edit here invalidates that cache). Semantics are specified by
-ndpsim/sim/reference.py (`_func`), which this must match bit for bit.
+REQUANT and ELTWISE run a row at a time (kernels_rows.py); POOL, SOFTMAX, COPY and the
+function unit (FUNC: look-up tables with linear interpolation, piecewise-linear functions,
+sqrt and a power of a positive base) are here; onnxruntime's quantized variants are in
+kernels_ort.py. Semantics are specified by ndpsim/sim/reference.py, which these must match
+bit for bit. KERNELS_DIGEST: see ndpsim/isa_gen.py.
 """
 
 from __future__ import annotations
@@ -15,9 +17,176 @@ import math
 import numpy as np
 from numba import njit
 
+from ndpsim.sim import kernels_rows
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
+from ndpsim.sim.kernels_common import _act_params, _activate, _store, unravel4
+from ndpsim.sim.kernels_ort import pool_ort, softmax_lut
 
-ISA_DIGEST = "a1607d4aa61826c5"
+KERNELS_DIGEST = "dcf7bed1ed166721"
+
+
+@njit(cache=True)
+def run_requant(instrs, i0, i1, desc, fparams, weights, mem, acc, float_mode):
+    """The REQUANTs among instrs[i0:i1]."""
+    for i in range(i0, i1):
+        ins = instrs[i]
+        if ins["op"] == OP_REQUANT:
+            kernels_rows.requant(desc[ins["desc"]], ins["a0"], ins["rows"], ins["a1"], ins["a2"],
+                                 mem, weights, acc, fparams, float_mode)  # fmt: skip
+
+
+@njit(cache=True)
+def run_eltwise(instrs, i0, i1, desc, fparams, weights, mem, acc, float_mode):
+    """The ELTWISEs among instrs[i0:i1]."""
+    for i in range(i0, i1):
+        ins = instrs[i]
+        if ins["op"] == OP_ELTWISE:
+            kernels_rows.eltwise(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode)
+
+
+@njit(cache=True)
+def run_pool(instrs, i0, i1, desc, fparams, weights, mem, acc, float_mode):
+    """The POOLs among instrs[i0:i1]."""
+    for i in range(i0, i1):
+        ins = instrs[i]
+        if ins["op"] == OP_POOL:
+            _pool(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode)
+
+
+@njit(cache=True)
+def run_softmax(instrs, i0, i1, desc, fparams, weights, mem, acc, float_mode):
+    """The SOFTMAXes among instrs[i0:i1]."""
+    for i in range(i0, i1):
+        ins = instrs[i]
+        if ins["op"] == OP_SOFTMAX:
+            _softmax(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode)
+
+
+@njit(cache=True)
+def run_copy(instrs, i0, i1, desc, fparams, weights, mem, acc, float_mode):
+    """The COPYs among instrs[i0:i1]."""
+    for i in range(i0, i1):
+        ins = instrs[i]
+        if ins["op"] == OP_COPY:
+            _copy(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode)
+
+
+@njit(cache=True)
+def run_func(instrs, i0, i1, desc, fparams, weights, mem, acc, float_mode):
+    """The FUNCs among instrs[i0:i1]."""
+    for i in range(i0, i1):
+        ins = instrs[i]
+        if ins["op"] == OP_FUNC:
+            func(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode)
+
+
+@njit(cache=True)
+def _pool(d, p0, n, mem, fparams, float_mode):
+    if d[POOL_KIND] == POOL_KIND_AVG_SCALED or d[POOL_KIND] == POOL_KIND_AVG_DQ:
+        pool_ort(d, p0, n, mem, fparams)
+        return
+    oh, ow, kh, kw = d[POOL_OH], d[POOL_OW], d[POOL_KH], d[POOL_KW]
+    h, w, zx = d[POOL_H], d[POOL_W], d[POOL_ZX]
+    is_max = d[POOL_KIND] == POOL_KIND_MAX
+    r = fparams[d[POOL_R]]
+    a0, a1 = _act_params(d[POOL_ACT], d[POOL_ACT_P0], d[POOL_ACT_P1], fparams)
+    for p in range(p0, p0 + n):
+        c = p // (oh * ow)
+        t = p - c * oh * ow
+        oy = t // ow
+        ox = t - oy * ow
+        m = np.int64(0)  # numba widens these to float64 on the float datapath (x = mem - zx)
+        s = np.int64(0)
+        count = 0
+        first = True
+        for ky in range(kh):
+            iy = oy * d[POOL_STRIDE_H] - d[POOL_PAD_TOP] + ky * d[POOL_DIL_H]
+            for kx in range(kw):
+                ix = ox * d[POOL_STRIDE_W] - d[POOL_PAD_LEFT] + kx * d[POOL_DIL_W]
+                if iy >= 0 and iy < h and ix >= 0 and ix < w:
+                    a = (
+                        d[POOL_IN_BASE]
+                        + c * d[POOL_IN_SC]
+                        + iy * d[POOL_IN_SY]
+                        + ix * d[POOL_IN_SX]
+                    )
+                    x = mem[a] - zx
+                    if first or x > m:
+                        m = x
+                    first = False
+                    s += x
+                    count += 1
+        if d[POOL_COUNT_INCLUDE_PAD] != 0:
+            count = kh * kw
+        if is_max:
+            f = np.float32(m) * r
+        else:
+            f = np.float32(s) / np.float32(count) * r
+        f = _activate(f, d[POOL_ACT], a0, a1)
+        y = d[POOL_OUT_BASE] + c * d[POOL_OUT_SC] + oy * d[POOL_OUT_SY] + ox * d[POOL_OUT_SX]
+        _store(mem, y, f, d[POOL_ZY], d[POOL_QMIN], d[POOL_QMAX], float_mode)
+
+
+@njit(cache=True)
+def _softmax(d, r0, n, mem, fparams, float_mode):
+    if d[SOFTMAX_MODE] != 0:
+        softmax_lut(d, r0, n, mem, fparams)
+        return
+    length, inner = d[SOFTMAX_LENGTH], d[SOFTMAX_INNER]
+    sx, sy, zx = fparams[d[SOFTMAX_SX]], fparams[d[SOFTMAX_SY]], d[SOFTMAX_ZX]
+    for row in range(r0, r0 + n):
+        o = row // inner
+        i = row - o * inner
+        base = o * length * inner + i
+        m = -np.inf
+        for j in range(length):
+            v = np.float64(np.float32(mem[d[SOFTMAX_X_BASE] + base + j * inner] - zx) * sx)
+            if v > m:
+                m = v
+        total = 0.0
+        for j in range(length):
+            v = np.float64(np.float32(mem[d[SOFTMAX_X_BASE] + base + j * inner] - zx) * sx)
+            total += np.exp(v - m)
+        for j in range(length):
+            v = np.float64(np.float32(mem[d[SOFTMAX_X_BASE] + base + j * inner] - zx) * sx)
+            f = np.float32(np.exp(v - m) / total) / sy
+            _store(
+                mem,
+                d[SOFTMAX_Y_BASE] + base + j * inner,
+                f,
+                d[SOFTMAX_ZY],
+                d[SOFTMAX_QMIN],
+                d[SOFTMAX_QMAX],
+                float_mode,
+            )
+
+
+@njit(cache=True)
+def _copy(d, e0, n, mem, fparams, float_mode):
+    d1, d2, d3 = d[COPY_D1], d[COPY_D2], d[COPY_D3]
+    r, zx = fparams[d[COPY_R]], d[COPY_ZX]
+    a0, a1 = _act_params(d[COPY_ACT], d[COPY_ACT_P0], d[COPY_ACT_P1], fparams)
+    for e in range(e0, e0 + n):
+        i0, i1, i2, i3 = unravel4(e, d1, d2, d3)
+        x = mem[
+            d[COPY_X_BASE]
+            + i0 * d[COPY_X_S0]
+            + i1 * d[COPY_X_S1]
+            + i2 * d[COPY_X_S2]
+            + i3 * d[COPY_X_S3]
+        ]
+        f = np.float32(x - zx) * r
+        if d[COPY_MODE] == 1:  # dequantize, then quantize (onnxruntime's QLinearConcat table)
+            f = f / fparams[d[COPY_R2]]
+        f = _activate(f, d[COPY_ACT], a0, a1)
+        y = (
+            d[COPY_Y_BASE]
+            + i0 * d[COPY_Y_S0]
+            + i1 * d[COPY_Y_S1]
+            + i2 * d[COPY_Y_S2]
+            + i3 * d[COPY_Y_S3]
+        )
+        _store(mem, y, f, d[COPY_ZY], d[COPY_QMIN], d[COPY_QMAX], float_mode)
 
 
 @njit(cache=True)
@@ -25,10 +194,10 @@ def evaluate(kind, v, fparams, d):
     """F(v) in float32: the function unit's arithmetic for one element."""
     one = np.float32(1.0)
     zero = np.float32(0.0)
-    if kind == F_SIGMOID or kind == F_TANH:
+    if kind == FUNC_KIND_SIGMOID or kind == FUNC_KIND_TANH:
         # table of lut_size samples from lut_lo, step 1/inv_step; clamped at both ends
-        base, size = d[FN_LUT_BASE], d[FN_LUT_SIZE]
-        t = (v - fparams[d[FN_LUT_LO]]) * fparams[d[FN_LUT_INV_STEP]]
+        base, size = d[FUNC_LUT_BASE], d[FUNC_LUT_SIZE]
+        t = (v - fparams[d[FUNC_LUT_LO]]) * fparams[d[FUNC_LUT_INV_STEP]]
         if not t > zero:  # also NaN: the table's first entry
             return fparams[base]
         if t >= np.float32(size - 1):
@@ -37,32 +206,32 @@ def evaluate(kind, v, fparams, d):
         frac = t - np.float32(i)
         lo = fparams[base + i]
         return lo + frac * (fparams[base + i + 1] - lo)
-    if kind == F_HSIG or kind == F_HSWISH:
-        h = fparams[d[FN_P0]] * v + fparams[d[FN_P1]]
+    if kind == FUNC_KIND_HARD_SIGMOID or kind == FUNC_KIND_HARD_SWISH:
+        h = fparams[d[FUNC_P0]] * v + fparams[d[FUNC_P1]]
         if h < zero:
             h = zero
         if h > one:
             h = one
-        return h if kind == F_HSIG else v * h
-    if kind == F_POW:  # (p1 + p0 v)^p2 in float64 (libm pow), for a positive base only
-        u = fparams[d[FN_P1]] + fparams[d[FN_P0]] * v
+        return h if kind == FUNC_KIND_HARD_SIGMOID else v * h
+    if kind == FUNC_KIND_POW:  # (p1 + p0 v)^p2 in float64 (libm pow), for a positive base only
+        u = fparams[d[FUNC_P1]] + fparams[d[FUNC_P0]] * v
         if not u > zero:
             return zero
-        return np.float32(math.pow(np.float64(u), np.float64(fparams[d[FN_P2]])))
-    # F_SQRT: negative inputs (ONNX: NaN) give 0 on the machine
+        return np.float32(math.pow(np.float64(u), np.float64(fparams[d[FUNC_P2]])))
+    # FUNC_KIND_SQRT: negative inputs (ONNX: NaN) give 0 on the machine
     return np.float32(np.sqrt(v)) if v > zero else zero
 
 
 @njit(cache=True)
 def func(d, e0, n, mem, fparams, float_mode):
     """y[e] = sat(rne(F(f32(x[e] - zx) * sx) * ry) + zy) for e in e0..e0+n."""
-    sx, ry, zx, zy = fparams[d[FN_SX]], fparams[d[FN_RY]], d[FN_ZX], d[FN_ZY]
-    qmin, qmax = d[FN_QMIN], d[FN_QMAX]
-    kind = d[FN_KIND]
+    sx, ry, zx, zy = fparams[d[FUNC_SX]], fparams[d[FUNC_RY]], d[FUNC_ZX], d[FUNC_ZY]
+    qmin, qmax = d[FUNC_QMIN], d[FUNC_QMAX]
+    kind = d[FUNC_KIND]
     for e in range(e0, e0 + n):
-        v = np.float32(mem[d[FN_X_BASE] + e] - zx) * sx
+        v = np.float32(mem[d[FUNC_X_BASE] + e] - zx) * sx
         f = evaluate(kind, v, fparams, d) * ry
-        addr = d[FN_Y_BASE] + e
+        addr = d[FUNC_Y_BASE] + e
         if float_mode:
             mem[addr] = f
         elif f < qmin - zy:  # saturate before converting, as kernels_common._store does

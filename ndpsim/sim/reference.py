@@ -10,32 +10,46 @@ sums (ndpsim/sim/kernels_mac.py), so there the float datapath agrees to float32 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
 from ndpsim.isa import (
     DESC_FIELDS,
+    EXECUTES,
     N_COUNTERS,
+    OPCODE_TIMING,
     Act,
     Counter,
     EltwiseKind,
     FuncKind,
     Opcode,
     PoolKind,
+    TimingClass,
 )
 from ndpsim.sim.schedule import Timing
 
 _F32 = np.float32
 CV, EW, PL, SM, CP = (DESC_FIELDS[k] for k in ("conv", "eltwise", "pool", "softmax", "copy"))
 FN = DESC_FIELDS["func"]
-_VECTOR_OPS = {
-    Opcode.REQUANT,
-    Opcode.ELTWISE,
-    Opcode.POOL,
-    Opcode.COPY,
-    Opcode.SOFTMAX,
-    Opcode.FUNC,
-}
+
+
+class Machine(NamedTuple):
+    """The arrays an instruction's semantics read and write (run_program's arguments)."""
+
+    tiles: np.ndarray
+    fparams: np.ndarray
+    weights: np.ndarray
+    mem: np.ndarray
+    acc: np.ndarray
+    float_mode: bool
+
+
+def _integer_datapath_only(float_mode: bool) -> None:
+    """onnxruntime's quantized kinds (QADD, AVG_SCALED, AVG_DQ, softmax modes 1 and 2) are
+    defined on the integer datapath only (isa/isa.toml)."""
+    if float_mode:
+        raise ValueError("onnxruntime's quantized kinds run on the integer datapath only")
 
 
 def _activate(f, act: int, p0: int, p1: int, fparams: np.ndarray):
@@ -63,7 +77,9 @@ def _store(mem, addr: int, f, zp: int, qmin: int, qmax: int, float_mode: bool) -
             mem[addr] = int(np.rint(f)) + zp
 
 
-def _mvm(d, tile, p0, n, mem, weights, acc, float_mode):
+def _mvm(ins, d, m: Machine):
+    tile, p0, n = m.tiles[int(ins["a0"])], int(ins["a1"]), int(ins["a2"])
+    mem, weights, acc, float_mode = m.mem, m.weights, m.acc, m.float_mode
     cin, cout, groups = int(d[CV["cin"]]), int(d[CV["cout"]]), int(d[CV["groups"]])
     kh, kw, ow = int(d[CV["kh"]]), int(d[CV["kw"]]), int(d[CV["ow"]])
     cin_g, cout_g, khw = cin // groups, cout // groups, kh * kw
@@ -101,7 +117,9 @@ def _mvm(d, tile, p0, n, mem, weights, acc, float_mode):
                     )
 
 
-def _requant(d, c0, nc, p0, n, mem, weights, acc, fparams, float_mode):
+def _requant(ins, d, m: Machine):
+    c0, nc, p0, n = int(ins["a0"]), int(ins["rows"]), int(ins["a1"]), int(ins["a2"])
+    mem, weights, acc, fparams, float_mode = m.mem, m.weights, m.acc, m.fparams, m.float_mode
     ow = int(d[CV["ow"]])
     npix = int(d[CV["oh"]]) * ow
     for c in range(c0, c0 + nc):
@@ -154,9 +172,12 @@ def fma_f32(a, b, c):
     return _F32(s)
 
 
-def _eltwise(d, e0, n, mem, fparams, float_mode):
+def _eltwise(ins, d, m: Machine):
+    e0, n = int(ins["a1"]), int(ins["a2"])
+    mem, fparams, float_mode = m.mem, m.fparams, m.float_mode
     dims = [d[EW[f"d{k}"]] for k in range(4)]
     if d[EW["kind"]] == EltwiseKind.QADD:  # onnxruntime's QLinearAdd
+        _integer_datapath_only(float_mode)
         ra, rb, rc = fparams[d[EW["ra"]]], fparams[d[EW["rb"]]], fparams[d[EW["rc"]]]
         for e in range(e0, e0 + n):
             idx = _view_index(e, dims)
@@ -211,9 +232,12 @@ def _pool_ort(g, p0, n, mem, fparams):
             _store(mem, y, f, 0, g["qmin"], g["qmax"], False)
 
 
-def _pool(d, p0, n, mem, fparams, float_mode):
+def _pool(ins, d, m: Machine):
+    p0, n = int(ins["a1"]), int(ins["a2"])
+    mem, fparams, float_mode = m.mem, m.fparams, m.float_mode
     g = {k: int(d[v]) for k, v in PL.items()}
     if g["kind"] in (PoolKind.AVG_SCALED, PoolKind.AVG_DQ):
+        _integer_datapath_only(float_mode)
         _pool_ort(g, p0, n, mem, fparams)
         return
     r = fparams[g["r"]]
@@ -257,9 +281,12 @@ def _softmax_lut(g, r0, n, mem, fparams):
             mem[g["y_base"] + a] = ((v + 128) & 255) - 128 if signed else v
 
 
-def _softmax(d, r0, n, mem, fparams, float_mode):
+def _softmax(ins, d, m: Machine):
+    r0, n = int(ins["a1"]), int(ins["a2"])
+    mem, fparams, float_mode = m.mem, m.fparams, m.float_mode
     g = {k: int(d[v]) for k, v in SM.items()}
     if g["mode"]:
+        _integer_datapath_only(float_mode)
         _softmax_lut(g, r0, n, mem, fparams)
         return
     sx, sy = fparams[g["sx"]], fparams[g["sy"]]
@@ -276,7 +303,9 @@ def _softmax(d, r0, n, mem, fparams, float_mode):
             _store(mem, g["y_base"] + a, f, g["zy"], g["qmin"], g["qmax"], float_mode)
 
 
-def _copy(d, e0, n, mem, fparams, float_mode):
+def _copy(ins, d, m: Machine):
+    e0, n = int(ins["a1"]), int(ins["a2"])
+    mem, fparams, float_mode = m.mem, m.fparams, m.float_mode
     dims = [d[CP[f"d{k}"]] for k in range(4)]
     r = fparams[d[CP["r"]]]
     for e in range(e0, e0 + n):
@@ -323,7 +352,9 @@ def evaluate(kind: int, v, fparams: np.ndarray, g: dict):
     return _F32(np.sqrt(v)) if v > 0 else _F32(0.0)  # SQRT; negative inputs give 0
 
 
-def _func(d, e0, n, mem, fparams, float_mode):
+def _func(ins, d, m: Machine):
+    e0, n = int(ins["a1"]), int(ins["a2"])
+    mem, fparams, float_mode = m.mem, m.fparams, m.float_mode
     g = {k: int(d[v]) for k, v in FN.items()}
     sx, ry = fparams[g["sx"]], fparams[g["ry"]]
     for e in range(e0, e0 + n):
@@ -332,38 +363,58 @@ def _func(d, e0, n, mem, fparams, float_mode):
         _store(mem, g["y_base"] + e, f, g["zy"], g["qmin"], g["qmax"], float_mode)
 
 
+# The semantics of every opcode with arithmetic (isa.EXECUTES): fn(instruction, its
+# descriptor row, the machine). Opcodes without arithmetic only take time and move traffic.
+SEMANTICS = {
+    Opcode.MVM: _mvm,
+    Opcode.REQUANT: _requant,
+    Opcode.ELTWISE: _eltwise,
+    Opcode.POOL: _pool,
+    Opcode.SOFTMAX: _softmax,
+    Opcode.COPY: _copy,
+    Opcode.FUNC: _func,
+}
+if set(SEMANTICS) != EXECUTES:
+    raise RuntimeError(f"isa/isa.toml says {sorted(EXECUTES)} have arithmetic; "
+                       f"reference.py has semantics for {sorted(SEMANTICS)}")  # fmt: skip
+
+
 def duration(ins, t: Timing) -> tuple[int, int]:
-    """(cycles on the unit, of which compute-bound): docs/machine_model.md's timing equations."""
+    """(cycles on the unit, of which compute-bound): docs/machine_model.md's timing equation
+    of the opcode's timing class (isa/isa.toml)."""
     op = Opcode(int(ins["op"]))
-    if op == Opcode.MVM:
+    cls = OPCODE_TIMING[op]
+    if cls == TimingClass.MACRO:
         in_cycles = math.ceil(int(ins["a_bits"]) / t.input_bits_per_cycle)
         cell_cols = int(ins["cols"]) * int(ins["w_bits"])  # bit-sliced weights
         readout = max(1, math.ceil(cell_cols / (t.readout_columns_per_cycle * t.column_bits)))
         compute = int(ins["a2"]) * in_cycles * readout + t.macro_pipeline_cycles
         return max(compute, math.ceil(int(ins["bytes_in"]) / t.sram_bytes_per_cycle)), compute
-    if op in _VECTOR_OPS:
+    if cls == TimingClass.VECTOR:
         per = t.softmax_cycles_per_element if op == Opcode.SOFTMAX else 1
         compute = math.ceil(int(ins["work"]) / t.vector_lanes) * per + t.vector_pipeline_cycles
         sram = math.ceil((int(ins["bytes_in"]) + int(ins["bytes_out"])) / t.sram_bytes_per_cycle)
         return max(compute, sram), compute
     nbytes = int(ins["bytes_in"]) + int(ins["bytes_out"])
-    if op in (Opcode.LOAD_W, Opcode.LOAD_A, Opcode.STORE_A):
+    if cls == TimingClass.EXT_MEM:
         return t.ext_mem_latency_cycles + math.ceil(nbytes / t.ext_mem_bytes_per_cycle), 0
-    if op in (Opcode.HOST_IN, Opcode.HOST_OUT):
+    if cls == TimingClass.HOST:
         return math.ceil(nbytes / t.sram_bytes_per_cycle), 0
-    if op == Opcode.NOP and int(ins["a0"]) == 1:  # a layer setup, a2 output positions
+    if op == Opcode.NOP and int(ins["a0"]) == 1:  # CONTROL: a layer setup, a2 output positions
         return t.layer_setup_cycles + int(ins["a2"]) * t.position_cycles, 0
     return 0, 0
 
 
 def count(cnt: np.ndarray, ins, dur: int, compute: int, t: Timing) -> None:
-    """Bump the counters the opcode declares in isa/isa.toml."""
+    """Bump the counters the opcode declares in isa/isa.toml: by timing class, with the
+    opcodes that count differently named."""
     op = Opcode(int(ins["op"]))
+    cls = OPCODE_TIMING[op]
     C = Counter
     cnt[C.INSTRUCTIONS] += 1
     n, rows, cols = int(ins["a2"]), int(ins["rows"]), int(ins["cols"])
     b_in, b_out, work = int(ins["bytes_in"]), int(ins["bytes_out"]), int(ins["work"])
-    if op == Opcode.MVM:
+    if cls == TimingClass.MACRO:
         in_cycles = math.ceil(int(ins["a_bits"]) / t.input_bits_per_cycle)
         cnt[C.MACS] += work
         cnt[C.MACRO_VECTORS] += n
@@ -375,13 +426,13 @@ def count(cnt: np.ndarray, ins, dur: int, compute: int, t: Timing) -> None:
         cnt[C.SRAM_READ_BYTES] += b_in
         cnt[C.MACRO_BUSY_CYCLES] += dur
         cnt[C.MACRO_COMPUTE_CYCLES] += compute
-    elif op in _VECTOR_OPS:
+    elif cls == TimingClass.VECTOR:
         cnt[C.VECTOR_ELEMENT_OPS] += work * (3 if op == Opcode.SOFTMAX else 1)
         if op == Opcode.SOFTMAX:
             cnt[C.VECTOR_LUT_OPS] += work
         if op == Opcode.FUNC:
             cnt[C.VECTOR_LUT_OPS] += n
-        if op != Opcode.REQUANT:
+        if op != Opcode.REQUANT:  # REQUANT reads the accumulator, not SRAM
             cnt[C.SRAM_READ_BYTES] += b_in
         cnt[C.SRAM_WRITE_BYTES] += b_out
         cnt[C.VECTOR_BUSY_CYCLES] += dur
@@ -401,7 +452,7 @@ def count(cnt: np.ndarray, ins, dur: int, compute: int, t: Timing) -> None:
     elif op == Opcode.HOST_OUT:
         cnt[C.HOST_BYTES] += b_out
         cnt[C.SRAM_READ_BYTES] += b_out
-    if op in (Opcode.LOAD_W, Opcode.LOAD_A, Opcode.STORE_A, Opcode.HOST_IN, Opcode.HOST_OUT):
+    if cls in (TimingClass.EXT_MEM, TimingClass.HOST):
         cnt[C.DMA_BUSY_CYCLES] += dur
 
 
@@ -427,6 +478,7 @@ def run_program(
     token_ready = [0] * max(n_tokens, 1)
     start = np.zeros(len(instrs), dtype=np.int64)
     end = np.zeros(len(instrs), dtype=np.int64)
+    machine = Machine(tiles, fparams, weights, mem, acc, float_mode)
     for i, ins in enumerate(instrs):
         u = int(ins["unit"])
         waits = [token_ready[int(ins[w])] for w in ("wait0", "wait1", "wait2") if ins[w] >= 0]
@@ -438,22 +490,7 @@ def run_program(
         if ins["signal"] >= 0:
             token_ready[int(ins["signal"])] = max(token_ready[int(ins["signal"])], t0 + dur)
         count(counters[int(ins["layer"])], ins, dur, compute, timing)
-        if not execute:
-            continue
-        op, d = Opcode(int(ins["op"])), desc[int(ins["desc"])]
-        a0, a1, a2 = int(ins["a0"]), int(ins["a1"]), int(ins["a2"])
-        if op == Opcode.MVM:
-            _mvm(d, tiles[a0], a1, a2, mem, weights, acc, float_mode)
-        elif op == Opcode.REQUANT:
-            _requant(d, a0, int(ins["rows"]), a1, a2, mem, weights, acc, fparams, float_mode)
-        elif op == Opcode.ELTWISE:
-            _eltwise(d, a1, a2, mem, fparams, float_mode)
-        elif op == Opcode.POOL:
-            _pool(d, a1, a2, mem, fparams, float_mode)
-        elif op == Opcode.SOFTMAX:
-            _softmax(d, a1, a2, mem, fparams, float_mode)
-        elif op == Opcode.COPY:
-            _copy(d, a1, a2, mem, fparams, float_mode)
-        elif op == Opcode.FUNC:
-            _func(d, a1, a2, mem, fparams, float_mode)
+        semantics = SEMANTICS.get(int(ins["op"]))
+        if execute and semantics is not None:
+            semantics(ins, desc[int(ins["desc"])], machine)
     return counters, unit_busy, start, end
