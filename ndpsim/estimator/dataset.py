@@ -180,7 +180,7 @@ def simulate_point(point: Point) -> tuple[dict, list[dict]]:
     program outlives its point (a model's configurations are all different structures)."""
     key = key_row(point)
     row = {**key, "model": point.model.name, "model_path": point.model.path,
-           **_config_columns(point.hw)}  # fmt: skip
+           **config_row(point.hw)}  # fmt: skip
     try:
         imported = _IMPORTED.get(point.model.sha256)
         if imported is None:
@@ -195,17 +195,6 @@ def simulate_point(point: Point) -> tuple[dict, list[dict]]:
         return row, []
     row.update(status="ok", error=None, **metric_row(report))
     return row, layer_rows(report, key)
-
-
-def _config_columns(hw: HardwareConfig) -> dict:
-    """sweep.rows.config_row in the types of the points schema: config_row passes operating
-    points as objects and `idle_power_mw` as a float where the schema has strings, which
-    Arrow refuses (any preset with operating points, e.g. ndp120)."""
-    row = config_row(hw)
-    row["operating_points"] = [p.model_dump_json() for p in hw.operating_points]
-    if row.get("idle_power_mw") is not None:
-        row["idle_power_mw"] = json.dumps(row["idle_power_mw"])
-    return row
 
 
 def _timing_only():
