@@ -24,7 +24,7 @@ from numba import njit, prange
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 from ndpsim.sim.kernels_mac import _tile_weight_max, mvm
 
-KERNELS_DIGEST = "a0e366a656df7f72"
+KERNELS_DIGEST = "b51386947acf6c14"
 
 
 @njit(cache=True)

@@ -17,7 +17,7 @@ from numba.extending import overload
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 from ndpsim.sim.kernels_common import _store, unravel4
 
-KERNELS_DIGEST = "a0e366a656df7f72"
+KERNELS_DIGEST = "b51386947acf6c14"
 
 
 @njit(inline="always")

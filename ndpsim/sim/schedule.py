@@ -16,7 +16,7 @@ from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-KERNELS_DIGEST = "a0e366a656df7f72"
+KERNELS_DIGEST = "b51386947acf6c14"
 
 
 class Timing(NamedTuple):
