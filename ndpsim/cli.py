@@ -4,6 +4,7 @@ User errors print one line on stderr; `--debug` shows the traceback."""
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 import warnings
@@ -39,6 +40,11 @@ Values = Annotated[
 ]
 Debug = Annotated[bool, typer.Option("--debug", help="show tracebacks")]
 JsonOut = Annotated[Path | None, typer.Option("--json", help="write the report as JSON")]
+Branch = Annotated[
+    str | None,
+    typer.Option("--branch", help="timing only: the branch of Ifs on run-time data: then, "
+                 "else, or both (default: a report for each)"),
+]  # fmt: skip
 OpPoint = Annotated[
     str | None, typer.Option("--operating-point", "-O", help="named (V, MHz) of the preset")
 ]
@@ -135,8 +141,11 @@ def _ptq(items: list[str] | None):
 
 def _simulate(model: Path, preset, config, sets, timing_only, inputs, seed, shapes, outputs=False,
               op=None, values=None, precision=None, calibration=None, calib_n=0,
-              quant=None, threads=None):  # fmt: skip
+              quant=None, threads=None, branch=None):  # fmt: skip
+    """[(branch label, report)]: one run, or one per branch `--branch` asks for (timing only,
+    a model with Ifs on run-time data; ndpsim/branching.py)."""
     from ndpsim.api import SimOptions, simulate
+    from ndpsim.branching import branch_runs, check_full_run
     from ndpsim.precision_rules import expand_rule_args
     from ndpsim.sim.numba_setup import numba_target_without_scipy
 
@@ -157,8 +166,20 @@ def _simulate(model: Path, preset, config, sets, timing_only, inputs, seed, shap
         precision=tuple(expand_rule_args(precision)),
         ptq=_ptq(quant),
     )
+    check_full_run(branch, timing_only)
     try:
-        return simulate(model, hw, opts)
+        if not timing_only:
+            return [("", simulate(model, hw, opts))]
+        from ndpsim.program_cache import ProgramCache
+        from ndpsim.session import Session
+        from ndpsim.sim.notice import compile_notice
+
+        session = Session(model, input_shapes=opts.input_shapes, input_values=opts.input_values,
+                          cache=ProgramCache.default())  # fmt: skip
+        runs = branch_runs(session.data_ifs, branch)
+        with compile_notice():
+            return [(label, session.simulate(hw, opts.model_copy(update={"branches": chosen})))
+                    for label, chosen in runs]  # fmt: skip
     except InputShapesError as exc:  # the same command with the flags, ready to paste
         command = shlex.join(["ndpsim", *sys.argv[1:]])
         raise UserError(f"{exc}; run: {command} {exc.flags}") from None
@@ -188,6 +209,7 @@ def simulate(
     calibration_samples: CalibN = 0,
     quant: Quant = None,
     threads: Threads = None,
+    branch: Branch = None,
     debug: Debug = False,
 ) -> None:
     """Simulate MODEL: latency, energy, memory traffic and agreement with onnxruntime;
@@ -196,15 +218,22 @@ def simulate(
     from ndpsim.report.extras import extras
     from ndpsim.report.text import summary
 
-    report = _simulate(model, preset, config, set_, timing_only, inputs, seed, input_shape,
-                       op=operating_point, values=input_value, precision=precision,
-                       calibration=calibration, calib_n=calibration_samples,
-                       quant=quant, threads=threads)  # fmt: skip
-    report, text, ok = extras(report, rate, battery_mah, battery_v, budget, budget_weights,
-                              budget_activations)  # fmt: skip
-    typer.echo(summary(report) + text)
-    if json_out:
-        json_out.write_text(report.model_dump_json(indent=2))
+    runs = _simulate(model, preset, config, set_, timing_only, inputs, seed, input_shape,
+                     op=operating_point, values=input_value, precision=precision,
+                     calibration=calibration, calib_n=calibration_samples,
+                     quant=quant, threads=threads, branch=branch)  # fmt: skip
+    done, ok = {}, True
+    for label, report in runs:
+        report, text, fits = extras(report, rate, battery_mah, battery_v, budget, budget_weights,
+                                    budget_activations)  # fmt: skip
+        ok &= fits
+        head = f"== every If on run-time data on its {label}-branch ==\n" if len(runs) > 1 else ""
+        typer.echo(head + summary(report) + text + ("\n" if len(runs) > 1 else ""))
+        done[label] = report
+    if json_out:  # one report, or {"then": report, "else": report} for --branch both
+        data = {k: r.model_dump(mode="json") for k, r in done.items()}
+        json_out.write_text(runs[0][1].model_dump_json(indent=2) if len(runs) == 1 else
+                            json.dumps(data, indent=2))  # fmt: skip
         typer.echo(f"report written to {json_out}")
     if not ok:
         sys.exit(1)
@@ -232,7 +261,7 @@ def profile(
 
     report = _simulate(model, preset, config, set_, timing_only, None, 0, input_shape,
                        op=operating_point, values=input_value, precision=precision,
-                       threads=threads)  # fmt: skip
+                       threads=threads, branch="then" if timing_only else None)[0][1]  # fmt: skip
     typer.echo(layer_table(report))
     typer.echo("")
     typer.echo(summary(report))
@@ -386,16 +415,18 @@ def stream(
     input_shape: Shapes = None,
     input_value: Values = None,
     precision: Precision = None,
+    timing_only: Annotated[
+        bool, typer.Option("--timing-only", help="no arithmetic: every hop on --branch")
+    ] = False,
+    branch: Branch = None,
     debug: Debug = False,
 ) -> None:
     """Run MODEL once per hop of an audio stream: per-hop latency and energy, duty cycle,
     average power (active + idle), deadline misses, the branches the data picked."""
     _DEBUG["on"] = debug
-    from ndpsim.options import SimOptions
     from ndpsim.precision_rules import expand_rule_args
     from ndpsim.report.power import parse_rate_hz
-    from ndpsim.session import Session
-    from ndpsim.stream import plot_power, render, run_stream, stream_inputs
+    from ndpsim.stream import stream_command
 
     if not model.exists():
         raise UserError(f"model file not found: {model}")
@@ -403,20 +434,11 @@ def stream(
         raise UserError(f"--hops must be at least 1, got {hops}")
     hop_ms = 1e3 / parse_rate_hz(hop, "--hop")
     hw = _hardware(preset, config, set_, operating_point)
-    session = Session(model, input_shapes=_parse_shapes(input_shape),
-                      input_values=_parse_values(input_value))  # fmt: skip
-    samples = stream_inputs(session, str(inputs) if inputs else None, hops, seed)
-    opts = SimOptions(seed=seed, precision=tuple(expand_rule_args(precision)))
-    with typer.progressbar(length=len(samples), label="hops", file=sys.stderr) as bar:
-        report = run_stream(session, hw, samples, hop_ms, opts, battery_mah, battery_v,
-                            bar.update)  # fmt: skip
-    typer.echo(render(report))
-    if json_out:
-        json_out.write_text(report.model_dump_json(indent=2))
-        typer.echo(f"report written to {json_out}")
-    if plot:
-        plot_power(report, plot)
-        typer.echo(f"plot written to {plot}")
+    stream_command(model, hw, hop_ms, inputs=str(inputs) if inputs else None, hops=hops,
+                   seed=seed, shapes=_parse_shapes(input_shape), values=_parse_values(input_value),
+                   precision=tuple(expand_rule_args(precision)), timing_only=timing_only,
+                   branch=branch, battery=(battery_mah, battery_v), json_out=json_out,
+                   plot=plot, echo=typer.echo)  # fmt: skip
 
 
 @app.command()

@@ -268,9 +268,21 @@ class Session:
         return program
 
     def _lower(self, hw, precision, branches) -> Program:
+        """The variant lowered, with the MAC layers of every data branch it does not run
+        (each If's other branch, lowered in the variant that takes it) as its idle layers:
+        both branches' weights stay resident on the part."""
         from ndpsim.lower import lower
+        from ndpsim.lower.lower import gated_nodes
 
-        return lower(self.variant(branches), hw, list(precision), passed=True)
+        graph = self.variant(branches)
+        program = lower(graph, hw, list(precision), passed=True)
+        for b in graph.branches:
+            flipped = {x.name: x.taken for x in graph.branches} | {b.name: not b.taken}
+            other = self.variant(flipped)
+            mine = gated_nodes(other, b.name)
+            idle = lower(other, hw, list(precision), passed=True).layers
+            program.idle_layers += [ly for ly in idle if ly.kind == "mac" and ly.name in mine]
+        return program
 
     def time(
         self,

@@ -377,8 +377,8 @@ class _Gen:
         a_s, a_span = _layout(r, dims, 0.3)
         b_s, b_span = _layout(r, dims, 0.3)
         y_s, y_span = _layout(r, dims)
-        kinds = len(EltwiseKind) - (1 if self.float_mode else 0)  # QADD: integer only
-        kind = EltwiseKind(int(r.integers(0, kinds)))
+        kinds = [k for k in EltwiseKind if not (self.float_mode and k == EltwiseKind.QADD)]
+        kind = kinds[int(r.integers(0, len(kinds)))]  # QADD: integer only
         a_base, b_base = self.source(a_span), self.source(b_span)
         # Exactly in place (y over a) is well defined: each element is read, then written.
         in_place = a_s == y_s and r.random() < 0.3

@@ -233,8 +233,8 @@ def inline_ifs(
                 body = _inline(model, nodes, i, then)
                 taken.append(DataBranch(if_name(node), node.input[0], then,
                                         tuple(n.name for n in body)))  # fmt: skip
-                model.graph.output.append(
-                    helper.make_tensor_value_info(node.input[0], onnx.TensorProto.BOOL, None))
+                model.graph.output.append(helper.make_tensor_value_info(
+                    node.input[0], onnx.TensorProto.BOOL, shapes.get(node.input[0])))
                 changed = True
         del model.graph.node[:]
         model.graph.node.extend(nodes)

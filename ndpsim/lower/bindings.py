@@ -33,7 +33,8 @@ class ConvBinding(Binding):
 
 @dataclass
 class EltwiseBinding(Binding):
-    """Add / Sub / Mul of two values (slots ra, rb): `op` is "add", "sub" or "mul"."""
+    """Two operands (slots ra, rb): `op` is "add", "sub", "mul", or (vector_logic.py)
+    "compare", "logic", "select"."""
 
     op: str = "add"
     act: tuple | None = None

@@ -147,6 +147,12 @@ def _gates(g: Graph) -> dict[str, str]:
     return out
 
 
+def gated_nodes(g: Graph, if_name: str) -> set[str]:
+    """The nodes of `g` that If `if_name`'s inlined branch runs (rewrites' nodes included)."""
+    conds = {b.cond for b in g.branches if b.name == if_name}
+    return {name for name, cond in _gates(g).items() if cond in conds}
+
+
 def lower(
     graph: Graph, hw: HardwareConfig, precision: list[str] | None = None, *, passed: bool = False
 ) -> Program:

@@ -22,6 +22,7 @@ import numpy as np
 from ndpsim.errors import UnsupportedOpError
 from ndpsim.ir import Graph, Node
 from ndpsim.lower import vector as V
+from ndpsim.lower import vector_logic as VL
 from ndpsim.lower import vector_ops as VO
 from ndpsim.lower.activations import activation_of
 from ndpsim.lower.bindings import Binding, FillBinding
@@ -52,7 +53,7 @@ class OpEntry:
     kernel_type: str = "copy"  # the estimator's kernel type ("macro" ops: by geometry)
     # quantization of the output when the model does not state it: "calibrated" (its own
     # range), "unit" (a probability: [0, 1]), "input" (the input's values moved: the
-    # input's scale and zero point)
+    # input's scale and zero point), "bool" (0 / 1 at scale 1)
     output_range: str = "calibrated"
     fuses_activation: bool = False  # a following Relu / Clip / LeakyRelu joins its output stage
     param_inputs: tuple[int, ...] = ()  # inputs taken as parameters (weights, shapes, ...)
@@ -134,6 +135,8 @@ _ELTWISE = {"unit": "vector", "emit": _eltwise, "reads": every_input}
 _ACT = {"unit": "vector", "emit": _activation}
 _FUNC = {"unit": "vector", "emit": _with_graph(VO.emit_func)}
 _ALIAS = {"unit": "alias", "output_range": "input"}
+_LOGIC = {"unit": "vector", "emit": VL.emit_logic, "reads": every_input, "kernel_type": "add",
+          "output_range": "bool"}  # fmt: skip
 
 OPS: dict[str, OpEntry] = {
     # MAC layers: weights stationary on the macros
@@ -145,6 +148,15 @@ OPS: dict[str, OpEntry] = {
     "Sub": OpEntry(**_ELTWISE, kernel_type="add", fuses_activation=True),
     "Mul": OpEntry(**_ELTWISE, kernel_type="mul", fuses_activation=True),
     "Sum": OpEntry(**_ELTWISE, kernel_type="add"),
+    "Greater": OpEntry(**_LOGIC),
+    "Less": OpEntry(**_LOGIC),
+    "Equal": OpEntry(**_LOGIC),
+    "GreaterOrEqual": OpEntry(**_LOGIC),
+    "LessOrEqual": OpEntry(**_LOGIC),
+    "And": OpEntry(**_LOGIC),
+    "Or": OpEntry(**_LOGIC),
+    "Not": OpEntry(**_LOGIC),
+    "Where": OpEntry("vector", VL.emit_where, reads=every_input, kernel_type="add"),
     "Relu": OpEntry(**_ACT),
     "Clip": OpEntry(**_ACT, param_inputs=(1, 2)),
     "LeakyRelu": OpEntry(**_ACT),

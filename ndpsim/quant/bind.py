@@ -193,7 +193,11 @@ def _conv(b: _Binder, bd: ConvBinding) -> None:
 
 def _eltwise(b: _Binder, bd: EltwiseBinding) -> None:
     a, c, y = b.q(bd.inputs[0]), b.q(bd.inputs[1]), b.q(bd.output)
-    if b.ort is not None and bd.op != "mul":
+    if bd.op in ("compare", "logic"):  # real values compared; a bool out (isa.toml)
+        b.fparams[bd.slots["ra"]], b.fparams[bd.slots["rb"]] = a.scale, c.scale
+    elif bd.op == "select":  # the then operand requantized to the output
+        b.fparams[bd.slots["rb"]] = c.scale / y.scale
+    elif b.ort is not None and bd.op != "mul":
         b.ort.add(bd, a, c, y, b.fparams)
     elif bd.op == "mul":
         b.fparams[bd.slots["ra"]] = a.scale * c.scale / y.scale

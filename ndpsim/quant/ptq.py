@@ -63,6 +63,9 @@ def plan_from_ranges(program: Program, ranges: Ranges, preactivation_bits: int =
         if OPS[node.op_type].output_range == "unit":  # probabilities: the range is [0, 1]
             out = node.outputs[0]
             tensors[out] = qparams(0.0, 1.0, program.placements[out].bits)
+        elif OPS[node.op_type].output_range == "bool":  # 0 / 1 stored as they are
+            bits = program.placements[node.outputs[0]].bits
+            tensors[node.outputs[0]] = QParams(1.0, 0, -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
     return QuantPlan(
         tensors,
         per_channel_weights=opts.weights == "per-channel",

@@ -176,6 +176,11 @@ def _eltwise(ins, d, m: Machine):
     e0, n = int(ins["a1"]), int(ins["a2"])
     mem, fparams, float_mode = m.mem, m.fparams, m.float_mode
     dims = [d[EW[f"d{k}"]] for k in range(4)]
+    if d[EW["kind"]] >= EltwiseKind.GREATER:  # comparisons, logic, select
+        from ndpsim.sim.reference_logic import eltwise_logic
+
+        eltwise_logic(d, e0, n, mem, fparams, float_mode)
+        return
     if d[EW["kind"]] == EltwiseKind.QADD:  # onnxruntime's QLinearAdd
         _integer_datapath_only(float_mode)
         ra, rb, rc = fparams[d[EW["ra"]]], fparams[d[EW["rb"]]], fparams[d[EW["rc"]]]
