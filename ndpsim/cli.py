@@ -232,8 +232,8 @@ def simulate(
         done[label] = report
     if json_out:  # one report, or {"then": report, "else": report} for --branch both
         data = {k: r.model_dump(mode="json") for k, r in done.items()}
-        json_out.write_text(runs[0][1].model_dump_json(indent=2) if len(runs) == 1 else
-                            json.dumps(data, indent=2))  # fmt: skip
+        json_out.write_text(next(iter(done.values())).model_dump_json(indent=2)
+                            if len(done) == 1 else json.dumps(data, indent=2))  # fmt: skip
         typer.echo(f"report written to {json_out}")
     if not ok:
         sys.exit(1)
@@ -419,6 +419,8 @@ def stream(
         bool, typer.Option("--timing-only", help="no arithmetic: every hop on --branch")
     ] = False,
     branch: Branch = None,
+    float_datapath: Annotated[bool, typer.Option(
+        "--float-datapath", help="float32 arithmetic, no quantization")] = False,
     debug: Debug = False,
 ) -> None:
     """Run MODEL once per hop of an audio stream: per-hop latency and energy, duty cycle,
@@ -437,7 +439,8 @@ def stream(
     stream_command(model, hw, hop_ms, inputs=str(inputs) if inputs else None, hops=hops,
                    seed=seed, shapes=_parse_shapes(input_shape), values=_parse_values(input_value),
                    precision=tuple(expand_rule_args(precision)), timing_only=timing_only,
-                   branch=branch, battery=(battery_mah, battery_v), json_out=json_out,
+                   branch=branch, float_datapath=float_datapath,
+                   battery=(battery_mah, battery_v), json_out=json_out,
                    plot=plot, echo=typer.echo)  # fmt: skip
 
 

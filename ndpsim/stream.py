@@ -151,8 +151,8 @@ def run_stream(
 
 
 def stream_command(model, hw: HardwareConfig, hop_ms: float, *, inputs, hops, seed, shapes,
-                   values, precision, timing_only, branch, battery, json_out, plot,
-                   echo) -> list[StreamReport]:  # fmt: skip
+                   values, precision, timing_only, branch, float_datapath, battery, json_out,
+                   plot, echo) -> list[StreamReport]:  # fmt: skip
     """`ndpsim stream`: one stream, or with --timing-only one per branch --branch asks for
     (ndpsim/branching.py); prints the summaries, writes the JSON ({"then": ..., "else": ...}
     for several) and the plot (of the first)."""
@@ -170,14 +170,15 @@ def stream_command(model, hw: HardwareConfig, hop_ms: float, *, inputs, hops, se
     reports = []
     for label, chosen in runs:
         opts = SimOptions(seed=seed, precision=precision, timing_only=timing_only,
-                          branches=chosen or None)  # fmt: skip
+                          branches=chosen or None, float_datapath=float_datapath)  # fmt: skip
         with typer.progressbar(length=len(samples), label="hops", file=sys.stderr) as bar:
             r = run_stream(session, hw, samples, hop_ms, opts, *battery, bar.update)
         head = f"== every If on run-time data on its {label}-branch ==\n" if len(runs) > 1 else ""
         echo(head + render(r))
         reports.append(r)
     if json_out:
-        data = {label: r.model_dump(mode="json") for (label, _), r in zip(runs, reports)}
+        data = {label: r.model_dump(mode="json")
+                for (label, _), r in zip(runs, reports, strict=True)}  # fmt: skip
         json_out.write_text(reports[0].model_dump_json(indent=2) if len(runs) == 1 else
                             json.dumps(data, indent=2))  # fmt: skip
         echo(f"report written to {json_out}")
