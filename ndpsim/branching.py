@@ -26,6 +26,21 @@ def branch_runs(data_ifs: list[str], choice: str | None) -> list[tuple[str, dict
     return [("then" if f else "else", dict.fromkeys(data_ifs, f)) for f in flags]
 
 
+def timing_runs(model, hw, opts, branch: str | None) -> list:
+    """[(label, timing-only report)] of `model` for each run `branch` asks for: one Session
+    (programs kept in the user's cache), its If names, one report per choice."""
+    from ndpsim.program_cache import ProgramCache
+    from ndpsim.session import Session
+    from ndpsim.sim.notice import compile_notice
+
+    session = Session(model, input_shapes=opts.input_shapes, input_values=opts.input_values,
+                      cache=ProgramCache.default())  # fmt: skip
+    runs = branch_runs(session.data_ifs, branch)
+    with compile_notice():
+        return [(label, session.simulate(hw, opts.model_copy(update={"branches": chosen})))
+                for label, chosen in runs]  # fmt: skip
+
+
 def check_full_run(choice: str | None, timing_only: bool) -> None:
     """`--branch` is a timing-only choice: a full run takes the branch the data picks."""
     if choice is not None and not timing_only:

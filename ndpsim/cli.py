@@ -145,7 +145,7 @@ def _simulate(model: Path, preset, config, sets, timing_only, inputs, seed, shap
     """[(branch label, report)]: one run, or one per branch `--branch` asks for (timing only,
     a model with Ifs on run-time data; ndpsim/branching.py)."""
     from ndpsim.api import SimOptions, simulate
-    from ndpsim.branching import branch_runs, check_full_run
+    from ndpsim.branching import check_full_run, timing_runs
     from ndpsim.precision_rules import expand_rule_args
     from ndpsim.sim.numba_setup import numba_target_without_scipy
 
@@ -168,18 +168,8 @@ def _simulate(model: Path, preset, config, sets, timing_only, inputs, seed, shap
     )
     check_full_run(branch, timing_only)
     try:
-        if not timing_only:
-            return [("", simulate(model, hw, opts))]
-        from ndpsim.program_cache import ProgramCache
-        from ndpsim.session import Session
-        from ndpsim.sim.notice import compile_notice
-
-        session = Session(model, input_shapes=opts.input_shapes, input_values=opts.input_values,
-                          cache=ProgramCache.default())  # fmt: skip
-        runs = branch_runs(session.data_ifs, branch)
-        with compile_notice():
-            return [(label, session.simulate(hw, opts.model_copy(update={"branches": chosen})))
-                    for label, chosen in runs]  # fmt: skip
+        return timing_runs(model, hw, opts, branch) if timing_only else [
+            ("", simulate(model, hw, opts))]  # fmt: skip
     except InputShapesError as exc:  # the same command with the flags, ready to paste
         command = shlex.join(["ndpsim", *sys.argv[1:]])
         raise UserError(f"{exc}; run: {command} {exc.flags}") from None

@@ -27,6 +27,7 @@ from ndpsim.isa import (
     PoolKind,
     TimingClass,
 )
+from ndpsim.sim.reference_logic import eltwise_logic
 from ndpsim.sim.schedule import Timing
 
 _F32 = np.float32
@@ -177,10 +178,7 @@ def _eltwise(ins, d, m: Machine):
     mem, fparams, float_mode = m.mem, m.fparams, m.float_mode
     dims = [d[EW[f"d{k}"]] for k in range(4)]
     if d[EW["kind"]] >= EltwiseKind.GREATER:  # comparisons, logic, select
-        from ndpsim.sim.reference_logic import eltwise_logic
-
-        eltwise_logic(d, e0, n, mem, fparams, float_mode)
-        return
+        return eltwise_logic(d, e0, n, mem, fparams, float_mode)
     if d[EW["kind"]] == EltwiseKind.QADD:  # onnxruntime's QLinearAdd
         _integer_datapath_only(float_mode)
         ra, rb, rc = fparams[d[EW["ra"]]], fparams[d[EW["rb"]]], fparams[d[EW["rc"]]]
