@@ -11,6 +11,8 @@ the part idles. Over the stream (docs/machine_model.md, "Always-on power"):
 
 so a stream of identical inputs gives `simulate --rate`'s average power. A hop whose latency
 exceeds the hop period misses its deadline (the next input arrives before it finishes).
+`float_datapath` runs float32 arithmetic (a float model's own decisions); `timing_only` has
+no data, so every hop runs the branches `opts.branches` names (ndpsim/branching.py).
 """
 
 from __future__ import annotations
