@@ -92,3 +92,36 @@ def test_int8_compares_real_values(runs):
         where = got["where"].reshape(want["where"].shape)
         hot = got["hot"].reshape(want["hot"].shape).astype(bool)
         assert np.abs(where - want["where"])[hot == want["hot"]].max() < 0.05
+
+
+def _run_small(nodes: list, inits: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(onnxruntime, float datapath, int8) outputs of x [1, 8, 5] -> out [1, 8, 5]."""
+    f = TensorProto.FLOAT
+    io = [helper.make_tensor_value_info(n, f, [1, 8, 5]) for n in ("x", "out")]
+    graph = helper.make_graph(nodes, "small", io[:1], io[1:], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    x = np.random.default_rng(0).standard_normal((1, 8, 5)).astype(np.float32)
+    want = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    session, hw = Session(model.SerializeToString()), load_preset("generic")
+    flt = session.simulate(hw, SimOptions(inputs={"x": x}, float_datapath=True))
+    q8 = session.simulate(hw, SimOptions(inputs={"x": x}))
+    return want, flt.outputs["out"].reshape(want.shape), q8.outputs["out"].reshape(want.shape)
+
+
+@pytest.mark.parametrize("form", ["where", "mask"])
+def test_masks_from_comparisons(form):
+    """A leaky ReLU as Where(x > 0, x, 0.1 x) with scalar constants, and a mask x * Cast(x > 0)
+    (bool -> float: a wire, 0 / 1 at scale 1)."""
+    consts = [numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+              numpy_helper.from_array(np.array(0.1, np.float32), "a")]  # fmt: skip
+    nodes = [helper.make_node("Greater", ["x", "zero"], ["c"], name="cmp")]
+    if form == "where":
+        nodes += [helper.make_node("Mul", ["x", "a"], ["xa"], name="leak"),
+                  helper.make_node("Where", ["c", "x", "xa"], ["out"], name="where")]  # fmt: skip
+    else:
+        nodes += [helper.make_node("Cast", ["c"], ["cf"], name="cast", to=TensorProto.FLOAT),
+                  helper.make_node("Mul", ["x", "cf"], ["out"], name="mask")]  # fmt: skip
+    want, flt, q8 = _run_small(nodes, consts)
+    np.testing.assert_array_equal(flt, want)
+    assert np.abs(q8 - want).max() < 0.02  # int8 rounding of x and of the output
