@@ -417,7 +417,7 @@ class Session:
         program, res, _ = runs[0]
         outs = []
         for prog, _, out in runs:  # a condition the host reads is not a model output
-            conds = {b.cond for b in prog.graph.branches}
+            conds = {b.cond for b in prog.graph.branches if not b.declared}
             outs.append({k: v for k, v in out.items() if k not in conds})
         rows: list[Agreement] = []
         if opts.compare_reference:

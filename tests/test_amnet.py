@@ -140,3 +140,51 @@ def test_cli_branch_choice(tmp_path):
     assert s.returncode == 0, s.stderr
     shares = {k: v["branch_shares"] for k, v in json.loads(out.read_text()).items()}
     assert shares == {"then": {"encoder": {"then": 1.0}}, "else": {"encoder": {"else": 1.0}}}
+
+
+def _gated(declare_cond: bool) -> onnx.ModelProto:
+    """y = Relu(x W) if mean(x) > 0 else x (a pass-through branch); the condition computed
+    by ReduceMean and Greater, optionally a declared output of the model."""
+    w = np.random.default_rng(1).standard_normal((16, 16)).astype(np.float32) * 0.3
+    f = TensorProto.FLOAT
+    then = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["m"], name="mm"),
+                              helper.make_node("Relu", ["m"], ["o"], name="relu")], "t", [],
+                             [helper.make_tensor_value_info("o", f, [1, 16])])  # fmt: skip
+    other = helper.make_graph([helper.make_node("Identity", ["x"], ["o2"], name="skip")], "e",
+                              [], [helper.make_tensor_value_info("o2", f, [1, 16])])  # fmt: skip
+    nodes = [helper.make_node("ReduceMean", ["x"], ["mean"], keepdims=0, name="mean"),
+             helper.make_node("Greater", ["mean", "zero"], ["cond"], name="cmp"),
+             helper.make_node("If", ["cond"], ["y"], name="gate", then_branch=then,
+                              else_branch=other)]  # fmt: skip
+    outs = [helper.make_tensor_value_info("y", f, [1, 16])]
+    outs += [helper.make_tensor_value_info("cond", TensorProto.BOOL, [])] if declare_cond else []
+    inits = [onnx.numpy_helper.from_array(w, "W"),
+             onnx.numpy_helper.from_array(np.float32(0), "zero")]  # fmt: skip
+    graph = helper.make_graph(nodes, "gated", [helper.make_tensor_value_info("x", f, [1, 16])],
+                              outs, inits)  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize("declare_cond", [False, True])
+def test_a_condition_from_reducemean_and_a_pass_through_branch(declare_cond):
+    model = _gated(declare_cond).SerializeToString()
+    session = Session(model)
+    rng = np.random.default_rng(2)
+    samples = [{"x": rng.standard_normal((1, 16)).astype(np.float32)} for _ in range(24)]
+    r = run_stream(session, GENERIC, samples, 10.0, SimOptions(float_datapath=True))
+    assert [h.branches["gate"] == "then" for h in r.per_hop] == [
+        bool(s["x"].mean() > 0) for s in samples]  # fmt: skip
+    assert 0 < r.branch_shares["gate"]["then"] < 1
+    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    for x in samples[:4]:
+        rep = session.simulate(GENERIC, SimOptions(inputs=x, float_datapath=True))
+        want = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, x), strict=True))
+        assert set(rep.outputs) == set(want)  # the declared condition stays an output
+        np.testing.assert_allclose(rep.outputs["y"].reshape(want["y"].shape), want["y"],
+                                   rtol=1e-5, atol=1e-6)  # fmt: skip
+    cost = {t: session.simulate(GENERIC, SimOptions(timing_only=True, branches={"gate": t}))
+            for t in (True, False)}  # fmt: skip
+    assert cost[True].latency_cycles > cost[False].latency_cycles
+    assert cost[True].macs == 256 and cost[False].macs == 0
