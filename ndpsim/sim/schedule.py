@@ -16,7 +16,7 @@ from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-KERNELS_DIGEST = "dcf7bed1ed166721"
+KERNELS_DIGEST = "0657defd53f5bc40"
 
 
 class Timing(NamedTuple):
