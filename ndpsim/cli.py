@@ -210,7 +210,8 @@ def trace(
 ) -> None:
     """Write a Chrome / Perfetto trace of the run (open in ui.perfetto.dev)."""
     DEBUG["on"] = debug
-    from ndpsim.report.trace import trace_model, write_trace
+    from ndpsim.api import trace_model
+    from ndpsim.report.trace import write_trace
 
     if not model.exists():
         raise UserError(f"model file not found: {model}")
