@@ -1,6 +1,6 @@
 """isa/README.md's walkthrough, run: a new vector instruction is three hand-edited files —
 its ISA entry (isa/isa.toml), its semantics (sim/reference.py) and its kernel
-(sim/kernels_vector.py) — plus `python -m ndpsim.isa --write`. In a copy of the sources,
+(sim/kernels_vector.py) — plus `python -m ndpsim.isa_gen`. In a copy of the sources,
 this adds ABS (y = |x|, requantized) with exactly those edits, regenerates, and checks that
 the ISA drift tests pass there, that ABS is timed and counted as its toml entry says in
 both interpreters, and that the numba core computes what the reference does, bit for bit."""
@@ -148,7 +148,7 @@ def test_a_new_vector_instruction_is_three_hand_edited_files(tmp_path):
 
     stale = python("-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_isa.py")
     assert stale.returncode != 0, "the drift tests must fail before regenerating"
-    wrote = python("-m", "ndpsim.isa", "--write")
+    wrote = python("-m", "ndpsim.isa_gen")
     assert wrote.returncode == 0, wrote.stderr
     generated = set(_changed(ROOT, copy)) - set(edited)
     assert generated == {"docs/isa.md", CONSTANTS_PATH, *KERNEL_MODULES} - set(edited)

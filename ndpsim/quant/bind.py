@@ -79,9 +79,15 @@ def _quantize_rows(w, qmax, per_channel, out):
         for c in range(cols):
             m = max(m, abs(np.float64(w[r, c])))
         amax[r] = m
-    if not per_channel and rows:
-        amax[:] = amax.max()
-    scale = np.where(amax > 0, amax / qmax, 1.0)
+    if not per_channel:
+        whole = 0.0
+        for r in range(rows):
+            whole = max(whole, amax[r])
+        amax[:] = whole
+    scale = np.ones(rows)
+    for r in range(rows):
+        if amax[r] > 0:
+            scale[r] = amax[r] / qmax
     for r in range(rows):
         s = scale[r]
         for c in range(cols):

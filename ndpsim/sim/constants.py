@@ -1,5 +1,5 @@
 """Integers the numba kernels compile in. Generated from isa/isa.toml by
-`python -m ndpsim.isa --write`: do not edit (tests/test_isa.py fails on drift).
+`python -m ndpsim.isa_gen`: do not edit (tests/test_isa.py fails on drift).
 """
 
 # ruff: noqa: E501

@@ -28,7 +28,7 @@ from numba.extending import overload
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-KERNELS_DIGEST = "d8aea6a3a10f71dc"
+KERNELS_DIGEST = "a9315053928113b6"
 
 _INT32_MAX = 2147483647
 # Hot loops index with unsigned integers: numba checks a signed index for negative

@@ -24,7 +24,7 @@ from numba import njit, prange
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 from ndpsim.sim.kernels_mac import _tile_weight_max, mvm
 
-KERNELS_DIGEST = "d8aea6a3a10f71dc"
+KERNELS_DIGEST = "a9315053928113b6"
 
 
 @njit(cache=True)

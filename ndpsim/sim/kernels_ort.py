@@ -17,7 +17,7 @@ from numba.extending import overload
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 from ndpsim.sim.kernels_common import _store, unravel4
 
-KERNELS_DIGEST = "d8aea6a3a10f71dc"
+KERNELS_DIGEST = "a9315053928113b6"
 
 
 @njit(inline="always")

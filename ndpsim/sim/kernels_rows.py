@@ -20,7 +20,7 @@ from ndpsim.sim.kernels_ort import eltwise_qadd
 
 u64 = np.uint64  # unsigned indices: no negative-wraparound check, so LLVM vectorizes
 
-KERNELS_DIGEST = "d8aea6a3a10f71dc"
+KERNELS_DIGEST = "a9315053928113b6"
 
 
 @njit(cache=True)

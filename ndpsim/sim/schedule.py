@@ -16,7 +16,7 @@ from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-KERNELS_DIGEST = "d8aea6a3a10f71dc"
+KERNELS_DIGEST = "a9315053928113b6"
 
 
 class Timing(NamedTuple):
