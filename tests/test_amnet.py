@@ -111,6 +111,9 @@ def test_both_branches_count_in_the_memory_budget():
     assert r.weights_resident and not r.fits_on_chip
     b = check(r, hw)
     assert not b.weights_fit and b.weight_bytes == union * hw.macro_rows * hw.cell_columns // 8
+    assert b.useful_weight_bytes == r.weight_bytes + sum(x.weight_bytes
+                                                         for x in r.idle_branch_layers)  # fmt: skip
+    assert b.useful_weight_bytes == 114_192  # every weight of both branches, one byte each
     roomy = GENERIC.with_(macros_per_core=2, macro_weight_sets=(union + 1) // 2)
     r = session.simulate(roomy, SimOptions(timing_only=True))
     assert r.fits_on_chip and check(r, roomy).weights_fit

@@ -116,7 +116,8 @@ def check(
     return Budget(
         weight_budget_bytes=w_budget,
         weight_bytes=w_total,
-        useful_weight_bytes=report.weight_bytes,
+        useful_weight_bytes=report.weight_bytes
+        + sum(lay.weight_bytes for lay in report.idle_branch_layers),
         activation_budget_bytes=a_budget,
         peak_activation_bytes=peak,
         weights_fit=w_total <= w_budget,
