@@ -318,8 +318,9 @@ def stream(
         bool, typer.Option("--timing-only", help="no arithmetic: every hop on --branch")
     ] = False,
     branch: Branch = None,
-    float_datapath: Annotated[bool, typer.Option(
-        "--float-datapath", help="float32 arithmetic, no quantization")] = False,
+    float_datapath: Annotated[
+        bool, typer.Option("--float-datapath", help="float32 arithmetic, no quantization")
+    ] = False,
     debug: Debug = False,
 ) -> None:
     """Run MODEL once per hop of an audio stream: per-hop latency and energy, duty cycle,

@@ -236,8 +236,10 @@ def inline_ifs(
                 taken.append(DataBranch(if_name(node), node.input[0], then,
                                         tuple(n.name for n in body), declared))  # fmt: skip
                 if not declared:
-                    model.graph.output.append(helper.make_tensor_value_info(
-                        node.input[0], onnx.TensorProto.BOOL, shapes.get(node.input[0])))
+                    cond = helper.make_tensor_value_info(
+                        node.input[0], onnx.TensorProto.BOOL, shapes.get(node.input[0])
+                    )
+                    model.graph.output.append(cond)
                 changed = True
         del model.graph.node[:]
         model.graph.node.extend(nodes)

@@ -154,13 +154,16 @@ def build_report(
         peak_activation_bytes=program.peak_activation_bytes,
         sram_bytes=hw.sram_bytes,
         spilled_tensors=program.spilled,
-        fits_on_chip=(program.weights_resident and not program.spilled
-                      and _branches_fit(program, hw)),  # fmt: skip
+        fits_on_chip=(
+            program.weights_resident and not program.spilled and _branches_fit(program, hw)
+        ),  # fmt: skip
         instructions=int(total[C.INSTRUCTIONS]),
         layers=layers,
         branches={b.name: "then" if b.taken else "else" for b in program.graph.branches},
-        idle_branch_layers=[IdleLayer(name=ly.name, tiles=ly.tiles, weight_bytes=ly.weight_bytes)
-                            for ly in program.idle_layers],  # fmt: skip
+        idle_branch_layers=[
+            IdleLayer(name=ly.name, tiles=ly.tiles, weight_bytes=ly.weight_bytes)
+            for ly in program.idle_layers
+        ],  # fmt: skip
         agreement=agreement or [],
         outputs=outputs,
     )
