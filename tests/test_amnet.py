@@ -191,3 +191,23 @@ def test_a_condition_from_reducemean_and_a_pass_through_branch(declare_cond):
             for t in (True, False)}  # fmt: skip
     assert cost[True].latency_cycles > cost[False].latency_cycles
     assert cost[True].macs == 256 and cost[False].macs == 0
+
+
+@pytest.mark.parametrize("then", [True, False])
+def test_the_estimator_replays_either_branch_exactly(then):
+    """The analytic estimator (estimator/plan.py) on each variant: the makespan, every
+    layer's span and every counter equal the simulator's."""
+    from ndpsim.estimator.predict import Predictor
+    from ndpsim.report.build import layer_spans
+    from ndpsim.sim.run import run
+
+    session, chosen = Session(AMNET), {"encoder": then}
+    for hw in (GENERIC, load_preset("ndp120")):
+        program = session.program(hw, (), chosen)
+        res = run(program, hw)
+        first, last = layer_spans(program, res)
+        ev = Predictor(session, branches=chosen).evaluate(hw)
+        assert ev.cycles == res.cycles
+        np.testing.assert_array_equal(ev.first, first)
+        np.testing.assert_array_equal(ev.last, last)
+        np.testing.assert_array_equal(ev.counters, res.counters)
