@@ -28,7 +28,7 @@ from numba.extending import overload
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-KERNELS_DIGEST = "a9315053928113b6"
+KERNELS_DIGEST = "3e93d9a6736dce74"
 
 _INT32_MAX = 2147483647
 # Hot loops index with unsigned integers: numba checks a signed index for negative

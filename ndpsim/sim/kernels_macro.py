@@ -24,7 +24,7 @@ from numba import njit, prange
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 from ndpsim.sim.kernels_mac import _tile_weight_max, mvm
 
-KERNELS_DIGEST = "a9315053928113b6"
+KERNELS_DIGEST = "3e93d9a6736dce74"
 
 
 @njit(cache=True)

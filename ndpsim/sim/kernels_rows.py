@@ -20,7 +20,7 @@ from ndpsim.sim.kernels_ort import eltwise_qadd
 
 u64 = np.uint64  # unsigned indices: no negative-wraparound check, so LLVM vectorizes
 
-KERNELS_DIGEST = "a9315053928113b6"
+KERNELS_DIGEST = "3e93d9a6736dce74"
 
 
 @njit(cache=True)
@@ -124,7 +124,7 @@ def eltwise(d, e0, n, mem, fparams, float_mode):
     if d[ELTWISE_KIND] == ELTWISE_KIND_QADD:
         eltwise_qadd(d, e0, n, mem, fparams)
         return
-    if d[ELTWISE_KIND] >= ELTWISE_KIND_GREATER:
+    if _is_logic(d[ELTWISE_KIND]):
         eltwise_logic(d, e0, n, mem, fparams, float_mode)
         return
     d1, d2, d3 = d[ELTWISE_D1], d[ELTWISE_D2], d[ELTWISE_D3]
@@ -160,6 +160,16 @@ def eltwise(d, e0, n, mem, fparams, float_mode):
     for e in range(n):
         mem[ybase + i0 * sy[0] + i1 * sy[1] + i2 * sy[2] + i3 * sy[3]] = y[e]
         i0, i1, i2, i3 = _next4(i0, i1, i2, i3, d1, d2, d3)
+
+
+@njit(inline="always")
+def _is_logic(kind):
+    """A comparison, logic or select kind (each named: other kinds may follow in the enum)."""
+    return (kind == ELTWISE_KIND_GREATER or kind == ELTWISE_KIND_LESS
+            or kind == ELTWISE_KIND_EQUAL or kind == ELTWISE_KIND_GREATER_EQUAL
+            or kind == ELTWISE_KIND_LESS_EQUAL or kind == ELTWISE_KIND_AND
+            or kind == ELTWISE_KIND_OR or kind == ELTWISE_KIND_NOT
+            or kind == ELTWISE_KIND_SELECT)  # fmt: skip
 
 
 @njit(cache=True)

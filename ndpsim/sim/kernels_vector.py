@@ -22,7 +22,7 @@ from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the 
 from ndpsim.sim.kernels_common import _act_params, _activate, _store, unravel4
 from ndpsim.sim.kernels_ort import pool_ort, softmax_lut
 
-KERNELS_DIGEST = "a9315053928113b6"
+KERNELS_DIGEST = "3e93d9a6736dce74"
 
 
 @njit(cache=True)

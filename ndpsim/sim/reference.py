@@ -27,7 +27,7 @@ from ndpsim.isa import (
     PoolKind,
     TimingClass,
 )
-from ndpsim.sim.reference_logic import eltwise_logic
+from ndpsim.sim.reference_logic import LOGIC_KINDS, eltwise_logic
 from ndpsim.sim.schedule import Timing
 
 _F32 = np.float32
@@ -177,7 +177,7 @@ def _eltwise(ins, d, m: Machine):
     e0, n = int(ins["a1"]), int(ins["a2"])
     mem, fparams, float_mode = m.mem, m.fparams, m.float_mode
     dims = [d[EW[f"d{k}"]] for k in range(4)]
-    if d[EW["kind"]] >= EltwiseKind.GREATER:  # comparisons, logic, select
+    if d[EW["kind"]] in LOGIC_KINDS:  # comparisons, logic, select
         return eltwise_logic(d, e0, n, mem, fparams, float_mode)
     if d[EW["kind"]] == EltwiseKind.QADD:  # onnxruntime's QLinearAdd
         _integer_datapath_only(float_mode)

@@ -16,7 +16,6 @@ from ndpsim.isa import DESC_FIELDS, EltwiseKind
 
 _F32 = np.float32
 EW = DESC_FIELDS["eltwise"]
-LOGIC_KINDS = frozenset(k for k in EltwiseKind if k >= EltwiseKind.GREATER)
 _COMPARE = {
     EltwiseKind.GREATER: operator.gt,
     EltwiseKind.LESS: operator.lt,
@@ -24,6 +23,9 @@ _COMPARE = {
     EltwiseKind.GREATER_EQUAL: operator.ge,
     EltwiseKind.LESS_EQUAL: operator.le,
 }
+LOGIC_KINDS = frozenset(
+    [*_COMPARE, EltwiseKind.AND, EltwiseKind.OR, EltwiseKind.NOT, EltwiseKind.SELECT]
+)
 
 
 def _addr(d, base: str, prefix: str, idx) -> int:

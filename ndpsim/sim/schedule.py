@@ -16,7 +16,7 @@ from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-KERNELS_DIGEST = "a9315053928113b6"
+KERNELS_DIGEST = "3e93d9a6736dce74"
 
 
 class Timing(NamedTuple):
