@@ -20,7 +20,7 @@ from ndpsim.sim.kernels_ort import eltwise_qadd
 
 u64 = np.uint64  # unsigned indices: no negative-wraparound check, so LLVM vectorizes
 
-KERNELS_DIGEST = "3e93d9a6736dce74"
+KERNELS_DIGEST = "3b6dba6f1c2c5027"
 
 
 @njit(cache=True)

@@ -22,7 +22,7 @@ from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the 
 from ndpsim.sim.kernels_common import _act_params, _activate, _store, unravel4
 from ndpsim.sim.kernels_ort import pool_ort, softmax_lut
 
-KERNELS_DIGEST = "3e93d9a6736dce74"
+KERNELS_DIGEST = "3b6dba6f1c2c5027"
 
 
 @njit(cache=True)

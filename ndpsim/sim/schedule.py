@@ -16,7 +16,7 @@ from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-KERNELS_DIGEST = "3e93d9a6736dce74"
+KERNELS_DIGEST = "3b6dba6f1c2c5027"
 
 
 class Timing(NamedTuple):
