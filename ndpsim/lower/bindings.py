@@ -40,6 +40,13 @@ class EltwiseBinding(Binding):
 
 
 @dataclass
+class MatmulBinding(Binding):
+    """The product of two activations: one rescale (slot r), the fused activation."""
+
+    act: tuple | None = None
+
+
+@dataclass
 class PoolBinding(Binding):
     """A max or average window (pooling, ReduceMean): one rescale (slot r)."""
 

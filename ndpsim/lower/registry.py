@@ -27,6 +27,7 @@ from ndpsim.lower.activations import activation_of
 from ndpsim.lower.bindings import Binding, FillBinding
 from ndpsim.lower.context import NodeContext
 from ndpsim.lower.mac_layer import emit_mac_node
+from ndpsim.lower.matmul import emit_matmul
 
 Emitter = Callable[[NodeContext], list[Binding]]
 
@@ -57,6 +58,10 @@ class OpEntry:
     fuses_activation: bool = False  # a following Relu / Clip / LeakyRelu joins its output stage
     param_inputs: tuple[int, ...] = ()  # inputs taken as parameters (weights, shapes, ...)
     rewrite: str = ""  # "rewrite" ops: the pass that replaces them (lower/passes.py)
+    # the op's form when an operand is computed at run time, where this entry needs a
+    # constant (`constant_inputs`): MatMul of two activations runs on the vector unit
+    dynamic: OpEntry | None = None
+    constant_inputs: tuple[int, ...] = ()
 
 
 def _eltwise(ctx: NodeContext) -> list[Binding]:
@@ -134,12 +139,15 @@ _ELTWISE = {"unit": "vector", "emit": _eltwise, "reads": every_input}
 _ACT = {"unit": "vector", "emit": _activation}
 _FUNC = {"unit": "vector", "emit": _with_graph(VO.emit_func)}
 _ALIAS = {"unit": "alias", "output_range": "input"}
+_MATMUL_OF_ACTIVATIONS = OpEntry("vector", emit_matmul, reads=every_input, kernel_type="matmul",
+                                 fuses_activation=True)  # fmt: skip
 
 OPS: dict[str, OpEntry] = {
     # MAC layers: weights stationary on the macros
     "Conv": OpEntry(**_MAC, param_inputs=(1, 2)),
     "Gemm": OpEntry(**_MAC, param_inputs=(1, 2)),
-    "MatMul": OpEntry(**_MAC, param_inputs=(1,)),
+    # a constant right-hand side: weights on the macros; two activations: the vector unit
+    "MatMul": OpEntry(**_MAC, constant_inputs=(1,), dynamic=_MATMUL_OF_ACTIVATIONS),
     # the vector unit: element-wise, activations, functions, pooling, softmax, data movement
     "Add": OpEntry(**_ELTWISE, kernel_type="add", fuses_activation=True),
     "Sub": OpEntry(**_ELTWISE, kernel_type="add", fuses_activation=True),
@@ -188,6 +196,7 @@ OPS: dict[str, OpEntry] = {
 }
 
 SUPPORTED_OPS: frozenset[str] = frozenset(OPS)
+# ops with a form on the macros (MatMul also has one on the vector unit: `entry`)
 MAC_OPS: frozenset[str] = frozenset(op for op, e in OPS.items() if e.unit == "macro")
 ALIAS_OPS: frozenset[str] = frozenset(op for op, e in OPS.items() if e.unit == "alias")
 
@@ -197,10 +206,16 @@ def supported_ops_text() -> str:
     return ", ".join(sorted(SUPPORTED_OPS))
 
 
-def entry(node: Node) -> OpEntry:
-    """The node's entry; an op outside the registry is refused by name."""
+def entry(node: Node, g: Graph) -> OpEntry:
+    """The node's entry in graph `g` (an op with two forms, MatMul, is told apart by whether
+    its `constant_inputs` are constants of `g`); an op outside the registry is refused by
+    name."""
     found = OPS.get(node.op_type)
     if found is None:
         raise UnsupportedOpError(f"unsupported op {node.op_type!r} (node {node.name!r}); "
                                  f"ndpsim supports: {supported_ops_text()}")  # fmt: skip
+    if found.dynamic is not None and any(
+        node.inputs[i] not in g.constants for i in found.constant_inputs if i < len(node.inputs)
+    ):
+        return found.dynamic
     return found

@@ -18,6 +18,7 @@ from ndpsim.lower.bindings import (
     EltwiseBinding,
     FillBinding,
     FuncBinding,
+    MatmulBinding,
     PoolBinding,
     SoftmaxBinding,
     TableBinding,
@@ -212,6 +213,15 @@ def _eltwise(b: _Binder, bd: EltwiseBinding) -> None:
     b.act(bd, "eltwise", y)
 
 
+def _matmul(b: _Binder, bd: MatmulBinding) -> None:
+    """y = (A - za)(B - zb) x sa sb / sy: QLinearMatMul's requantization."""
+    a, c, y = b.q(bd.inputs[0]), b.q(bd.inputs[1]), b.q(bd.output)
+    b.fparams[bd.slots["r"]] = a.scale * c.scale / y.scale
+    _set(b.desc, bd.desc, "matmul", za=a.zero_point, zb=c.zero_point, zy=y.zero_point,
+         qmin=y.qmin, qmax=y.qmax)  # fmt: skip
+    b.act(bd, "matmul", y)
+
+
 def _rescale(b: _Binder, bd: PoolBinding | CopyBinding) -> None:
     kind = "pool" if isinstance(bd, PoolBinding) else "copy"
     x, y = b.q(bd.inputs[0]), b.q(bd.output)
@@ -244,6 +254,7 @@ _BINDERS = {
     FillBinding: _fill,
     ConvBinding: _conv,
     EltwiseBinding: _eltwise,
+    MatmulBinding: _matmul,
     PoolBinding: _rescale,
     CopyBinding: _rescale,
     FuncBinding: _func,

@@ -9,7 +9,7 @@ from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-KERNELS_DIGEST = "dcf7bed1ed166721"
+KERNELS_DIGEST = "093c488701eb8906"
 
 
 @njit(inline="always")
