@@ -69,6 +69,10 @@ CASES = {
         [_const("w", (12, 40)), _const("b", (12,))],
     ),
     "MatMul": _model([N("MatMul", ["x", "w"], ["y"])], [3, 20], [3, 7], [_const("w", (20, 7))]),
+    "MatMul-activations": _model(  # Q·Kᵀ-like: both operands run-time values, batch broadcast
+        [N("MatMul", ["x", "z"], ["y"])], [1, 2, 5, 8], [1, 2, 5, 6],
+        extra_inputs=[("z", [2, 8, 6])],
+    ),
     "BatchNormalization": _model(
         [N("BatchNormalization", ["x", "s", "bb", "m", "v"], ["y"])],
         [1, 4, 5, 5],

@@ -126,10 +126,13 @@ def _setup(b: Builder, unit: int, li: int, ins: list[Placement], positions: int)
 
 def _positions(g: Graph, node: Node, geoms: dict) -> int:
     """Output positions a layer's sequencer steps through: a MAC layer's output pixels (Gemm /
-    MatMul: its rows), any other layer's spatial positions (dims after N, C; 1 for a vector)."""
+    MatMul: its rows; so too a MatMul of two activations), any other layer's spatial positions
+    (dims after N, C; 1 for a vector)."""
     if node.name in geoms:
         return geoms[node.name].pixels
     shape = g.tensors[node.outputs[0]].shape
+    if node.op_type == "MatMul":
+        return int(np.prod(shape[:-1], dtype=np.int64))
     return int(np.prod(shape[2:], dtype=np.int64)) if len(shape) > 2 else 1
 
 

@@ -1,0 +1,131 @@
+"""The bundled keyword transformer (models/kws_transformer.onnx, exported from PyTorch by
+models/generate_transformer.py): its shape arithmetic folds at import, Q·Kᵀ and A·V run as
+products of two activations on the vector unit (MATMUL), it agrees with onnxruntime (float
+datapath to 1e-4, int8 post-training quantization at >= 20 dB SQNR) and the report counts
+every MAC: heads x tokens x tokens x head_dim per attention product per block, plus the
+weight MACs."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+import ndpsim
+from ndpsim import SimOptions
+from ndpsim.config import load_preset
+from ndpsim.frontend import load_model
+from ndpsim.lower import lower
+from ndpsim.lower.registry import entry
+from ndpsim.quant.bind import bind
+from ndpsim.sim.run import read_value, run
+from ndpsim.zoo.stats import count_macs
+
+ort = pytest.importorskip("onnxruntime")
+MODEL = Path(__file__).resolve().parents[1] / "models" / "kws_transformer.onnx"
+GENERIC = load_preset("generic")
+
+
+def _inputs(seed: int, n: int) -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return [{"input": rng.standard_normal((1, 49, 10)).astype(np.float32)} for _ in range(n)]
+
+
+def _attention(g) -> tuple[list, int, int, int]:
+    """The products of two activations, and (heads, tokens, head_dim) from the first one's
+    left operand, Q [1, heads, tokens, head_dim]."""
+    products = [n for n in g.nodes if n.op_type == "MatMul" and entry(n, g).unit == "vector"]
+    _, heads, tokens, head_dim = g.tensors[products[0].inputs[0]].shape
+    return products, heads, tokens, head_dim
+
+
+def _weight_macs(g) -> int:
+    """Rows x K x N of every MatMul / Gemm with a constant weight, from the graph's shapes."""
+    total = 0
+    for n in g.nodes:
+        if n.op_type in ("MatMul", "Gemm") and entry(n, g).unit == "macro":
+            w = g.constants[n.inputs[1]].shape
+            rows = math.prod(g.tensors[n.inputs[0]].shape[:-1])
+            total += rows * w[0] * w[1]
+    return total
+
+
+def test_shape_arithmetic_folds_and_attention_runs_on_the_vector_unit():
+    g = load_model(MODEL)
+    ops = {n.op_type for n in g.nodes}
+    assert not ops & {"Constant", "ConstantOfShape", "Equal", "Where", "Expand", "Shape"}
+    products, heads, tokens, head_dim = _attention(g)
+    # two blocks of 2-head attention over 49 frames + the class token (the generator's sizes)
+    assert (len(products), heads, tokens, head_dim) == (4, 2, 50, 32)
+    for p in products:  # Q·Kᵀ: [.., T, hd]·[.., hd, T]; A·V: [.., T, T]·[.., T, hd]
+        assert all(v not in g.constants for v in p.inputs)
+    assert sum(entry(n, g).unit == "macro" for n in g.nodes) == 10  # embed, 4 per block, head
+
+
+def test_report_counts_the_activation_products_and_the_weight_macs():
+    g = load_model(MODEL)
+    products, heads, tokens, head_dim = _attention(g)
+    per_product = heads * tokens * tokens * head_dim  # 160,000
+    weights = _weight_macs(g)
+    r = ndpsim.simulate(MODEL, GENERIC, timing_only=True)
+    assert r.macs == len(products) * per_product + weights == 3_948_928
+    assert r.macs == count_macs(onnx.load(MODEL))  # ndpsim.zoo's own count from the ONNX
+    attn = [lay for lay in r.layers if lay.op_type == "MatMul" and lay.kind == "vector"]
+    assert [lay.macs for lay in attn] == [per_product] * len(products)
+    assert all(lay.macro_busy_cycles == 0 and lay.vector_busy_cycles > 0 for lay in attn)
+    assert sum(lay.macs for lay in r.layers) == r.macs
+
+
+def test_attention_products_are_timed_by_the_vector_lanes():
+    """Doubling the lanes halves an attention product's vector cycles (but the pipeline's);
+    the macros' busy cycles do not change."""
+
+    def cycles(hw):
+        r = ndpsim.simulate(MODEL, hw, timing_only=True)
+        busy = {lay.name: lay.vector_busy_cycles for lay in r.layers}
+        mac = {lay.name: lay.macro_busy_cycles for lay in r.layers if lay.kind == "mac"}
+        return busy, mac
+
+    (v16, m16), (v32, m32) = cycles(GENERIC), cycles(GENERIC.with_(vector_lanes=32))
+    assert m16 == m32
+    names = [n for n in v16 if n.endswith(("attn/MatMul", "attn/MatMul_1"))]
+    assert len(names) == 4
+    for n in names:  # 50 instructions of 3,200 MACs: 200 + 2 cycles at 16 lanes, 100 + 2 at 32
+        assert (v16[n], v32[n]) == (10_100, 5_100)
+
+
+def _with_logits(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
+    """A copy whose graph also outputs the head's logits (the Softmax's input)."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    logits = next(n for n in m.graph.node if n.output[0] == "output").input[0]
+    shape = load_model(model).tensors[logits].shape
+    m.graph.output.append(helper.make_tensor_value_info(logits, TensorProto.FLOAT, shape))
+    return m, logits
+
+
+def test_float_datapath_matches_onnxruntime():
+    model, logits = _with_logits(onnx.load(MODEL))
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    program = lower(load_model(model), GENERIC)
+    params = bind(program, None)
+    for x in _inputs(5, 3):
+        want = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, x), strict=True))
+        res = run(program, GENERIC, params, x)
+        for name in ("output", logits):
+            got = read_value(program, res, name, None).reshape(want[name].shape)
+            np.testing.assert_allclose(got, want[name], rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+@pytest.mark.parametrize("preset", ["generic", "ndp120"])
+def test_int8_ptq_agrees_with_onnxruntime(preset):
+    """The project's post-training quantization (calibrated on 8 seeded random inputs, held
+    out from the 4 compared) against onnxruntime's float output."""
+    r = ndpsim.simulate(MODEL, preset, SimOptions(inputs=_inputs(9, 4), calibration_samples=8))
+    (agreement,) = r.agreement
+    assert agreement.reference == "onnxruntime" and agreement.samples == 4
+    assert agreement.sqnr_db >= 20.0, agreement
