@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ndpsim.lower.tiling import ConvGeom
 
 
@@ -75,10 +77,12 @@ class SoftmaxBinding(Binding):
 
 @dataclass
 class TableBinding(Binding):
-    """A function-unit look-up table (`table`, a key of vector_ops.LUTS) from slot `base`:
-    its samples, then the first sample and 1/step."""
+    """A function-unit look-up table (lower/funcs.py `Table`) from slot `base`: its float32
+    samples (`values`, evenly spaced over [lo, hi]), then lo and 1/step."""
 
-    table: str = ""
+    values: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    lo: float = 0.0
+    hi: float = 0.0
 
 
 @dataclass

@@ -14,6 +14,7 @@ function) is one entry here plus its test; docs/architecture.md, "How to add an 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,6 +22,8 @@ import numpy as np
 
 from ndpsim.errors import UnsupportedOpError
 from ndpsim.ir import Graph, Node
+from ndpsim.isa import FuncKind
+from ndpsim.lower import funcs as F
 from ndpsim.lower import vector as V
 from ndpsim.lower import vector_ops as VO
 from ndpsim.lower.activations import activation_of
@@ -62,6 +65,7 @@ class OpEntry:
     # constant (`constant_inputs`): MatMul of two activations runs on the vector unit
     dynamic: OpEntry | None = None
     constant_inputs: tuple[int, ...] = ()
+    func: F.Func | None = None  # function-unit ops: the function (lower/funcs.py)
 
 
 def _eltwise(ctx: NodeContext) -> list[Binding]:
@@ -137,7 +141,35 @@ def _concat(ctx: NodeContext) -> list[Binding]:
 _MAC = {"unit": "macro", "emit": emit_mac_node, "fuses_activation": True}
 _ELTWISE = {"unit": "vector", "emit": _eltwise, "reads": every_input}
 _ACT = {"unit": "vector", "emit": _activation}
-_FUNC = {"unit": "vector", "emit": _with_graph(VO.emit_func)}
+
+
+def _func(func: F.Func, **fields) -> OpEntry:
+    """A function-unit op: y = F(x) element-wise (lower/funcs.py)."""
+    return OpEntry("vector", lambda ctx: F.emit_func(ctx, func), func=func, **fields)
+
+
+def _table(f, lo: float, hi: float, entries: int, slopes=(0.0, 0.0)) -> OpEntry:
+    """A function-unit op by table: `entries` samples of the float64 function `f` over
+    [lo, hi], continued beyond with `slopes` (lower/funcs.py `Table`)."""
+    return _func(F.table_func(F.Table(f, lo, hi, entries, slopes)))
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
+
+
+def _gelu_tanh(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+
+
+# Tables: interpolation error h^2/8 * max|f''| (docs/machine_model.md, "Function unit"), the
+# function beyond the range within 2.3e-7 of the end sample (or of y = x for GELU's upper
+# tail: slope 1).
+_GELU = F.Table(_gelu, -6.0, 6.0, 1025, (0.0, 1.0))
+_GELU_TANH = F.Table(_gelu_tanh, -6.0, 6.0, 1025, (0.0, 1.0))
 _ALIAS = {"unit": "alias", "output_range": "input"}
 _MATMUL_OF_ACTIVATIONS = OpEntry("vector", emit_matmul, reads=every_input, kernel_type="matmul",
                                  fuses_activation=True)  # fmt: skip
@@ -156,12 +188,19 @@ OPS: dict[str, OpEntry] = {
     "Relu": OpEntry(**_ACT),
     "Clip": OpEntry(**_ACT, param_inputs=(1, 2)),
     "LeakyRelu": OpEntry(**_ACT),
-    "Sigmoid": OpEntry(**_FUNC),
-    "Tanh": OpEntry(**_FUNC),
-    "HardSigmoid": OpEntry(**_FUNC),
-    "HardSwish": OpEntry(**_FUNC),
-    "Sqrt": OpEntry(**_FUNC),
-    "Pow": OpEntry(**_FUNC, param_inputs=(1,)),
+    "Sigmoid": _table(lambda x: 1.0 / (1.0 + np.exp(-x)), -16.0, 16.0, 2049),
+    "Tanh": _table(np.tanh, -8.0, 8.0, 2049),
+    "Erf": _table(_erf, -4.0, 4.0, 1025),
+    "Gelu": _func(F.table_func(attr="approximate", none=_GELU, tanh=_GELU_TANH)),
+    "HardSigmoid": _func(F.Func(FuncKind.HARD_SIGMOID, 2, F.hard_sigmoid_params)),
+    "HardSwish": _func(F.Func(FuncKind.HARD_SWISH, 3, F.hard_swish_params)),
+    "Sqrt": _func(F.Func(FuncKind.SQRT, 4)),
+    "Pow": _func(F.Func(FuncKind.POW, 6, F.pow_params), param_inputs=(1,)),
+    "Exp": _func(F.Func(FuncKind.EXP, 4)),
+    "Log": _func(F.Func(FuncKind.LOG, 4)),
+    "Reciprocal": _func(F.Func(FuncKind.RECIPROCAL, 4)),
+    "Abs": _func(F.Func(FuncKind.ABS, 1)),
+    "Neg": _func(F.Func(FuncKind.NEG, 1)),
     "MaxPool": OpEntry(
         "vector", _pool, kernel_type="pool", output_range="input", fuses_activation=True
     ),  # fmt: skip

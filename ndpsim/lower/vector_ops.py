@@ -1,6 +1,6 @@
-"""Emit the vector unit's data-selection and function ops: Sigmoid / Tanh / HardSigmoid /
-HardSwish / Sqrt on the function unit (FUNC), and Slice, Split, Gather (constant indices),
-Resize (nearest) and ReduceMean as strided copies (COPY) or window averages (POOL)."""
+"""Emit the vector unit's data-selection ops: Slice, Split, Gather (constant indices), Resize
+(nearest) and mirror Pad as strided copies (COPY), and ReduceMean as window averages (POOL).
+The function unit's ops are in lower/funcs.py."""
 
 from __future__ import annotations
 
@@ -11,110 +11,11 @@ import numpy as np
 
 from ndpsim.errors import UnsupportedOpError
 from ndpsim.ir import Graph, Node
-from ndpsim.isa import FuncKind, Opcode, PoolKind
+from ndpsim.isa import Opcode, PoolKind
 from ndpsim.lower.activations import act_fields
-from ndpsim.lower.bindings import Binding, FuncBinding, PoolBinding, TableBinding
+from ndpsim.lower.bindings import Binding, PoolBinding
 from ndpsim.lower.program import Placement
 from ndpsim.lower.vector import VecContext, _chunks, _nbytes, emit_copy, row_major
-
-# Function-unit look-up tables: (first sample, last sample, entries). Linear interpolation
-# between float32 samples; outside the range the end entries hold (sigmoid(-16) = 1.1e-7,
-# 1 - tanh(8) = 2.3e-7). Interpolation error bound h^2/8 * max|f''|: sigmoid 2.9e-6,
-# tanh 5.9e-6 (docs/machine_model.md, "Function unit").
-LUTS: dict[str, tuple[float, float, int]] = {
-    "SIGMOID": (-16.0, 16.0, 2049),
-    "TANH": (-8.0, 8.0, 2049),
-}
-FUNC_OPS = {
-    "Sigmoid": FuncKind.SIGMOID,
-    "Tanh": FuncKind.TANH,
-    "HardSigmoid": FuncKind.HARD_SIGMOID,
-    "HardSwish": FuncKind.HARD_SWISH,
-    "Sqrt": FuncKind.SQRT,
-    "Pow": FuncKind.POW,
-}
-# Vector element operations per element of each function (scale + interpolate; multiply-add
-# + clamp (+ multiply); an iterative square root counted as 4).
-FUNC_WORK = {
-    FuncKind.SIGMOID: 2,
-    FuncKind.TANH: 2,
-    FuncKind.HARD_SIGMOID: 2,
-    FuncKind.HARD_SWISH: 3,
-    FuncKind.SQRT: 4,
-    FuncKind.POW: 6,
-}
-
-
-def lut_values(kind: str) -> np.ndarray:
-    """The float32 samples of a function-unit table."""
-    lo, hi, size = LUTS[kind]
-    x = np.linspace(lo, hi, size, dtype=np.float64)
-    f = 1.0 / (1.0 + np.exp(-x)) if kind == "SIGMOID" else np.tanh(x)
-    return f.astype(np.float32)
-
-
-def func_params(g: Graph, node: Node) -> tuple[float, float, float]:
-    """(p0, p1, p2) of a function: HardSigmoid's alpha, beta; HardSwish is x * HardSigmoid(x)
-    with alpha = 1/6, beta = 0.5 (ONNX definition); Pow is (p1 + p0 x)^exponent, where the
-    LRN rewrite sets p0, p1 (attributes pow_scale, pow_offset) and plain Pow has 1, 0."""
-    if node.op_type == "HardSigmoid":
-        return float(node.attrs.get("alpha", 0.2)), float(node.attrs.get("beta", 0.5)), 0.0
-    if node.op_type == "Pow":
-        e = float(np.asarray(g.constants[node.inputs[1]]).reshape(-1)[0])
-        return float(node.attrs.get("pow_scale", 1.0)), float(node.attrs.get("pow_offset", 0.0)), e
-    return 1.0 / 6.0, 0.5, 0.0
-
-
-def _lut_slots(ctx: VecContext, kind: FuncKind, bindings: list[Binding]) -> tuple[int, int, int]:
-    """(table base, lo slot, 1/step slot): one table per kind per program, shared by nodes."""
-    cache = ctx.b.luts
-    if kind.name not in cache:
-        _, _, size = LUTS[kind.name]
-        base = ctx.b.fslots(size + 2)
-        cache[kind.name] = base
-        bindings.append(TableBinding(-1, kind.name, (), "", {"base": base}, table=kind.name))
-    base = cache[kind.name]
-    size = LUTS[kind.name][2]
-    return base, base + size, base + size + 1
-
-
-def emit_func(ctx: VecContext, g: Graph, node: Node, x: Placement, y: Placement) -> list[Binding]:
-    kind = FUNC_OPS[node.op_type]
-    out: list[Binding] = []
-    fields = {"lut_base": 0, "lut_size": 0, "lut_lo": 0, "lut_inv_step": 0}
-    if kind.name in LUTS:
-        base, lo_slot, inv_slot = _lut_slots(ctx, kind, out)
-        fields = {
-            "lut_base": base,
-            "lut_size": LUTS[kind.name][2],
-            "lut_lo": lo_slot,
-            "lut_inv_step": inv_slot,
-        }
-    if node.op_type == "Pow" and (
-        node.inputs[1] not in g.constants or np.asarray(g.constants[node.inputs[1]]).size != 1
-    ):
-        raise UnsupportedOpError(f"Pow {node.name!r}: the exponent must be a scalar constant")
-    slot = ctx.b.fslots(5)
-    desc = ctx.b.descriptor(
-        "func",
-        kind=int(kind),
-        x_base=x.addr,
-        y_base=y.addr,
-        sx=slot,
-        ry=slot + 1,
-        p0=slot + 2,
-        p1=slot + 3,
-        p2=slot + 4,
-        **fields,
-    )
-    done = ctx.b.token()
-    n = y.size
-    _chunks(ctx, Opcode.FUNC, desc, n, FUNC_WORK[kind], x.nbytes, y.nbytes, [x.token], done)
-    y.token = done
-    slots = {"sx": slot, "ry": slot + 1, "p0": slot + 2, "p1": slot + 3, "p2": slot + 4}
-    out.append(FuncBinding(desc, node.name, (node.inputs[0],), node.outputs[0], slots,
-                           params=func_params(g, node)))  # fmt: skip
-    return out
 
 
 def _offset(p: Placement, elements: int) -> Placement:

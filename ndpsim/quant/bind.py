@@ -25,7 +25,6 @@ from ndpsim.lower.bindings import (
 )
 from ndpsim.lower.program import Program
 from ndpsim.lower.tiling import bias_vector, weight_matrix
-from ndpsim.lower.vector_ops import LUTS, lut_values
 from ndpsim.quant.ort_bind import OrtBinder
 from ndpsim.quant.params import QParams, QuantPlan
 
@@ -142,11 +141,10 @@ class _Binder:
 
 def _table(b: _Binder, bd: TableBinding) -> None:
     """A function-unit table: samples, first sample, 1/step."""
-    lo, hi, size = LUTS[bd.table]
-    base = bd.slots["base"]
-    b.fparams[base : base + size] = lut_values(bd.table)
-    b.fparams[base + size] = lo
-    b.fparams[base + size + 1] = (size - 1) / (hi - lo)
+    base, size = bd.slots["base"], bd.values.size
+    b.fparams[base : base + size] = bd.values
+    b.fparams[base + size] = bd.lo
+    b.fparams[base + size + 1] = (size - 1) / (bd.hi - bd.lo)
 
 
 def _stored(b: _Binder, bd: Binding, values: np.ndarray) -> None:

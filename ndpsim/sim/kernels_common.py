@@ -9,7 +9,7 @@ from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-KERNELS_DIGEST = "093c488701eb8906"
+KERNELS_DIGEST = "a29f4d21e48dd025"
 
 
 @njit(inline="always")

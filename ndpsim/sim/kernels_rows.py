@@ -20,7 +20,7 @@ from ndpsim.sim.kernels_ort import eltwise_qadd
 
 u64 = np.uint64  # unsigned indices: no negative-wraparound check, so LLVM vectorizes
 
-KERNELS_DIGEST = "093c488701eb8906"
+KERNELS_DIGEST = "a29f4d21e48dd025"
 
 
 @njit(cache=True)

@@ -4,11 +4,11 @@ them; instructions of other opcodes in the range do no arithmetic and are skippe
 model compiles only the kernels of the opcodes its program uses, once per datapath.
 
 REQUANT and ELTWISE run a row at a time (kernels_rows.py); POOL, SOFTMAX, COPY, the function
-unit (FUNC: look-up tables with linear interpolation, piecewise-linear functions, sqrt and a
-power of a positive base) and the product of two activations (MATMUL) are here;
-onnxruntime's quantized variants are in kernels_ort.py. Semantics are specified by
-ndpsim/sim/reference.py, which these must match bit for bit. KERNELS_DIGEST: see
-ndpsim/isa_gen.py.
+unit (FUNC: look-up tables with linear interpolation, piecewise-linear functions, exp, log,
+reciprocal, sqrt, abs, neg and a power of a positive base) and the product of two
+activations (MATMUL) are here; onnxruntime's quantized variants are in kernels_ort.py.
+Semantics are specified by ndpsim/sim/reference.py, which these must match bit for bit.
+KERNELS_DIGEST: see ndpsim/isa_gen.py.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the 
 from ndpsim.sim.kernels_common import _act_params, _activate, _store, unravel4
 from ndpsim.sim.kernels_ort import pool_ort, softmax_lut
 
-KERNELS_DIGEST = "093c488701eb8906"
+KERNELS_DIGEST = "a29f4d21e48dd025"
 
 
 @njit(cache=True)
@@ -190,23 +190,38 @@ def _copy(d, e0, n, mem, fparams, float_mode):
         _store(mem, y, f, d[COPY_ZY], d[COPY_QMIN], d[COPY_QMAX], float_mode)
 
 
+_LN_FLT_MAX = 88.72283905206835  # exp of more than this is beyond float32: inf
+
+
+@njit(cache=True)
+def _table(v, fparams, d):
+    """A table of lut_size samples from lut_lo, step 1/inv_step, linearly interpolated; beyond
+    it the end sample continued with slope p0 (below) or p1 (above the last sample, at p2)."""
+    base, size = d[FUNC_LUT_BASE], d[FUNC_LUT_SIZE]
+    t = (v - fparams[d[FUNC_LUT_LO]]) * fparams[d[FUNC_LUT_INV_STEP]]
+    if not t > np.float32(0.0):  # also NaN: the table's first entry
+        slope = fparams[d[FUNC_P0]]
+        if slope == np.float32(0.0):
+            return fparams[base]
+        return fparams[base] + slope * (v - fparams[d[FUNC_LUT_LO]])
+    if t >= np.float32(size - 1):
+        slope = fparams[d[FUNC_P1]]
+        if slope == np.float32(0.0):
+            return fparams[base + size - 1]
+        return fparams[base + size - 1] + slope * (v - fparams[d[FUNC_P2]])
+    i = np.int64(t)
+    frac = t - np.float32(i)
+    lo = fparams[base + i]
+    return lo + frac * (fparams[base + i + 1] - lo)
+
+
 @njit(cache=True)
 def evaluate(kind, v, fparams, d):
     """F(v) in float32: the function unit's arithmetic for one element."""
     one = np.float32(1.0)
     zero = np.float32(0.0)
-    if kind == FUNC_KIND_SIGMOID or kind == FUNC_KIND_TANH:
-        # table of lut_size samples from lut_lo, step 1/inv_step; clamped at both ends
-        base, size = d[FUNC_LUT_BASE], d[FUNC_LUT_SIZE]
-        t = (v - fparams[d[FUNC_LUT_LO]]) * fparams[d[FUNC_LUT_INV_STEP]]
-        if not t > zero:  # also NaN: the table's first entry
-            return fparams[base]
-        if t >= np.float32(size - 1):
-            return fparams[base + size - 1]
-        i = np.int64(t)
-        frac = t - np.float32(i)
-        lo = fparams[base + i]
-        return lo + frac * (fparams[base + i + 1] - lo)
+    if kind == FUNC_KIND_TABLE:
+        return _table(v, fparams, d)
     if kind == FUNC_KIND_HARD_SIGMOID or kind == FUNC_KIND_HARD_SWISH:
         h = fparams[d[FUNC_P0]] * v + fparams[d[FUNC_P1]]
         if h < zero:
@@ -219,6 +234,22 @@ def evaluate(kind, v, fparams, d):
         if not u > zero:
             return zero
         return np.float32(math.pow(np.float64(u), np.float64(fparams[d[FUNC_P2]])))
+    if kind == FUNC_KIND_EXP:  # libm exp in float64, rounded to float32
+        if np.float64(v) > _LN_FLT_MAX:
+            return np.float32(np.inf)
+        return np.float32(math.exp(np.float64(v)))
+    if kind == FUNC_KIND_LOG:  # libm log; zero, negative and NaN inputs give -inf
+        if v > zero:
+            return np.float32(math.log(np.float64(v)))
+        return np.float32(-np.inf)
+    if kind == FUNC_KIND_RECIPROCAL:  # IEEE float32 division; 1/(+-0) is +-inf
+        if v == zero:
+            return np.float32(math.copysign(np.inf, np.float64(v)))
+        return one / v
+    if kind == FUNC_KIND_ABS:
+        return abs(v)
+    if kind == FUNC_KIND_NEG:
+        return -v
     # FUNC_KIND_SQRT: negative inputs (ONNX: NaN) give 0 on the machine
     return np.float32(np.sqrt(v)) if v > zero else zero
 

@@ -22,11 +22,11 @@ from ndpsim.isa import (
     Act,
     Counter,
     EltwiseKind,
-    FuncKind,
     Opcode,
     PoolKind,
     TimingClass,
 )
+from ndpsim.sim.reference_func import evaluate
 from ndpsim.sim.reference_ort import fma_f32, pool_ort, softmax_lut
 from ndpsim.sim.schedule import Timing
 
@@ -270,32 +270,6 @@ def _copy(ins, d, m: Machine):
             d[CP["qmax"]],
             float_mode,
         )
-
-
-def evaluate(kind: int, v, fparams: np.ndarray, g: dict):
-    """F(v) in float32 (the function unit): table with linear interpolation, piecewise linear
-    or sqrt."""
-    if kind in (FuncKind.SIGMOID, FuncKind.TANH):
-        base, size = g["lut_base"], g["lut_size"]
-        t = (v - fparams[g["lut_lo"]]) * fparams[g["lut_inv_step"]]
-        if not t > 0:  # also NaN: the first entry
-            return fparams[base]
-        if t >= _F32(size - 1):
-            return fparams[base + size - 1]
-        i = int(t)
-        frac = t - _F32(i)
-        lo = fparams[base + i]
-        return lo + frac * (fparams[base + i + 1] - lo)
-    if kind in (FuncKind.HARD_SIGMOID, FuncKind.HARD_SWISH):
-        h = fparams[g["p0"]] * v + fparams[g["p1"]]
-        h = min(max(h, _F32(0.0)), _F32(1.0))
-        return h if kind == FuncKind.HARD_SIGMOID else v * h
-    if kind == FuncKind.POW:  # (p1 + p0 v)^p2 in float64, positive bases only
-        u = fparams[g["p1"]] + fparams[g["p0"]] * v
-        if not u > 0:
-            return _F32(0.0)
-        return _F32(math.pow(float(u), float(fparams[g["p2"]])))
-    return _F32(np.sqrt(v)) if v > 0 else _F32(0.0)  # SQRT; negative inputs give 0
 
 
 def _func(ins, d, m: Machine):
