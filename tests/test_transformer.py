@@ -129,3 +129,51 @@ def test_int8_ptq_agrees_with_onnxruntime(preset):
     (agreement,) = r.agreement
     assert agreement.reference == "onnxruntime" and agreement.samples == 4
     assert agreement.sqnr_db >= 20.0, agreement
+
+
+def _attention_model(scores_only: bool) -> onnx.ModelProto:
+    """One 2-head self-attention over 12 tokens of 16 features (Q·Kᵀ only, or through the
+    softmax and A·V), seeded weights."""
+    rng = np.random.default_rng(0)
+    t, d, h = 12, 16, 2
+    n = helper.make_node
+    nodes = [n("MatMul", ["x", f"w{c}"], [c]) for c in "qkv"]
+    perms = {"q": [0, 2, 1, 3], "k": [0, 2, 3, 1], "v": [0, 2, 1, 3]}  # K transposed
+    for c in "qkv":
+        nodes += [n("Reshape", [c, "heads"], [f"{c}4"]), n("Transpose", [f"{c}4"], [f"{c}h"],
+                                                           perm=perms[c])]  # fmt: skip
+    nodes += [n("MatMul", ["qh", "kh"], ["s"]), n("Softmax", ["s"], ["a"], axis=-1),
+              n("MatMul", ["a", "vh"], ["y"])]  # fmt: skip
+    out = ("s", [1, h, t, t]) if scores_only else ("y", [1, h, t, d // h])
+    inits = [
+        helper.make_tensor(
+            f"w{c}", TensorProto.FLOAT, (d, d), (rng.standard_normal(d * d) * 0.3).tolist()
+        )
+        for c in "qkv"
+    ]
+    inits.append(helper.make_tensor("heads", TensorProto.INT64, (4,), [1, t, h, d // h]))
+    g = helper.make_graph(nodes[: -2 if scores_only else None], "attention",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, t, d])],
+                          [helper.make_tensor_value_info(*out[:1], TensorProto.FLOAT, out[1])],
+                          inits)  # fmt: skip
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+
+
+@pytest.mark.parametrize(
+    "fmt, act, scores_only",
+    [("QDQ", "QInt8", False), ("QOperator", "QUInt8", False), ("QOperator", "QInt8", True)],
+)
+def test_quantized_attention_is_bit_exact_with_onnxruntime(fmt, act, scores_only, tmp_path):
+    """onnxruntime-quantized attention (its quantizer: QLinearMatMul of two activations in
+    operator form, DQ -> MatMul -> Q in QDQ) runs on MATMUL to the bit on 10 inputs. The int8
+    operator form stops at the scores: its QLinearSoftmax differs where a row's probability
+    rounds to 1 (ndpsim wraps the int8 value that onnxruntime saturates to 127)."""
+    pytest.importorskip("onnxruntime.quantization")
+    from test_quantized_onnx import lsb_differences, quantized
+
+    src = tmp_path / "attention.onnx"
+    onnx.save(_attention_model(scores_only), src)
+    path = quantized(src, tmp_path / f"attention_{fmt}_{act}.onnx", fmt, act=act)
+    ops = [nd.op_type for nd in onnx.load(path).graph.node]
+    assert ops.count("QLinearMatMul" if fmt == "QOperator" else "MatMul") == 4 + (not scores_only)
+    assert lsb_differences(path, range(10)) == [0] * 10

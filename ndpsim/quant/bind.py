@@ -214,7 +214,9 @@ def _eltwise(b: _Binder, bd: EltwiseBinding) -> None:
 def _matmul(b: _Binder, bd: MatmulBinding) -> None:
     """y = (A - za)(B - zb) x sa sb / sy: QLinearMatMul's requantization."""
     a, c, y = b.q(bd.inputs[0]), b.q(bd.inputs[1]), b.q(bd.output)
-    b.fparams[bd.slots["r"]] = a.scale * c.scale / y.scale
+    f32 = np.float32  # an imported model: onnxruntime's float32 f32(sa sb) / sy
+    exact = f32(f32(a.scale) * f32(c.scale)) / f32(y.scale) if b.ort is not None else None
+    b.fparams[bd.slots["r"]] = a.scale * c.scale / y.scale if exact is None else exact
     _set(b.desc, bd.desc, "matmul", za=a.zero_point, zb=c.zero_point, zy=y.zero_point,
          qmin=y.qmin, qmax=y.qmax)  # fmt: skip
     b.act(bd, "matmul", y)
