@@ -18,7 +18,9 @@ from onnx import TensorProto, helper
 import ndpsim
 from ndpsim import SimOptions
 from ndpsim.config import load_preset
+from ndpsim.errors import UnsupportedOpError
 from ndpsim.frontend import load_model
+from ndpsim.isa import Counter
 from ndpsim.lower import lower
 from ndpsim.lower.registry import entry
 from ndpsim.quant.bind import bind
@@ -177,3 +179,61 @@ def test_quantized_attention_is_bit_exact_with_onnxruntime(fmt, act, scores_only
     ops = [nd.op_type for nd in onnx.load(path).graph.node]
     assert ops.count("QLinearMatMul" if fmt == "QOperator" else "MatMul") == 4 + (not scores_only)
     assert lsb_differences(path, range(10)) == [0] * 10
+
+
+def _product_model(a_shape, b_shape) -> onnx.ModelProto:
+    """y = MatMul(a, b), both graph inputs."""
+    y_shape = list(np.matmul(np.zeros(a_shape), np.zeros(b_shape)).shape)
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["y"], name="mm")],
+        "product",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s)
+         for n, s in (("a", a_shape), ("b", b_shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)],
+    )  # fmt: skip
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+
+
+SHAPES = [  # ONNX MatMul's cases: batches, broadcasting either way, 1-D operands
+    ((7, 9), (9, 5)),
+    ((1, 2, 50, 32), (1, 2, 32, 50)),  # Q·Kᵀ
+    ((2, 1, 3, 4), (3, 4, 5)),
+    ((5, 7), (2, 3, 7, 6)),
+    ((4,), (2, 4, 3)),
+    ((2, 3, 4), (4,)),
+    ((6,), (6,)),
+]
+
+
+@pytest.mark.parametrize("a_shape, b_shape", SHAPES, ids=str)
+def test_products_of_two_activations(a_shape, b_shape):
+    """The float datapath within 1e-5 of onnxruntime; the integer datapath (asymmetric int8,
+    so zero points are nonzero) equal to the integer arithmetic written out here: exact
+    products of (q - zp), summed, scaled by sa sb / sy, rounded half to even, saturated."""
+    from ndpsim.quant.ptq import PTQOptions
+    from ndpsim.sim.calibrate import calibrate
+
+    model = _product_model(a_shape, b_shape)
+    program = lower(load_model(model), GENERIC)
+    rng = np.random.default_rng(len(a_shape) * 10 + len(b_shape))
+    x = {"a": rng.standard_normal(a_shape).astype(np.float32),
+         "b": rng.standard_normal(b_shape).astype(np.float32) + 0.5}  # fmt: skip
+    (want,) = ort.InferenceSession(model.SerializeToString()).run(None, x)
+    got = read_value(program, run(program, GENERIC, bind(program, None), x), "y", None)
+    np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-5, atol=1e-5)
+    plan = calibrate(program, GENERIC, [x], PTQOptions(activations="asymmetric"))
+    qa, qb, qy = (plan.tensors[v] for v in ("a", "b", "y"))
+    assert qa.zero_point != 0 or qb.zero_point != 0
+    acc = np.matmul(qa.quantize(x["a"]) - qa.zero_point, qb.quantize(x["b"]) - qb.zero_point)
+    r = np.float32(qa.scale * qb.scale / qy.scale)
+    exact = np.clip(np.rint(acc.astype(np.float32) * r) + qy.zero_point, qy.qmin, qy.qmax)
+    res = run(program, GENERIC, bind(program, plan), x, plan)
+    q = read_value(program, res, "y", plan, dequantize=False)
+    np.testing.assert_array_equal(q.reshape(exact.shape), exact)
+    assert int(res.counters[:, Counter.MACS].sum()) == acc.size * x["a"].shape[-1]  # outputs x K
+
+
+def test_batch_dims_that_do_not_merge_into_two_are_refused_by_name():
+    model = _product_model((2, 1, 2, 3, 4), (1, 2, 1, 4, 5))  # batch strides (s,0,s') / (0,s,0)
+    with pytest.raises(UnsupportedOpError, match="MatMul 'mm': more than 2 batch dims"):
+        lower(load_model(model), GENERIC)
