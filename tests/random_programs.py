@@ -377,8 +377,8 @@ class _Gen:
         a_s, a_span = _layout(r, dims, 0.3)
         b_s, b_span = _layout(r, dims, 0.3)
         y_s, y_span = _layout(r, dims)
-        kinds = len(EltwiseKind) - (1 if self.float_mode else 0)  # QADD: integer only
-        kind = EltwiseKind(int(r.integers(0, kinds)))
+        kinds = [k for k in EltwiseKind if not (self.float_mode and k == EltwiseKind.QADD)]
+        kind = kinds[int(r.integers(0, len(kinds)))]  # QADD: integer only
         a_base, b_base = self.source(a_span), self.source(b_span)
         # Exactly in place (y over a) is well defined: each element is read, then written;
         # unless b lies in a's region too (then writes would reach b before it is read).
@@ -440,7 +440,9 @@ class _Gen:
         sh, sw, dh, dw = _ilist(r, 4, 1, 2)
         pt, pl, pb, pr = _ilist(r, 4, 0, 2)
         oh, ow = _out_size(h, kh, sh, dh, pt, pb), _out_size(w, kw, sw, dw, pl, pr)
-        kind = PoolKind(int(r.integers(0, 2 if self.float_mode else len(PoolKind))))
+        ort = (PoolKind.AVG_SCALED, PoolKind.AVG_DQ)  # integer datapath only
+        kinds = [k for k in PoolKind if not (self.float_mode and k in ort)]
+        kind = kinds[int(r.integers(0, len(kinds)))]
         cip = int(r.integers(0, 2))
         empty = _has_empty_window(h, w, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl)
         if empty and not self.empty_pool_windows:  # without pads every window has an element

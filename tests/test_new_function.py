@@ -24,10 +24,10 @@ CASE = '    "Softplus": _unary("Softplus"),\n'
 INPUTS = '    "Softplus": (_normal(10.0), _normal(2.0)),\n'
 
 
-def _insert(path: Path, before: str, text: str) -> None:
+def _insert(path: Path, after: str, text: str) -> None:
     source = path.read_text()
-    assert source.count(before) == 1, before
-    path.write_text(source.replace(before, text + before))
+    assert source.count(after) == 1, after
+    path.write_text(source.replace(after, after + text))
 
 
 def _changed(a: Path, b: Path) -> list[str]:
@@ -46,10 +46,11 @@ def test_a_new_unary_function_is_one_registry_entry_and_its_test(tmp_path):
     for part in ("ndpsim", "isa", "tests"):
         skip = shutil.ignore_patterns("__pycache__", "*.png", "*.json")
         shutil.copytree(ROOT / part, copy / part, symlinks=True, ignore=skip)
-    _insert(copy / "ndpsim" / "lower" / "registry.py", '    "HardSigmoid": ', ENTRY)
+    _insert(copy / "ndpsim" / "lower" / "registry.py",
+            '    "Tanh": _table(np.tanh, -8.0, 8.0, 2049),\n', ENTRY)
     tests = copy / "tests" / "test_ops_funcs.py"
-    _insert(tests, "}\nHW = load_preset", CASE)
-    _insert(tests, "}\n\n\ndef _inputs", INPUTS)
+    _insert(tests, '    "Neg": _unary("Neg"),\n', CASE)
+    _insert(tests, '    "Neg": (_normal(10.0), _normal(1.0)),\n', INPUTS)
     assert _changed(ROOT, copy) == ["ndpsim/lower/registry.py", "tests/test_ops_funcs.py"]
     env = {**os.environ, "PYTHONPATH": str(copy)}
     run = subprocess.run(

@@ -35,7 +35,8 @@ class ConvBinding(Binding):
 
 @dataclass
 class EltwiseBinding(Binding):
-    """Add / Sub / Mul of two values (slots ra, rb): `op` is "add", "sub" or "mul"."""
+    """A two-operand element-wise op (slots ra, rb): `op` is "add", "sub", "mul", "max",
+    "min" or "div"."""
 
     op: str = "add"
     act: tuple | None = None
@@ -50,7 +51,8 @@ class MatmulBinding(Binding):
 
 @dataclass
 class PoolBinding(Binding):
-    """A max or average window (pooling, ReduceMean): one rescale (slot r)."""
+    """A max, average or sum window (pooling, ReduceMean / ReduceSum / ReduceMax): one rescale
+    (slot r)."""
 
     act: tuple | None = None
 

@@ -69,8 +69,8 @@ class OpEntry:
 
 
 def _eltwise(ctx: NodeContext) -> list[Binding]:
-    """Add / Sub / Mul / Sum: a chain of two-operand ops into the output buffer (Sum of one
-    input is a copy)."""
+    """Add / Sub / Mul / Div / Sum / Max / Min: a chain of two-operand ops into the output
+    buffer (Sum, Max, Min of one input are a copy)."""
     node, out = ctx.node, []
     if len(ctx.ins) == 1:
         return [V.emit_unary(ctx.vec, node, ctx.x, ctx.y, ctx.in_names[0], ctx.act)]
@@ -185,6 +185,10 @@ OPS: dict[str, OpEntry] = {
     "Sub": OpEntry(**_ELTWISE, kernel_type="add", fuses_activation=True),
     "Mul": OpEntry(**_ELTWISE, kernel_type="mul", fuses_activation=True),
     "Sum": OpEntry(**_ELTWISE, kernel_type="add"),
+    "Max": OpEntry(**_ELTWISE, kernel_type="add"),
+    "Min": OpEntry(**_ELTWISE, kernel_type="add"),
+    # a constant divisor is a Mul by its reciprocal (decompose_ops); else ELTWISE DIV
+    "Div": OpEntry(**_ELTWISE, kernel_type="mul", rewrite="decompose_ops"),
     "Relu": OpEntry(**_ACT),
     "Clip": OpEntry(**_ACT, param_inputs=(1, 2)),
     "LeakyRelu": OpEntry(**_ACT),
@@ -206,7 +210,10 @@ OPS: dict[str, OpEntry] = {
     ),  # fmt: skip
     "AveragePool": OpEntry("vector", _pool, kernel_type="pool", fuses_activation=True),
     "GlobalAveragePool": OpEntry("vector", _pool, kernel_type="gap", fuses_activation=True),
-    "ReduceMean": OpEntry("vector", _with_graph(VO.emit_reduce_mean), param_inputs=(1,)),
+    "ReduceMean": OpEntry("vector", _with_graph(VO.emit_reduce), param_inputs=(1,)),
+    "ReduceSum": OpEntry("vector", _with_graph(VO.emit_reduce), param_inputs=(1,)),
+    "ReduceMax": OpEntry("vector", _with_graph(VO.emit_reduce), output_range="input",
+                         param_inputs=(1,)),  # fmt: skip
     "Softmax": OpEntry(
         "vector", _with_graph(V.emit_softmax), kernel_type="softmax", output_range="unit"
     ),  # fmt: skip
@@ -230,7 +237,6 @@ OPS: dict[str, OpEntry] = {
     "GRU": OpEntry("rewrite", param_inputs=(1, 2, 3, 4), rewrite="decompose_recurrent"),
     "LRN": OpEntry("rewrite", rewrite="decompose_normalization"),
     "LayerNormalization": OpEntry("rewrite", param_inputs=(1, 2), rewrite="decompose_ops"),
-    "Div": OpEntry("rewrite", param_inputs=(1,), rewrite="decompose_ops"),
     "Cast": OpEntry("rewrite", rewrite="casts_to_identity"),
 }
 

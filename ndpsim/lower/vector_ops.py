@@ -1,5 +1,6 @@
 """Emit the vector unit's data-selection ops: Slice, Split, Gather (constant indices), Resize
-(nearest) and mirror Pad as strided copies (COPY), and ReduceMean as window averages (POOL).
+(nearest) and mirror Pad as strided copies (COPY), and ReduceMean / ReduceSum / ReduceMax as
+pooling windows (POOL).
 The function unit's ops are in lower/funcs.py."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from ndpsim.isa import Opcode, PoolKind
 from ndpsim.lower.activations import act_fields
 from ndpsim.lower.bindings import Binding, PoolBinding
 from ndpsim.lower.program import Placement
-from ndpsim.lower.vector import VecContext, _chunks, _nbytes, emit_copy, row_major
+from ndpsim.lower.vector import VecContext, _chunks, _nbytes, emit_copy, emit_unary, row_major
 
 
 def _offset(p: Placement, elements: int) -> Placement:
@@ -198,18 +199,24 @@ def _merge(groups: list[tuple[int, int, int]]) -> list[list[int]]:
     return merged
 
 
-def emit_reduce_mean(
-    ctx: VecContext, g: Graph, node: Node, x: Placement, y: Placement
-) -> list[Binding]:
-    """ReduceMean as POOL averages: the reduced axes are a kh x kw window (after merging
-    adjacent axes), the kept axes index the outputs (one descriptor per leading kept index
-    when they do not merge into one)."""
+# POOL kind of each reduction; ReduceSum takes its axes as an input from opset 13, the
+# others from opset 18 (attribute before)
+REDUCE_KINDS = {"ReduceMean": PoolKind.AVG, "ReduceSum": PoolKind.SUM, "ReduceMax": PoolKind.MAX}
+_AXES_INPUT_OPSET = {"ReduceSum": 13}
+
+
+def emit_reduce(ctx: VecContext, g: Graph, node: Node, x: Placement, y: Placement) -> list[Binding]:
+    """ReduceMean / ReduceSum / ReduceMax as POOL windows: the reduced axes are a kh x kw
+    window (after merging adjacent axes), the kept axes index the outputs (one descriptor per
+    leading kept index when they do not merge into one). No axes: every axis, or with
+    noop_with_empty_axes a copy."""
     shape = x.shape
     rank = len(shape)
-    axes = _const_ints(g, node, 1) if g.opset >= 18 else node.attrs.get("axes")
+    from_input = g.opset >= _AXES_INPUT_OPSET.get(node.op_type, 18)
+    axes = _const_ints(g, node, 1) if from_input else node.attrs.get("axes")
     if not axes:
-        if g.opset >= 18 and int(node.attrs.get("noop_with_empty_axes", 0) or 0):
-            raise UnsupportedOpError(f"ReduceMean {node.name!r}: noop_with_empty_axes")
+        if int(node.attrs.get("noop_with_empty_axes") or 0):
+            return [emit_unary(ctx, node, x, y, node.inputs[0], None)]
         axes = list(range(rank))
     red = sorted({_axis(node, int(a), rank) for a in axes})
     rm = row_major(shape)
@@ -221,7 +228,7 @@ def emit_reduce_mean(
     reduced = [m for m in reduced if m[0] != 1] or [[1, 1, 0]]
     if len(reduced) > 2:
         raise UnsupportedOpError(
-            f"ReduceMean {node.name!r}: reduced axes {red} of {shape} form more than 2 strided "
+            f"{node.op_type} {node.name!r}: reduced axes {red} of {shape} form more than 2 strided "
             "groups (a pooling window is 2-D)"
         )
     kh, sy = reduced[0][0], reduced[0][1]
@@ -237,7 +244,7 @@ def emit_reduce_mean(
         slot = ctx.b.fslots(1)
         desc = ctx.b.descriptor(
             "pool",
-            kind=int(PoolKind.AVG),
+            kind=int(REDUCE_KINDS[node.op_type]),
             in_base=x.addr + xo,
             in_sc=sc,
             in_sy=sy,

@@ -198,10 +198,15 @@ def _conv(b: _Binder, bd: ConvBinding) -> None:
 
 def _eltwise(b: _Binder, bd: EltwiseBinding) -> None:
     a, c, y = b.q(bd.inputs[0]), b.q(bd.inputs[1]), b.q(bd.output)
-    if b.ort is not None and bd.op != "mul":
+    if b.ort is not None and bd.op in ("add", "sub"):
         b.ort.add(bd, a, c, y, b.fparams)
     elif bd.op == "mul":
         b.fparams[bd.slots["ra"]] = a.scale * c.scale / y.scale
+    elif bd.op == "div":
+        b.fparams[bd.slots["ra"]] = a.scale / (c.scale * y.scale)
+    elif bd.op in ("max", "min"):  # both operands in the output's units, then compared
+        b.fparams[bd.slots["ra"]] = a.scale / y.scale
+        b.fparams[bd.slots["rb"]] = c.scale / y.scale
     else:  # Sub is an Add of the negated second operand
         b.fparams[bd.slots["ra"]] = a.scale / y.scale
         sign = -1.0 if bd.op == "sub" else 1.0

@@ -28,7 +28,7 @@ from numba.extending import overload
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-KERNELS_DIGEST = "a29f4d21e48dd025"
+KERNELS_DIGEST = "3caac531435ce91a"
 
 _INT32_MAX = 2147483647
 # Hot loops index with unsigned integers: numba checks a signed index for negative

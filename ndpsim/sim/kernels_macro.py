@@ -24,7 +24,7 @@ from numba import njit, prange
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 from ndpsim.sim.kernels_mac import _tile_weight_max, mvm
 
-KERNELS_DIGEST = "a29f4d21e48dd025"
+KERNELS_DIGEST = "3caac531435ce91a"
 
 
 @njit(cache=True)

@@ -17,7 +17,7 @@ from numba.extending import overload
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 from ndpsim.sim.kernels_common import _store, unravel4
 
-KERNELS_DIGEST = "a29f4d21e48dd025"
+KERNELS_DIGEST = "3caac531435ce91a"
 
 
 @njit(inline="always")

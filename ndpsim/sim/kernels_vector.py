@@ -23,7 +23,7 @@ from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the 
 from ndpsim.sim.kernels_common import _act_params, _activate, _store, unravel4
 from ndpsim.sim.kernels_ort import pool_ort, softmax_lut
 
-KERNELS_DIGEST = "a29f4d21e48dd025"
+KERNELS_DIGEST = "3caac531435ce91a"
 
 
 @njit(cache=True)
@@ -89,6 +89,7 @@ def _pool(d, p0, n, mem, fparams, float_mode):
     oh, ow, kh, kw = d[POOL_OH], d[POOL_OW], d[POOL_KH], d[POOL_KW]
     h, w, zx = d[POOL_H], d[POOL_W], d[POOL_ZX]
     is_max = d[POOL_KIND] == POOL_KIND_MAX
+    is_sum = d[POOL_KIND] == POOL_KIND_SUM
     r = fparams[d[POOL_R]]
     a0, a1 = _act_params(d[POOL_ACT], d[POOL_ACT_P0], d[POOL_ACT_P1], fparams)
     for p in range(p0, p0 + n):
@@ -121,6 +122,8 @@ def _pool(d, p0, n, mem, fparams, float_mode):
             count = kh * kw
         if is_max:
             f = np.float32(m) * r
+        elif is_sum:
+            f = np.float32(s) * r
         else:
             f = np.float32(s) / np.float32(count) * r
         f = _activate(f, d[POOL_ACT], a0, a1)

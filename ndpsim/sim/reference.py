@@ -159,6 +159,30 @@ def _addr(d, f, base, prefix, idx):
     return d[f[base]] + sum(i * d[f[f"{prefix}{k}"]] for k, i in enumerate(idx))
 
 
+def divide(fa, fb, float_mode: bool):
+    """fa / fb in float32; at fb = 0: +-inf (the signs of fa and fb), and 0 / 0 is NaN on the
+    float datapath, 0 on the integer one."""
+    if fb == 0:
+        if fa == 0 or fa != fa:
+            return _F32(math.nan) if float_mode else _F32(0.0)
+        return _F32(math.copysign(math.inf, fa) * math.copysign(1.0, fb))
+    return fa / fb
+
+
+def _binary(kind: int, fa, fb, ra, rb, float_mode: bool):
+    """ELTWISE's operation on dequantized-domain operands (MAX / MIN: a NaN operand wins)."""
+    if kind == EltwiseKind.MUL:
+        return fa * fb * ra
+    if kind == EltwiseKind.ADD:
+        return fa * ra + fb * rb
+    if kind == EltwiseKind.DIV:
+        return divide(fa, fb, float_mode) * ra
+    va, vb = fa * ra, fb * rb
+    if kind == EltwiseKind.MAX:
+        return va if va >= vb or va != va else vb
+    return va if va <= vb or va != va else vb  # MIN
+
+
 def _eltwise(ins, d, m: Machine):
     e0, n = int(ins["a1"]), int(ins["a2"])
     mem, fparams, float_mode = m.mem, m.fparams, m.float_mode
@@ -181,7 +205,7 @@ def _eltwise(ins, d, m: Machine):
         b = mem[_addr(d, EW, "b_base", "b_s", idx)]
         fa = _F32(a - d[EW["za"]])
         fb = _F32(b - d[EW["zb"]])
-        f = fa * fb * ra if d[EW["kind"]] == EltwiseKind.MUL else fa * ra + fb * rb
+        f = _binary(d[EW["kind"]], fa, fb, ra, rb, float_mode)
         f = _activate(f, d[EW["act"]], d[EW["act_p0"]], d[EW["act_p1"]], fparams)
         _store(
             mem,
@@ -221,7 +245,7 @@ def _pool(ins, d, m: Machine):
             s = 0.0 if float_mode else 0  # float64 sums in float mode, as the core's
             for v in vals:
                 s += v
-            f = _F32(s) / _F32(count) * r
+            f = _F32(s) * r if g["kind"] == PoolKind.SUM else _F32(s) / _F32(count) * r
         f = _activate(f, g["act"], g["act_p0"], g["act_p1"], fparams)
         y = g["out_base"] + c * g["out_sc"] + oy * g["out_sy"] + ox * g["out_sx"]
         _store(mem, y, f, g["zy"], g["qmin"], g["qmax"], float_mode)

@@ -16,7 +16,7 @@ from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-KERNELS_DIGEST = "a29f4d21e48dd025"
+KERNELS_DIGEST = "3caac531435ce91a"
 
 
 class Timing(NamedTuple):
