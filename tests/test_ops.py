@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from test_ops_funcs import CASES as FUNC_CASES
 
 from ndpsim.api import onnxruntime_outputs
 from ndpsim.config import load_preset
@@ -69,6 +70,10 @@ CASES = {
         [_const("w", (12, 40)), _const("b", (12,))],
     ),
     "MatMul": _model([N("MatMul", ["x", "w"], ["y"])], [3, 20], [3, 7], [_const("w", (20, 7))]),
+    "MatMul-activations": _model(  # Q·Kᵀ-like: both operands run-time values, batch broadcast
+        [N("MatMul", ["x", "z"], ["y"])], [1, 2, 5, 8], [1, 2, 5, 6],
+        extra_inputs=[("z", [2, 8, 6])],
+    ),
     "BatchNormalization": _model(
         [N("BatchNormalization", ["x", "s", "bb", "m", "v"], ["y"])],
         [1, 4, 5, 5],
@@ -283,7 +288,9 @@ CASES["Where-scalar"] = _select([N("Greater", ["x", "zero"], ["c"])], "x", "zero
 
 
 def test_cases_cover_exactly_the_supported_ops():
-    assert {name.split("-")[0] for name in CASES} == set(SUPPORTED_OPS)
+    # the function-unit ops added with the table kind have their cases in test_ops_funcs.py
+    names = [*CASES, *FUNC_CASES]
+    assert {name.split("-")[0] for name in names} == set(SUPPORTED_OPS)
 
 
 def _inputs(graph):

@@ -107,7 +107,7 @@ class Builder:
         self.n_tokens = 0
         self.fparam_size = 0
         self.weight_size = 0
-        self.luts: dict[str, int] = {}  # function-unit table kind -> first float slot
+        self.luts: dict = {}  # function-unit table (lower/funcs.py Table) -> first float slot
 
     def token(self) -> int:
         self.n_tokens += 1

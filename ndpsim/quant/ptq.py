@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ndpsim.lower.bindings import FillBinding
 from ndpsim.lower.program import Program
-from ndpsim.lower.registry import OPS
+from ndpsim.lower.registry import entry
 from ndpsim.quant.params import QParams, QuantPlan, asymmetric, symmetric
 
 
@@ -60,7 +60,7 @@ def plan_from_ranges(program: Program, ranges: Ranges, preactivation_bits: int =
         if isinstance(bd, FillBinding):
             tensors[bd.inputs[0]] = tensors[bd.output]
     for node in g.nodes:
-        if OPS[node.op_type].output_range == "unit":  # probabilities: the range is [0, 1]
+        if entry(node, g).output_range == "unit":  # probabilities: the range is [0, 1]
             out = node.outputs[0]
             tensors[out] = qparams(0.0, 1.0, program.placements[out].bits)
         elif OPS[node.op_type].output_range == "bool":  # 0 / 1 stored as they are

@@ -24,7 +24,7 @@ from numba import njit, prange
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 from ndpsim.sim.kernels_mac import _tile_weight_max, mvm
 
-KERNELS_DIGEST = "3b6dba6f1c2c5027"
+KERNELS_DIGEST = "70195070665fa021"
 
 
 @njit(cache=True)

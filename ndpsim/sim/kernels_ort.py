@@ -17,7 +17,7 @@ from numba.extending import overload
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 from ndpsim.sim.kernels_common import _store, unravel4
 
-KERNELS_DIGEST = "3b6dba6f1c2c5027"
+KERNELS_DIGEST = "70195070665fa021"
 
 
 @njit(inline="always")

@@ -15,12 +15,12 @@ import numpy as np
 from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
-from ndpsim.sim.kernels_common import _act_params, _activate, _quantized, unravel4
+from ndpsim.sim.kernels_common import _act_params, _activate, _quantized, divide, unravel4
 from ndpsim.sim.kernels_ort import eltwise_qadd
 
 u64 = np.uint64  # unsigned indices: no negative-wraparound check, so LLVM vectorizes
 
-KERNELS_DIGEST = "3b6dba6f1c2c5027"
+KERNELS_DIGEST = "70195070665fa021"
 
 
 @njit(cache=True)
@@ -105,6 +105,41 @@ def _eltwise_row(mem, a0, b0, y, y0, n, is_mul, za, zb, ra, rb, act, ap0, ap1, z
             y[u64(y0 + e)] = _quantized(f, zy, qmin, qmax)
 
 
+@njit(cache=True)
+def _eltwise_row_other(mem, a0, b0, y, y0, n, kind, za, zb, ra, rb, act, ap0, ap1, zy, qmin,
+                       qmax, float_mode):  # fmt: skip
+    """As _eltwise_row for MAX and MIN (of a * ra and b * rb; NaN wins) and DIV
+    ((a / b) * ra; reference.divide's rules at b = 0)."""
+    for e in range(n):
+        fa = np.float32(mem[u64(a0 + e)] - za)
+        fb = np.float32(mem[u64(b0 + e)] - zb)
+        if kind == ELTWISE_KIND_DIV:
+            f = divide(fa, fb, float_mode) * ra
+        else:
+            va = fa * ra
+            vb = fb * rb
+            if kind == ELTWISE_KIND_MAX:
+                f = va if va >= vb or va != va else vb
+            else:
+                f = va if va <= vb or va != va else vb
+        f = _activate(f, act, ap0, ap1)
+        if float_mode:
+            y[u64(y0 + e)] = f
+        else:
+            y[u64(y0 + e)] = _quantized(f, zy, qmin, qmax)
+
+
+@njit(inline="always")
+def _row(mem, a0, b0, y, y0, n, kind, za, zb, ra, rb, act, ap0, ap1, zy, qmin, qmax,
+         float_mode):  # fmt: skip
+    if kind == ELTWISE_KIND_ADD or kind == ELTWISE_KIND_MUL:
+        _eltwise_row(mem, a0, b0, y, y0, n, kind == ELTWISE_KIND_MUL, za, zb, ra, rb, act, ap0,
+                     ap1, zy, qmin, qmax, float_mode)  # fmt: skip
+    else:
+        _eltwise_row_other(mem, a0, b0, y, y0, n, kind, za, zb, ra, rb, act, ap0, ap1, zy, qmin,
+                           qmax, float_mode)  # fmt: skip
+
+
 @njit(inline="always")
 def _linear(base, s0, s1, s2, s3, d1, d2, d3, e0, n):
     """Where elements e0..e0+n of a (., d1, d2, d3) box with strides (s0..s3) start, when
@@ -120,7 +155,8 @@ def _linear(base, s0, s1, s2, s3, d1, d2, d3, e0, n):
 
 @njit(cache=True)
 def eltwise(d, e0, n, mem, fparams, float_mode):
-    """Elements e0..e0+n of the op's 4-D box: y = a + b or a * b, activation, store."""
+    """Elements e0..e0+n of the op's 4-D box: y = a + b, a * b, max, min or a / b,
+    activation, store."""
     if d[ELTWISE_KIND] == ELTWISE_KIND_QADD:
         eltwise_qadd(d, e0, n, mem, fparams)
         return
@@ -130,7 +166,7 @@ def eltwise(d, e0, n, mem, fparams, float_mode):
     d1, d2, d3 = d[ELTWISE_D1], d[ELTWISE_D2], d[ELTWISE_D3]
     ra, rb = fparams[d[ELTWISE_RA]], fparams[d[ELTWISE_RB]]
     za, zb = d[ELTWISE_ZA], d[ELTWISE_ZB]
-    is_mul = d[ELTWISE_KIND] == ELTWISE_KIND_MUL
+    kind = d[ELTWISE_KIND]
     act = d[ELTWISE_ACT]
     ap0, ap1 = _act_params(act, d[ELTWISE_ACT_P0], d[ELTWISE_ACT_P1], fparams)
     zy, qmin, qmax = d[ELTWISE_ZY], d[ELTWISE_QMIN], d[ELTWISE_QMAX]
@@ -142,8 +178,8 @@ def eltwise(d, e0, n, mem, fparams, float_mode):
     b0 = _linear(bbase, sb[0], sb[1], sb[2], sb[3], d1, d2, d3, e0, n)
     y0 = _linear(ybase, sy[0], sy[1], sy[2], sy[3], d1, d2, d3, e0, n)
     if a0 >= 0 and b0 >= 0 and y0 >= 0:
-        _eltwise_row(mem, a0, b0, mem, y0, n, is_mul, za, zb, ra, rb, act, ap0, ap1, zy, qmin,
-                     qmax, float_mode)  # fmt: skip
+        _row(mem, a0, b0, mem, y0, n, kind, za, zb, ra, rb, act, ap0, ap1, zy, qmin, qmax,
+             float_mode)  # fmt: skip
         return
     # strided or broadcast operands: gather both, compute the row, scatter y. The 4-D index
     # advances like an odometer instead of being divided out of e for every element.
@@ -154,8 +190,7 @@ def eltwise(d, e0, n, mem, fparams, float_mode):
         ab[e] = mem[abase + i0 * sa[0] + i1 * sa[1] + i2 * sa[2] + i3 * sa[3]]
         ab[n + e] = mem[bbase + i0 * sb[0] + i1 * sb[1] + i2 * sb[2] + i3 * sb[3]]
         i0, i1, i2, i3 = _next4(i0, i1, i2, i3, d1, d2, d3)
-    _eltwise_row(ab, 0, n, y, 0, n, is_mul, za, zb, ra, rb, act, ap0, ap1, zy, qmin, qmax,
-                 float_mode)  # fmt: skip
+    _row(ab, 0, n, y, 0, n, kind, za, zb, ra, rb, act, ap0, ap1, zy, qmin, qmax, float_mode)
     i0, i1, i2, i3 = unravel4(e0, d1, d2, d3)
     for e in range(n):
         mem[ybase + i0 * sy[0] + i1 * sy[1] + i2 * sy[2] + i3 * sy[3]] = y[e]
