@@ -163,13 +163,14 @@ def _attention_model(scores_only: bool) -> onnx.ModelProto:
 
 @pytest.mark.parametrize(
     "fmt, act, scores_only",
-    [("QDQ", "QInt8", False), ("QOperator", "QUInt8", False), ("QOperator", "QInt8", True)],
+    [("QDQ", "QInt8", False), ("QOperator", "QUInt8", False), ("QOperator", "QInt8", False),
+     ("QOperator", "QInt8", True)],
 )
 def test_quantized_attention_is_bit_exact_with_onnxruntime(fmt, act, scores_only, tmp_path):
     """onnxruntime-quantized attention (its quantizer: QLinearMatMul of two activations in
-    operator form, DQ -> MatMul -> Q in QDQ) runs on MATMUL to the bit on 10 inputs. The int8
-    operator form stops at the scores: its QLinearSoftmax differs where a row's probability
-    rounds to 1 (ndpsim wraps the int8 value that onnxruntime saturates to 127)."""
+    operator form, DQ -> MatMul -> Q in QDQ) runs on MATMUL to the bit on 10 inputs, through
+    the int8 QLinearSoftmax too (a row whose probability rounds to 1 saturates at 127), and
+    stopped at the scores."""
     pytest.importorskip("onnxruntime.quantization")
     from test_quantized_onnx import lsb_differences, quantized
 

@@ -20,7 +20,7 @@ from ndpsim.sim.kernels_ort import eltwise_qadd
 
 u64 = np.uint64  # unsigned indices: no negative-wraparound check, so LLVM vectorizes
 
-KERNELS_DIGEST = "70195070665fa021"
+KERNELS_DIGEST = "dd8666560c8ec52d"
 
 
 @njit(cache=True)

@@ -23,7 +23,7 @@ from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the 
 from ndpsim.sim.kernels_common import _act_params, _activate, _store, unravel4
 from ndpsim.sim.kernels_ort import pool_ort, softmax_lut
 
-KERNELS_DIGEST = "70195070665fa021"
+KERNELS_DIGEST = "dd8666560c8ec52d"
 
 
 @njit(cache=True)

@@ -68,5 +68,5 @@ def softmax_lut(g, r0, n, mem, fparams):
             total = _F32(total + fparams[lut + ((x + off) & 255)])
         for a, x in zip(addrs, xs, strict=True):
             v = int(np.rint(_F32(_F32(fparams[lut + ((x + off) & 255)] * sy) / total))) + g["zy"]
-            v = min(v, 255)
-            mem[g["y_base"] + a] = ((v + 128) & 255) - 128 if signed else v
+            top = 127 if signed else 255
+            mem[g["y_base"] + a] = min(max(v, top - 255), top)

@@ -16,7 +16,7 @@ from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-KERNELS_DIGEST = "70195070665fa021"
+KERNELS_DIGEST = "dd8666560c8ec52d"
 
 
 class Timing(NamedTuple):
