@@ -26,8 +26,8 @@ from ndpsim.isa import (
     PoolKind,
     TimingClass,
 )
-from ndpsim.sim.reference_logic import LOGIC_KINDS, eltwise_logic
 from ndpsim.sim.reference_func import evaluate
+from ndpsim.sim.reference_logic import LOGIC_KINDS, eltwise_logic
 from ndpsim.sim.reference_ort import fma_f32, pool_ort, softmax_lut
 from ndpsim.sim.schedule import Timing
 
