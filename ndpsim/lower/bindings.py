@@ -36,9 +36,16 @@ class ConvBinding(Binding):
 @dataclass
 class EltwiseBinding(Binding):
     """A two-operand element-wise op (slots ra, rb): `op` is "add", "sub", "mul", "max",
-    "min" or "div"."""
+    "min", "div", or (vector_logic.py) "compare", "logic", "select"."""
 
     op: str = "add"
+    act: tuple | None = None
+
+
+@dataclass
+class MatmulBinding(Binding):
+    """The product of two activations: one rescale (slot r), the fused activation."""
+
     act: tuple | None = None
 
 

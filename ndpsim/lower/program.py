@@ -3,7 +3,7 @@ memory map, and the binding records that tell `bind` where quantization paramete
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -77,6 +77,9 @@ class Program:
     peak_activation_bytes: int
     spilled: list[str]
     graph: Graph  # the graph after passes: what the program computes
+    # MAC layers of the data branches this program does not run (Ifs on run-time data): their
+    # weights stay resident beside it, so they count in the memory budget (Session._lower)
+    idle_layers: list[Layer] = field(default_factory=list)
 
     @property
     def n_units(self) -> int:

@@ -25,11 +25,13 @@ from ndpsim.ir import Graph, Node
 from ndpsim.isa import FuncKind
 from ndpsim.lower import funcs as F
 from ndpsim.lower import vector as V
+from ndpsim.lower import vector_logic as VL
 from ndpsim.lower import vector_ops as VO
 from ndpsim.lower.activations import activation_of
 from ndpsim.lower.bindings import Binding, FillBinding
 from ndpsim.lower.context import NodeContext
 from ndpsim.lower.mac_layer import emit_mac_node
+from ndpsim.lower.matmul import emit_matmul
 
 Emitter = Callable[[NodeContext], list[Binding]]
 
@@ -55,11 +57,15 @@ class OpEntry:
     kernel_type: str = "copy"  # the estimator's kernel type ("macro" ops: by geometry)
     # quantization of the output when the model does not state it: "calibrated" (its own
     # range), "unit" (a probability: [0, 1]), "input" (the input's values moved: the
-    # input's scale and zero point)
+    # input's scale and zero point), "bool" (0 / 1 at scale 1)
     output_range: str = "calibrated"
     fuses_activation: bool = False  # a following Relu / Clip / LeakyRelu joins its output stage
     param_inputs: tuple[int, ...] = ()  # inputs taken as parameters (weights, shapes, ...)
     rewrite: str = ""  # "rewrite" ops: the pass that replaces them (lower/passes.py)
+    # the op's form when an operand is computed at run time, where this entry needs a
+    # constant (`constant_inputs`): MatMul of two activations runs on the vector unit
+    dynamic: OpEntry | None = None
+    constant_inputs: tuple[int, ...] = ()
     func: F.Func | None = None  # function-unit ops: the function (lower/funcs.py)
 
 
@@ -166,17 +172,31 @@ def _gelu_tanh(x: np.ndarray) -> np.ndarray:
 _GELU = F.Table(_gelu, -6.0, 6.0, 1025, (0.0, 1.0))
 _GELU_TANH = F.Table(_gelu_tanh, -6.0, 6.0, 1025, (0.0, 1.0))
 _ALIAS = {"unit": "alias", "output_range": "input"}
+_LOGIC = {"unit": "vector", "emit": VL.emit_logic, "reads": every_input, "kernel_type": "add",
+          "output_range": "bool"}  # fmt: skip
+_MATMUL_OF_ACTIVATIONS = OpEntry("vector", emit_matmul, reads=every_input, kernel_type="matmul",
+                                 fuses_activation=True)  # fmt: skip
 
 OPS: dict[str, OpEntry] = {
     # MAC layers: weights stationary on the macros
     "Conv": OpEntry(**_MAC, param_inputs=(1, 2)),
     "Gemm": OpEntry(**_MAC, param_inputs=(1, 2)),
-    "MatMul": OpEntry(**_MAC, param_inputs=(1,)),
+    # a constant right-hand side: weights on the macros; two activations: the vector unit
+    "MatMul": OpEntry(**_MAC, constant_inputs=(1,), dynamic=_MATMUL_OF_ACTIVATIONS),
     # the vector unit: element-wise, activations, functions, pooling, softmax, data movement
     "Add": OpEntry(**_ELTWISE, kernel_type="add", fuses_activation=True),
     "Sub": OpEntry(**_ELTWISE, kernel_type="add", fuses_activation=True),
     "Mul": OpEntry(**_ELTWISE, kernel_type="mul", fuses_activation=True),
     "Sum": OpEntry(**_ELTWISE, kernel_type="add"),
+    "Greater": OpEntry(**_LOGIC),
+    "Less": OpEntry(**_LOGIC),
+    "Equal": OpEntry(**_LOGIC),
+    "GreaterOrEqual": OpEntry(**_LOGIC),
+    "LessOrEqual": OpEntry(**_LOGIC),
+    "And": OpEntry(**_LOGIC),
+    "Or": OpEntry(**_LOGIC),
+    "Not": OpEntry(**_LOGIC),
+    "Where": OpEntry("vector", VL.emit_where, reads=every_input, kernel_type="add"),
     "Max": OpEntry(**_ELTWISE, kernel_type="add"),
     "Min": OpEntry(**_ELTWISE, kernel_type="add"),
     # a constant divisor is a Mul by its reciprocal (decompose_ops); else ELTWISE DIV
@@ -233,6 +253,7 @@ OPS: dict[str, OpEntry] = {
 }
 
 SUPPORTED_OPS: frozenset[str] = frozenset(OPS)
+# ops with a form on the macros (MatMul also has one on the vector unit: `entry`)
 MAC_OPS: frozenset[str] = frozenset(op for op, e in OPS.items() if e.unit == "macro")
 ALIAS_OPS: frozenset[str] = frozenset(op for op, e in OPS.items() if e.unit == "alias")
 
@@ -242,10 +263,16 @@ def supported_ops_text() -> str:
     return ", ".join(sorted(SUPPORTED_OPS))
 
 
-def entry(node: Node) -> OpEntry:
-    """The node's entry; an op outside the registry is refused by name."""
+def entry(node: Node, g: Graph) -> OpEntry:
+    """The node's entry in graph `g` (an op with two forms, MatMul, is told apart by whether
+    its `constant_inputs` are constants of `g`); an op outside the registry is refused by
+    name."""
     found = OPS.get(node.op_type)
     if found is None:
         raise UnsupportedOpError(f"unsupported op {node.op_type!r} (node {node.name!r}); "
                                  f"ndpsim supports: {supported_ops_text()}")  # fmt: skip
+    if found.dynamic is not None and any(
+        node.inputs[i] not in g.constants for i in found.constant_inputs if i < len(node.inputs)
+    ):
+        return found.dynamic
     return found

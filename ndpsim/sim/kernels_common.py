@@ -11,7 +11,7 @@ from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-KERNELS_DIGEST = "b51386947acf6c14"
+KERNELS_DIGEST = "dd8666560c8ec52d"
 
 
 @njit(inline="always")

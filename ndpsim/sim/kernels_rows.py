@@ -20,7 +20,7 @@ from ndpsim.sim.kernels_ort import eltwise_qadd
 
 u64 = np.uint64  # unsigned indices: no negative-wraparound check, so LLVM vectorizes
 
-KERNELS_DIGEST = "b51386947acf6c14"
+KERNELS_DIGEST = "dd8666560c8ec52d"
 
 
 @njit(cache=True)
@@ -160,6 +160,9 @@ def eltwise(d, e0, n, mem, fparams, float_mode):
     if d[ELTWISE_KIND] == ELTWISE_KIND_QADD:
         eltwise_qadd(d, e0, n, mem, fparams)
         return
+    if _is_logic(d[ELTWISE_KIND]):
+        eltwise_logic(d, e0, n, mem, fparams, float_mode)
+        return
     d1, d2, d3 = d[ELTWISE_D1], d[ELTWISE_D2], d[ELTWISE_D3]
     ra, rb = fparams[d[ELTWISE_RA]], fparams[d[ELTWISE_RB]]
     za, zb = d[ELTWISE_ZA], d[ELTWISE_ZB]
@@ -192,6 +195,64 @@ def eltwise(d, e0, n, mem, fparams, float_mode):
     for e in range(n):
         mem[ybase + i0 * sy[0] + i1 * sy[1] + i2 * sy[2] + i3 * sy[3]] = y[e]
         i0, i1, i2, i3 = _next4(i0, i1, i2, i3, d1, d2, d3)
+
+
+@njit(inline="always")
+def _is_logic(kind):
+    """A comparison, logic or select kind (each named: other kinds may follow in the enum)."""
+    return (kind == ELTWISE_KIND_GREATER or kind == ELTWISE_KIND_LESS
+            or kind == ELTWISE_KIND_EQUAL or kind == ELTWISE_KIND_GREATER_EQUAL
+            or kind == ELTWISE_KIND_LESS_EQUAL or kind == ELTWISE_KIND_AND
+            or kind == ELTWISE_KIND_OR or kind == ELTWISE_KIND_NOT
+            or kind == ELTWISE_KIND_SELECT)  # fmt: skip
+
+
+@njit(cache=True)
+def eltwise_logic(d, e0, n, mem, fparams, float_mode):
+    """Elements e0..e0+n of a comparison, logic or select ELTWISE: bools stored as 0 / 1;
+    SELECT stores the requantized b where a is true and leaves y elsewhere."""
+    kind = d[ELTWISE_KIND]
+    d1, d2, d3 = d[ELTWISE_D1], d[ELTWISE_D2], d[ELTWISE_D3]
+    ra, rb = fparams[d[ELTWISE_RA]], fparams[d[ELTWISE_RB]]
+    za, zb, zy, qmin, qmax = (d[ELTWISE_ZA], d[ELTWISE_ZB], d[ELTWISE_ZY], d[ELTWISE_QMIN],
+                              d[ELTWISE_QMAX])  # fmt: skip
+    sa = (d[ELTWISE_A_S0], d[ELTWISE_A_S1], d[ELTWISE_A_S2], d[ELTWISE_A_S3])
+    sb = (d[ELTWISE_B_S0], d[ELTWISE_B_S1], d[ELTWISE_B_S2], d[ELTWISE_B_S3])
+    sy = (d[ELTWISE_Y_S0], d[ELTWISE_Y_S1], d[ELTWISE_Y_S2], d[ELTWISE_Y_S3])
+    abase, bbase, ybase = d[ELTWISE_A_BASE], d[ELTWISE_B_BASE], d[ELTWISE_Y_BASE]
+    i0, i1, i2, i3 = unravel4(e0, d1, d2, d3)
+    for _ in range(n):
+        a = mem[abase + i0 * sa[0] + i1 * sa[1] + i2 * sa[2] + i3 * sa[3]] - za
+        b = mem[bbase + i0 * sb[0] + i1 * sb[1] + i2 * sb[2] + i3 * sb[3]] - zb
+        y = ybase + i0 * sy[0] + i1 * sy[1] + i2 * sy[2] + i3 * sy[3]
+        i0, i1, i2, i3 = _next4(i0, i1, i2, i3, d1, d2, d3)
+        if kind == ELTWISE_KIND_SELECT:
+            if a != 0:
+                f = np.float32(b) * rb
+                if float_mode:
+                    mem[y] = f
+                else:
+                    mem[y] = _quantized(f, zy, qmin, qmax)
+            continue
+        fa = np.float32(a) * ra
+        fb = np.float32(b) * rb
+        if kind == ELTWISE_KIND_GREATER:
+            v = fa > fb
+        elif kind == ELTWISE_KIND_LESS:
+            v = fa < fb
+        elif kind == ELTWISE_KIND_EQUAL:
+            v = fa == fb
+        elif kind == ELTWISE_KIND_GREATER_EQUAL:
+            v = fa >= fb
+        elif kind == ELTWISE_KIND_LESS_EQUAL:
+            v = fa <= fb
+        elif kind == ELTWISE_KIND_AND:
+            v = a != 0 and b != 0
+        elif kind == ELTWISE_KIND_OR:
+            v = a != 0 or b != 0
+        else:  # NOT
+            v = a == 0
+        mem[y] = 1 if v else 0
 
 
 @njit(inline="always")

@@ -3,11 +3,12 @@ the instructions of that opcode in instrs[i0:i1] (core.execute_program hands it 
 them; instructions of other opcodes in the range do no arithmetic and are skipped). So a
 model compiles only the kernels of the opcodes its program uses, once per datapath.
 
-REQUANT and ELTWISE run a row at a time (kernels_rows.py); POOL, SOFTMAX, COPY and the
-function unit (FUNC: look-up tables with linear interpolation, piecewise-linear functions,
-exp, log, reciprocal, sqrt, abs, neg and a power of a positive base) are here;
-onnxruntime's quantized variants are in kernels_ort.py. Semantics are specified by
-ndpsim/sim/reference.py, which these must match bit for bit. KERNELS_DIGEST: see ndpsim/isa_gen.py.
+REQUANT and ELTWISE run a row at a time (kernels_rows.py); POOL, SOFTMAX, COPY, the function
+unit (FUNC: look-up tables with linear interpolation, piecewise-linear functions, exp, log,
+reciprocal, sqrt, abs, neg and a power of a positive base) and the product of two
+activations (MATMUL) are here; onnxruntime's quantized variants are in kernels_ort.py.
+Semantics are specified by ndpsim/sim/reference.py, which these must match bit for bit.
+KERNELS_DIGEST: see ndpsim/isa_gen.py.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the 
 from ndpsim.sim.kernels_common import _act_params, _activate, _store, unravel4
 from ndpsim.sim.kernels_ort import pool_ort, softmax_lut
 
-KERNELS_DIGEST = "b51386947acf6c14"
+KERNELS_DIGEST = "dd8666560c8ec52d"
 
 
 @njit(cache=True)
@@ -274,3 +275,48 @@ def func(d, e0, n, mem, fparams, float_mode):
             mem[addr] = qmax
         else:
             mem[addr] = int(np.rint(f)) + zy
+
+
+@njit(cache=True)
+def run_matmul(instrs, i0, i1, desc, fparams, weights, mem, acc, float_mode):
+    """The MATMULs among instrs[i0:i1]."""
+    for i in range(i0, i1):
+        ins = instrs[i]
+        if ins["op"] == OP_MATMUL:
+            matmul(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode)
+
+
+@njit(cache=True)
+def matmul(d, r0, n, mem, fparams, float_mode):
+    """Output rows r0..r0+n of the product of two activations (matmul descriptor): each
+    output the k-order sum of (A - za)(B - zb), exact integers or float32, then requantized."""
+    m, k, nn, d1 = d[MATMUL_M], d[MATMUL_K], d[MATMUL_N], d[MATMUL_D1]
+    a_sk, b_sk, b_sn, y_sn = d[MATMUL_A_SK], d[MATMUL_B_SK], d[MATMUL_B_SN], d[MATMUL_Y_SN]
+    za, zb, zy = d[MATMUL_ZA], d[MATMUL_ZB], d[MATMUL_ZY]
+    qmin, qmax = d[MATMUL_QMIN], d[MATMUL_QMAX]
+    r = fparams[d[MATMUL_R]]
+    a0, a1 = _act_params(d[MATMUL_ACT], d[MATMUL_ACT_P0], d[MATMUL_ACT_P1], fparams)
+    for t in range(r0, r0 + n):
+        b0 = t // (d1 * m)
+        rest = t - b0 * d1 * m
+        b1 = rest // m
+        row = rest - b1 * m
+        a_row = d[MATMUL_A_BASE] + b0 * d[MATMUL_A_S0] + b1 * d[MATMUL_A_S1] + row * d[MATMUL_A_SM]
+        b_mat = d[MATMUL_B_BASE] + b0 * d[MATMUL_B_S0] + b1 * d[MATMUL_B_S1]
+        y_row = d[MATMUL_Y_BASE] + b0 * d[MATMUL_Y_S0] + b1 * d[MATMUL_Y_S1] + row * d[MATMUL_Y_SM]
+        for j in range(nn):
+            b_col = b_mat + j * b_sn
+            if float_mode:  # float32 products summed in k order, as the reference
+                s = np.float32(0.0)
+                for kk in range(k):
+                    x = np.float32(mem[a_row + kk * a_sk] - za)
+                    s += x * np.float32(mem[b_col + kk * b_sk] - zb)
+                f = s * r
+            else:
+                acc_i = np.int64(0)
+                for kk in range(k):
+                    x = np.int64(mem[a_row + kk * a_sk] - za)
+                    acc_i += x * np.int64(mem[b_col + kk * b_sk] - zb)
+                f = np.float32(acc_i) * r
+            f = _activate(f, d[MATMUL_ACT], a0, a1)
+            _store(mem, y_row + j * y_sn, f, zy, qmin, qmax, float_mode)
