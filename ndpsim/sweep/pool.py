@@ -114,7 +114,11 @@ class _Pool:
 
     def _submit(self, pool: ProcessPoolExecutor, chunk: list[Any], crashes: int) -> None:
         with HoldSignals():
-            future = pool.submit(apply_chunk, self.fn, chunk, self.initializer)
+            try:
+                future = pool.submit(apply_chunk, self.fn, chunk, self.initializer)
+            except BrokenProcessPool as exc:  # a worker died since the last wait: this chunk
+                future = Future()  # is handled as one the broken pool was running
+                future.set_exception(exc)
         self.pending[future] = (chunk, crashes)
 
     def _lose_worker(self) -> None:
