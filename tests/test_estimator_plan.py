@@ -13,7 +13,7 @@ import onnx.backend.test
 import pytest
 
 from ndpsim.config import load_preset
-from ndpsim.estimator.plan import mac_local
+from ndpsim.estimator.macs import geometry_row, plan_macs
 from ndpsim.estimator.predict import Predictor
 from ndpsim.lower.tiling import pixel_block, tiles_for
 from ndpsim.report.build import layer_spans
@@ -77,7 +77,7 @@ def test_every_included_onnx_node_test_exactly():
 
 
 def test_mac_tiling_classes_are_the_lowerings_tiles():
-    """mac_local's flat tiles, issue order and classes against lower/tiling.tiles_for."""
+    """plan_macs' flat tiles, issue order and classes against lower/tiling.tiles_for."""
     from ndpsim.zoo.builder import GraphBuilder
 
     rng = np.random.default_rng(0)
@@ -92,13 +92,18 @@ def test_mac_tiling_classes_are_the_lowerings_tiles():
         layer = next(x for x in Predictor(session).planner(GENERIC)[0].st.layers if x.mac)
         geom = layer.mac.geom
         rows, cols = int(rng.choice([16, 32, 64])), int(rng.choice([4, 8, 16]))
-        loc = mac_local(geom, rows, cols, 512, 8, 8, 8)
+        geo = np.array([geometry_row(geom, 8, 8, 8)], np.int64)
+        head, _, tile_class, order, *_, reps, _ = plan_macs(geo, np.array([cols]), rows, 512, 0)
         flat = [t for ct in tiles_for(geom, rows, cols) for t in ct]
-        assert loc.tiles == len(flat)
+        n_tiles, blocks, block_classes = int(head[0, 0]), int(head[2, 0]), int(head[6, 0])
+        assert n_tiles == len(flat)
         for i, t in enumerate(flat):
-            rep = loc.mvm[loc.tile_class[i] * loc.block_classes]
+            rep = reps[tile_class[i] * block_classes]
             assert (rep[3], rep[4]) == (t.rows, t.cols)
-        assert loc.blocks == -(-geom.pixels // pixel_block(geom, max(t.cols for t in flat), 512))
+        n_kf = len(tiles_for(geom, rows, cols)[0])  # issue order: k-fold major
+        assert sorted(order.tolist()) == list(range(len(flat)))
+        assert order[: len(flat) // n_kf].tolist() == list(range(0, len(flat), n_kf))
+        assert blocks == -(-geom.pixels // pixel_block(geom, max(t.cols for t in flat), 512))
 
 
 LIGHT = sorted((Path(onnx.backend.test.__file__).parent / "data" / "light").glob("light_*.onnx"))

@@ -22,19 +22,17 @@ activations, several cores and dispatch-bound programs.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from ndpsim.config import HardwareConfig
+from ndpsim.estimator.macs import GEOM, geometry_row, plan_macs
 from ndpsim.estimator.replay import ALIAS, INPUT, MAC, OUTPUT, VECTOR, Machine, Macs, Static, replay
 from ndpsim.estimator.structure import Structure
 from ndpsim.isa import Opcode, Unit, empty_program
 from ndpsim.lower.lower import _units
 from ndpsim.lower.memory import place_weights, plan_memory
-from ndpsim.lower.tiling import Tile, groups_per_tile, input_bytes_for_block, pixel_block
 from ndpsim.sim.run import timing_of
 from ndpsim.sim.schedule import schedule
 
@@ -54,169 +52,18 @@ def _rows(op: Opcode, n: int, **cols) -> np.ndarray:
     return out
 
 
-_MVM, _RQ, _LOAD_W = int(Opcode.MVM), int(Opcode.REQUANT), int(Opcode.LOAD_W)
-
-
-def _records(rows: np.ndarray) -> np.ndarray:
-    rec = empty_program(len(rows))
+def _records(rows: np.ndarray, head: np.ndarray | None = None) -> np.ndarray:
+    """The representative table as instructions: `head` (records already built), then
+    `rows` (ROW_FIELDS columns)."""
+    n0 = 0 if head is None else len(head)
+    rec = empty_program(n0 + len(rows))
+    if head is not None:
+        rec[:n0] = head
     for j, f in enumerate(ROW_FIELDS):
-        rec[f] = rows[:, j]
-    rec["unit"] = np.arange(len(rec))  # each row alone on its own unit: its duration,
-    rec["layer"] = np.arange(len(rec))  # and its own counter row
+        rec[f][n0:] = rows[:, j]
+    rec["unit"][n0:] = np.arange(n0, len(rec))  # each row alone on its own unit: its
+    rec["layer"][n0:] = np.arange(n0, len(rec))  # duration, and its own counter row
     return rec
-
-
-def _classes(keys) -> tuple[list[int], list[int], list[int]]:
-    """(first index of each distinct key, class of every key, keys per class), in order of
-    first appearance."""
-    index: dict = {}
-    first: list[int] = []
-    counts: list[int] = []
-    cls = []
-    for i, k in enumerate(keys):
-        c = index.get(k)
-        if c is None:
-            c = index[k] = len(first)
-            first.append(i)
-            counts.append(0)
-        counts[c] += 1
-        cls.append(c)
-    return first, cls, counts
-
-
-@dataclass
-class MacLocal:
-    """One MAC layer on one macro shape: its tiles (flat, column-tile major as
-    lower/tiling.tiles_for lists them), lower/mac.py's issue order within a pixel block (k-fold
-    major: one gathered input block feeds every column tile of that fold), the classes of
-    tiles and of pixel blocks that issue identical instructions, and the representative rows
-    (MVM per tile and block class, REQUANT per column-tile and block size, LOAD_W per tile
-    class) with the times each is issued."""
-
-    tiles: int
-    col_tiles: int
-    blocks: int
-    order: np.ndarray
-    tile_ct: np.ndarray
-    tile_class: np.ndarray
-    ct_first: np.ndarray
-    ct_class: np.ndarray
-    blk_class: np.ndarray
-    blk_nclass: np.ndarray
-    block_classes: int
-    n_classes: int
-    tile_classes: int
-    period: int  # the classes of the blocks but the last repeat every this many (0: never)
-    mvm: list[tuple]  # representative rows (ROW_FIELDS)
-    mvm_count: list[int]
-    rq: list[tuple]
-    rq_count: list[int]
-    load: list[tuple]
-    load_count: list[int]
-
-
-@dataclass(frozen=True)
-class _Tiling:
-    """A MAC layer's tiles on one macro shape (lower/tiling.tiles_for), as classes."""
-
-    reps: list[Tile]
-    tile_class: np.ndarray
-    tile_count: list[int]
-    order: np.ndarray
-    tile_ct: np.ndarray
-    ct_first: np.ndarray
-    nch: list[int]  # REQUANT channels of each column tile
-
-    @property
-    def cols_max(self) -> int:
-        return max(t.cols for t in self.reps)
-
-
-@lru_cache(maxsize=8192)
-def _tiling(geom, rows: int, cols: int) -> _Tiling:
-    G, K, cg, khw = geom.groups, geom.k_g, geom.cout_g, geom.kh * geom.kw
-    per = groups_per_tile(geom, rows, cols)
-    if per:  # block-diagonal: one fold, `per` groups a tile (fewer in the last)
-        ng = [min(g + per, G) - g for g in range(0, G, per)]
-        tfirst, tcls, tcount = _classes(ng)
-        reps = [Tile(i * per, i * per + ng[i], 0, K, 0, cg) for i in tfirst]
-        ct_first = order = tile_ct = np.arange(len(ng), dtype=_I64)
-        return _Tiling(reps, np.asarray(tcls, _I64), tcount, order, tile_ct, ct_first,
-                       [x * cg for x in ng])  # fmt: skip
-    # each group folds into k-folds x column tiles
-    n_kf, n_c = -(-K // rows), -(-cg // cols)
-    folds = [(k0 % khw, min(rows, K - k0)) for k0 in range(0, K, rows)]
-    clen = [min(cols, cg - c0) for c0 in range(0, cg, cols)]
-    # an MVM's input channels depend on where its k-range starts within a kernel window
-    ffirst, fcls, fcount = _classes(folds)
-    cfirst, ccls, ccount = _classes(clen)
-    ncc = len(cfirst)
-    per_group = np.asarray(fcls, _I64)[None, :] * ncc + np.asarray(ccls, _I64)[:, None]
-    reps = [Tile(0, 1, f * rows, f * rows + folds[f][1], c * cols, c * cols + clen[c])
-            for f in ffirst for c in cfirst]  # fmt: skip
-    ct_first = np.arange(G * n_c, dtype=_I64) * n_kf
-    order = (ct_first[None, :] + np.arange(n_kf, dtype=_I64)[:, None]).ravel()
-    return _Tiling(reps, np.tile(per_group.ravel(), G), [a * b * G for a in fcount for b in ccount],
-                   order, np.repeat(np.arange(G * n_c, dtype=_I64), n_kf), ct_first,
-                   clen * G)  # fmt: skip
-
-
-def mac_local(geom, rows: int, cols: int, acc_entries: int, w_bits: int, in_bits: int,
-              out_bits: int) -> MacLocal:  # fmt: skip
-    """The MacLocal of a MAC layer (see the class); shared by every model with that layer."""
-    px = pixel_block(geom, _tiling(geom, rows, cols).cols_max, acc_entries)
-    return _mac_local(geom, rows, cols, px, w_bits, in_bits, out_bits)
-
-
-@lru_cache(maxsize=8192)
-def _mac_local(geom, rows: int, cols: int, px: int, w_bits: int, in_bits: int,
-               out_bits: int) -> MacLocal:  # fmt: skip
-    tl = _tiling(geom, rows, cols)
-    npix = geom.pixels
-    nblk = -(-npix // px)
-    last_n = npix - (nblk - 1) * px
-    # an MVM's input bytes depend on a block through its offset within an output row
-    if px % geom.ow == 0:  # whole output rows: every block starts a row
-        bfirst = [0] if last_n == px else [0, nblk - 1]
-        bcls = np.zeros(nblk, _I64)
-        bcls[-1] = len(bfirst) - 1
-        bcount = [nblk] if last_n == px else [nblk - 1, 1]
-        period = 1
-    else:
-        n = np.full(nblk, px, _I64)
-        n[-1] = last_n
-        _, first, inv, cnt = np.unique(((np.arange(nblk) * px) % geom.ow) * (px + 1) + n,
-                                       return_index=True, return_inverse=True,
-                                       return_counts=True)  # fmt: skip
-        order = np.argsort(first)  # classes in order of first appearance
-        rank = np.empty_like(order)
-        rank[order] = np.arange(len(order))
-        bfirst, bcls, bcount = first[order].tolist(), rank[inv.ravel()], cnt[order].tolist()
-        period = geom.ow // math.gcd(px, geom.ow)  # the block offsets within a row come round
-    bn = [px if k < nblk - 1 else last_n for k in bfirst]
-    nvals = sorted({px, last_n})
-    blk_nclass = np.full(nblk, nvals.index(px), _I64)
-    blk_nclass[-1] = nvals.index(last_n)
-    ncount = [nblk - 1 + (last_n == v) if v == px else 1 for v in nvals]
-    # rows in ROW_FIELDS order: op, a0, a2, rows, cols, w_bits, a_bits, work, bytes_in, bytes_out
-    rows_out = [(_MVM, 0, n_k, t.rows, t.cols, w_bits, in_bits, n_k * t.macs_per_vector,
-                 input_bytes_for_block(geom, t, k * px, n_k, in_bits), 0)
-                for t in tl.reps for k, n_k in zip(bfirst, bn, strict=True)]  # fmt: skip
-    ct_vals = sorted(set(tl.nch))
-    ct_class = np.searchsorted(np.asarray(ct_vals, _I64), np.asarray(tl.nch, _I64)).astype(_I64)
-    ctcount = np.bincount(ct_class, minlength=len(ct_vals)).tolist()
-    rq = [(_RQ, 0, nn, ch, 0, 0, out_bits, ch * nn, 0, (ch * nn * out_bits + 7) // 8)
-          for ch in ct_vals for nn in nvals]  # fmt: skip
-    load = [(_LOAD_W, 0, 0, 0, 0, 0, 0, 0, (t.rows * t.cols * w_bits + 7) // 8, 0)
-            for t in tl.reps]  # fmt: skip
-    blk_class = np.asarray(bcls, _I64)
-    return MacLocal(
-        len(tl.tile_class), len(tl.ct_first), nblk, tl.order, tl.tile_ct, tl.tile_class,
-        tl.ct_first, ct_class, blk_class, blk_nclass, len(bfirst), len(nvals), len(tl.reps),
-        period if 3 * period <= nblk - 1 else 0, rows_out,
-        [a * b for a in tl.tile_count for b in bcount], rq,
-        [a * b for a in ctcount for b in ncount], load, tl.tile_count,
-    )  # fmt: skip
 
 
 @dataclass
@@ -260,6 +107,10 @@ class Planner:
         self.owner_of = np.array([list(owners).index(m.weight_key) for m in self.mac_info], _I64)
         self.owners = list(owners.values())
         self.root = np.array([self.values[st.root.get(v, v)] for v in st.nbytes], _I64)
+        self.geo = np.array([geometry_row(m.geom, m.w_bits, m.in_bits, m.out_bits)
+                             for m in self.mac_info], _I64).reshape(-1, len(GEOM))  # fmt: skip
+        self.w_bits = self.geo[:, GEOM.index("w_bits")].copy()
+        self._static_rec = _records(static_rows)
         self._spilled: dict[int, np.ndarray] = {}
         self._bundles: dict[tuple, Bundle] = {}
 
@@ -278,15 +129,18 @@ class Planner:
         return out
 
     def bundle(self, hw: HardwareConfig) -> Bundle:
-        """The MAC layers on `hw`'s macro shape (cached)."""
+        """The MAC layers on `hw`'s macro shape (cached; macs.plan_macs)."""
         key = tuple(getattr(hw, f) for f in _MAC_SHAPE)
         found = self._bundles.get(key)
         if found is not None:
             return found
-        locs = [mac_local(m.geom, hw.macro_rows, hw.outputs_per_pass(m.w_bits),
-                          hw.accumulator_entries_per_macro, m.w_bits, m.in_bits, m.out_bits)
-                for m in self.mac_info]  # fmt: skip
-        bundle = self._bundles[key] = _bundle(locs, self.static_rows)
+        per_pass = {b: hw.outputs_per_pass(b) for b in np.unique(self.w_bits).tolist()}
+        cols = np.array([per_pass[b] for b in self.w_bits.tolist()], _I64)
+        head, *flat, rows, count = plan_macs(self.geo, cols, hw.macro_rows,
+                                             hw.accumulator_entries_per_macro,
+                                             len(self._static_rec))  # fmt: skip
+        macs = Macs(*head, *flat, count)
+        bundle = self._bundles[key] = Bundle(macs, _records(rows, self._static_rec))
         return bundle
 
     def evaluate(self, hw: HardwareConfig) -> Evaluation:
@@ -386,41 +240,3 @@ def _static(st: Structure, values: dict[str, int]) -> tuple[Static, np.ndarray]:
     static = Static(*(a(L[k]) for k in L), a(r_val), a(w_val), a(w_loc),
                     *(a(body[k]) for k in body), v_load_row, v_store_row)  # fmt: skip
     return static, np.concatenate(rows)
-
-
-def _bundle(locs: list[MacLocal], static_rows: np.ndarray) -> Bundle:
-    """MacLocals concatenated behind the static rows (replay.Macs)."""
-    base = len(static_rows)
-    parts: list[tuple] = []
-    cols = {k: [] for k in Macs._fields}
-    counts: list[int] = [0] * base
-    off = {"tile": 0, "ct": 0, "blk": 0}
-    for loc in locs:
-        mvm_base = base
-        rq_base = mvm_base + len(loc.mvm)
-        load_base = rq_base + len(loc.rq)
-        base = load_base + len(loc.load)
-        parts += loc.mvm + loc.rq + loc.load
-        counts += loc.mvm_count + loc.rq_count + loc.load_count
-        for k, v in (("m_tiles", loc.tiles), ("m_cols", loc.col_tiles), ("m_blocks", loc.blocks),
-                     ("m_tile_off", off["tile"]), ("m_ct_off", off["ct"]),
-                     ("m_blk_off", off["blk"]), ("m_nbc", loc.block_classes),
-                     ("m_nnc", loc.n_classes), ("m_ntc", loc.tile_classes),
-                     ("m_nrq", len(loc.rq)), ("m_mvm_base", mvm_base), ("m_rq_base", rq_base),
-                     ("m_load_base", load_base), ("m_period", loc.period)):  # fmt: skip
-            cols[k].append(v)
-        for k in ("tile_ct", "tile_class", "order", "ct_first", "ct_class", "blk_class",
-                  "blk_nclass"):  # fmt: skip
-            cols[k].append(getattr(loc, k))
-        off["tile"] += loc.tiles
-        off["ct"] += loc.col_tiles
-        off["blk"] += loc.blocks
-    out = {}
-    for k, v in cols.items():
-        if k.startswith("m_"):
-            out[k] = np.asarray(v, _I64)
-        else:
-            out[k] = np.concatenate(v).astype(_I64) if v else np.zeros(0, _I64)
-    out["row_count"] = np.asarray(counts, _I64)
-    rows = np.concatenate([static_rows, np.asarray(parts, _I64).reshape(-1, len(ROW_FIELDS))])
-    return Bundle(Macs(**out), _records(rows))
