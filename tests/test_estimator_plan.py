@@ -126,3 +126,21 @@ def test_every_zoo_family_exactly():
         session = Session(build_network(sample_spec(family, rng)))
         for hw in (GENERIC, SMALL, load_preset("ndp120")):
             assert_exact(session, hw)
+
+
+@pytest.mark.parametrize("model", ["ic_resnet8.onnx", "vww_mobilenetv1_025.onnx"])
+def test_one_memory_plan_serves_a_range_of_sram_sizes(model):
+    """Planner.spilled reuses a plan over the SRAM sizes it holds for: the same spilled
+    values as lower/memory.plan_memory run afresh at each size."""
+    from ndpsim.estimator.plan import Planner
+
+    planner = Predictor(Session(ROOT / "models" / model)).planner(GENERIC)[0]
+    total = sum(planner.st.nbytes.values())
+    rng = np.random.default_rng(2)
+    sizes = np.exp(rng.uniform(0, np.log(2 * total), 400)).astype(int).tolist()
+    for size in sizes:
+        fresh = Planner(planner.st).spilled(size)
+        cached = planner.spilled(size)
+        np.testing.assert_array_equal(cached[0], fresh[0])
+        assert cached[1] == fresh[1]
+    assert len(planner._spill_plans) < len(set(sizes)) / 2  # the ranges did serve

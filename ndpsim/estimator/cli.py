@@ -150,6 +150,7 @@ def predict(
     from ndpsim.estimator.model import Estimator
     from ndpsim.estimator.predict import Predictor
     from ndpsim.precision_rules import expand_rule_args
+    from ndpsim.program_cache import ProgramCache
 
     for m in models:
         if not m.is_file():
@@ -160,7 +161,8 @@ def predict(
     rules = expand_rule_args(precision)
     results = []
     for m in models:
-        p = Predictor(m, input_shapes=shapes, input_values=values, precision=rules)
+        p = Predictor(m, input_shapes=shapes, input_values=values, precision=rules,
+                      cache=ProgramCache.default())  # a repeat run imports no onnx
         for pr in est.predict(p, hws):
             results.append((m, pr))
     warned = set()

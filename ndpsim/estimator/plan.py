@@ -3,7 +3,8 @@ timed and counted by the simulator's own equations.
 
 A `Planner` holds one model at one precision (its `Structure`) and, per hardware:
 
-1. the memory plan (lower/memory.plan_memory) gives the spilled values (cached per SRAM size);
+1. the memory plan (lower/memory.plan_memory) gives the spilled values (one plan serves a
+   range of SRAM sizes: `Planner.spilled`);
 2. every MAC layer's tiles (lower/tiling), pixel blocks (lower/tiling.pixel_block), the classes
    of tiles and pixel blocks that issue identical instructions, and one representative
    instruction per class pair (cached per macro shape and accumulator);
@@ -22,6 +23,7 @@ activations, several cores and dispatch-bound programs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,21 +113,32 @@ class Planner:
                              for m in self.mac_info], _I64).reshape(-1, len(GEOM))  # fmt: skip
         self.w_bits = self.geo[:, GEOM.index("w_bits")].copy()
         self._static_rec = _records(static_rows)
-        self._spilled: dict[int, np.ndarray] = {}
+        self._spill_plans: list[tuple[int, float, tuple[np.ndarray, int]]] = []
         self._bundles: dict[tuple, Bundle] = {}
 
-    def spilled(self, sram_bytes: int) -> np.ndarray:
-        """Per value: 1 when it lives in external memory (lower/memory.plan_memory)."""
-        out = self._spilled.get(sram_bytes)
-        if out is None:
-            st = self.st
-            mem = plan_memory(st.order, st.nbytes, st.root, st.pinned, list(st.graph.outputs),
-                              sram_bytes)  # fmt: skip
-            root_spilled = np.zeros(len(self.values), np.int8)
-            for v, ok in mem.on_chip.items():
-                if not ok:
-                    root_spilled[self.values[v]] = 1
-            out = self._spilled[sram_bytes] = root_spilled[self.root]
+    def spilled(self, sram_bytes: int) -> tuple[np.ndarray, int]:
+        """Per value: 1 when it lives in external memory (lower/memory.plan_memory), and the
+        number of spilled buffers.
+
+        A plan holds for a range of SRAM sizes, so one plan_memory serves many
+        configurations: its first-fit holes are the same at any size but the last (the one
+        reaching the end of SRAM), and an allocation there succeeds exactly when it ends
+        within the size. So the plan at S is the plan at every S' from E (the end of the
+        highest allocation) to S, and, when nothing spilled at S, at every S' >= E."""
+        for lo, hi, out in self._spill_plans:
+            if lo <= sram_bytes <= hi:
+                return out
+        st = self.st
+        mem = plan_memory(st.order, st.nbytes, st.root, st.pinned, list(st.graph.outputs),
+                          sram_bytes)  # fmt: skip
+        root_spilled = np.zeros(len(self.values), np.int8)
+        for v, ok in mem.on_chip.items():
+            if not ok:
+                root_spilled[self.values[v]] = 1
+        n = int(root_spilled.sum())
+        out = (root_spilled[self.root], n)
+        end = max((off + max(1, st.nbytes[b]) for b, off in mem.sram_offset.items()), default=0)
+        self._spill_plans.append((end, sram_bytes if n else math.inf, out))
         return out
 
     def bundle(self, hw: HardwareConfig) -> Bundle:
@@ -158,17 +171,11 @@ class Planner:
                           wplan.stream_slots, 0)  # fmt: skip
         reps = bundle.reps
         crep, _, start, end = schedule(reps, timing, len(reps), 0, len(reps))
-        spilled = self.spilled(hw.sram_bytes)
+        spilled, n_spilled = self.spilled(hw.sram_bytes)
         first, last, counters = replay(self.static, macs, machine, spilled, first_macro, resident,
                                        end - start, crep, self.n_tokens)  # fmt: skip
-        n_spilled = len(self._spilled_names(hw.sram_bytes))
         return Evaluation(int(last.max(initial=0)), first, last, counters, n_spilled,
                           bool(resident.all()))  # fmt: skip
-
-    def _spilled_names(self, sram_bytes: int) -> list[str]:
-        names = list(self.values)
-        spilled = self.spilled(sram_bytes)
-        return [names[i] for i in np.flatnonzero(spilled & (self.root == np.arange(len(names))))]
 
 
 def _static(st: Structure, values: dict[str, int]) -> tuple[Static, np.ndarray]:

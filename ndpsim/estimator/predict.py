@@ -1,6 +1,8 @@
 """One model, any hardware: the import is the simulator's (a `Session`: import and graph
 passes, once), the structure is one skeleton lowering per precision (structure.py), and each
-configuration costs a plan and a replay (plan.py), no lowering and no instruction."""
+configuration costs a plan and a replay (plan.py), no lowering and no instruction. With a
+program cache (program_cache.py) the skeleton lowering is kept on disk like the simulator's
+programs: a repeat prediction of a model file imports no onnx."""
 
 from __future__ import annotations
 
@@ -13,11 +15,13 @@ from ndpsim.config import HardwareConfig
 from ndpsim.estimator.features import kernel_table
 from ndpsim.estimator.plan import Evaluation, Planner
 from ndpsim.estimator.structure import bits_key, build_structure, skeleton_hardware
+from ndpsim.program_cache import ProgramCache
 from ndpsim.session import Session
 
 
 class Predictor:
-    """The analytic model of one model (an ONNX path, bytes, a ModelProto or a Session)."""
+    """The analytic model of one model (an ONNX path, bytes, a ModelProto or a Session;
+    `cache`: where a model file's skeleton lowering is kept, as for a Session)."""
 
     def __init__(
         self,
@@ -27,9 +31,10 @@ class Predictor:
         input_values: Mapping[str, Sequence[float]] | None = None,
         precision: Sequence[str] = (),
         branches: Mapping[str, bool] | None = None,
+        cache: ProgramCache | None = None,
     ):
         self.session = model if isinstance(model, Session) else Session(
-            model, input_shapes=input_shapes, input_values=input_values)  # fmt: skip
+            model, input_shapes=input_shapes, input_values=input_values, cache=cache)  # fmt: skip
         self.precision = tuple(precision)
         self.branches = dict(branches or {})  # If on run-time data -> True for then (Session)
         self._planners: dict[tuple, tuple[Planner, tuple]] = {}

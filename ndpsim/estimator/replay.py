@@ -163,7 +163,7 @@ def replay(s, mc, hw, spilled, mac_first, mac_resident, dur, crep, n_tokens):
     def load(row, i, li, grp, slot_of):
         """A LOAD_W (representative row `row`) of tile i into the next streaming slot, after
         the last MVM group that used the slot; returns its end."""
-        slot = clock[1] % nslot
+        slot = clock[1] % nslot if clock[1] >= nslot else clock[1]
         clock[1] += 1
         wait = grp[slot_pend[slot]] if slot_pend[slot] >= 0 else slot_time[slot]
         t1 = issue(li, dma, dur[row], wait)
@@ -220,7 +220,9 @@ def replay(s, mc, hw, spilled, mac_first, mac_resident, dur, crep, n_tokens):
                 ready = max(fixed, load_ready[i])
                 if blk >= 2 and rq_end[blk % 2, ct] > ready:
                     ready = rq_end[blk % 2, ct]
-                unit = (first_macro + i) % M
+                unit = first_macro + i  # the tile's macro: consecutive from the first
+                if unit >= M:
+                    unit %= M
                 if fixed >= ready and fixed >= unit_free[unit]:
                     clock[2] = 1
                 t1 = issue(li, unit, dur[mvm_base + tile_class[to + i] * nbc + bc], ready)
