@@ -118,12 +118,16 @@ def _case(est: Estimator, path: Path, shapes, hw, repeats: int, cache_dir: Path)
     session = Session(path, input_shapes=shapes)
     pred = Predictor(session)
     est.predict(pred, [hw])  # the skeleton structure: the estimator's import
-    # new macro shapes: the simulator gets shapes i, the estimator shapes i + 7
-    warm = _interleaved(lambda i: session.simulate(_shape(hw, i), TIMING),
-                        lambda i: est.predict(pred, [_shape(hw, i + 7)]), repeats)  # fmt: skip
+    # new macro shapes: the simulator gets shapes i, the estimator shapes i + 7 (the
+    # configurations are made before the clock starts: validating one is the caller's)
+    sim_hw = [_shape(hw, i) for i in range(repeats)]
+    est_hw = [_shape(hw, i + 7) for i in range(repeats)]
+    warm = _interleaved(lambda i: session.simulate(sim_hw[i], TIMING),
+                        lambda i: est.predict(pred, [est_hw[i]]), repeats)  # fmt: skip
     session.simulate(hw, TIMING)
-    re = _interleaved(lambda i: session.simulate(_retime(hw, i), TIMING),
-                      lambda i: est.predict(pred, [_retime(hw, i)]), repeats)  # fmt: skip
+    re_hw = [_retime(hw, i) for i in range(repeats)]
+    re = _interleaved(lambda i: session.simulate(re_hw[i], TIMING),
+                      lambda i: est.predict(pred, [re_hw[i]]), repeats)  # fmt: skip
     cache = ProgramCache(cache_dir)
     Session(path, input_shapes=shapes, cache=cache).simulate(hw, TIMING)  # fills the cache
     est.predict(Predictor(path, input_shapes=shapes, cache=cache), [hw])

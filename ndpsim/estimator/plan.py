@@ -56,15 +56,15 @@ def _rows(op: Opcode, n: int, **cols) -> np.ndarray:
 
 def _records(rows: np.ndarray, head: np.ndarray | None = None) -> np.ndarray:
     """The representative table as instructions: `head` (records already built), then
-    `rows` (ROW_FIELDS columns)."""
-    n0 = 0 if head is None else len(head)
-    rec = empty_program(n0 + len(rows))
-    if head is not None:
-        rec[:n0] = head
+    `rows` (ROW_FIELDS columns), each row alone on its own unit (its duration) and counter
+    row."""
+    rec = empty_program(len(rows))
     for j, f in enumerate(ROW_FIELDS):
-        rec[f][n0:] = rows[:, j]
-    rec["unit"][n0:] = np.arange(n0, len(rec))  # each row alone on its own unit: its
-    rec["layer"][n0:] = np.arange(n0, len(rec))  # duration, and its own counter row
+        rec[f] = rows[:, j]
+    if head is not None:
+        rec = np.concatenate([head, rec])
+    rec["unit"] = np.arange(len(rec))
+    rec["layer"] = rec["unit"]
     return rec
 
 
@@ -114,6 +114,7 @@ class Planner:
         self.w_bits = self.geo[:, GEOM.index("w_bits")].copy()
         self._static_rec = _records(static_rows)
         self._spill_plans: list[tuple[int, float, tuple[np.ndarray, int]]] = []
+        self._spill_lo = self._spill_hi = np.zeros(0)
         self._bundles: dict[tuple, Bundle] = {}
 
     def spilled(self, sram_bytes: int) -> tuple[np.ndarray, int]:
@@ -125,9 +126,14 @@ class Planner:
         reaching the end of SRAM), and an allocation there succeeds exactly when it ends
         within the size. So the plan at S is the plan at every S' from E (the end of the
         highest allocation) to S, and, when nothing spilled at S, at every S' >= E."""
-        for lo, hi, out in self._spill_plans:
-            if lo <= sram_bytes <= hi:
-                return out
+        plans = self._spill_plans
+        if plans:
+            if len(self._spill_lo) != len(plans):  # the ranges as arrays, for a vector search
+                self._spill_lo = np.array([p[0] for p in plans], np.float64)
+                self._spill_hi = np.array([p[1] for p in plans], np.float64)
+            hit = np.flatnonzero((self._spill_lo <= sram_bytes) & (sram_bytes <= self._spill_hi))
+            if len(hit):
+                return plans[hit[0]][2]
         st = self.st
         mem = plan_memory(st.order, st.nbytes, st.root, st.pinned, list(st.graph.outputs),
                           sram_bytes)  # fmt: skip
