@@ -15,6 +15,7 @@ import pytest
 from ndpsim.config import load_preset
 from ndpsim.estimator.macs import geometry_row, plan_macs
 from ndpsim.estimator.predict import Predictor
+from ndpsim.isa import empty_program
 from ndpsim.lower.tiling import pixel_block, tiles_for
 from ndpsim.report.build import layer_spans
 from ndpsim.session import Session
@@ -93,13 +94,15 @@ def test_mac_tiling_classes_are_the_lowerings_tiles():
         geom = layer.mac.geom
         rows, cols = int(rng.choice([16, 32, 64])), int(rng.choice([4, 8, 16]))
         geo = np.array([geometry_row(geom, 8, 8, 8)], np.int64)
-        head, _, tile_class, order, *_, reps, _ = plan_macs(geo, np.array([cols]), rows, 512, 0)
+        blank = empty_program(1)
+        head, _, tile_class, order, *_, reps, _ = plan_macs(geo, np.array([cols]), rows, 512,
+                                                            blank[:0], blank)  # fmt: skip
         flat = [t for ct in tiles_for(geom, rows, cols) for t in ct]
         n_tiles, blocks, block_classes = int(head[0, 0]), int(head[2, 0]), int(head[6, 0])
         assert n_tiles == len(flat)
         for i, t in enumerate(flat):
             rep = reps[tile_class[i] * block_classes]
-            assert (rep[3], rep[4]) == (t.rows, t.cols)
+            assert (rep["rows"], rep["cols"]) == (t.rows, t.cols)
         n_kf = len(tiles_for(geom, rows, cols)[0])  # issue order: k-fold major
         assert sorted(order.tolist()) == list(range(len(flat)))
         assert order[: len(flat) // n_kf].tolist() == list(range(0, len(flat), n_kf))
@@ -144,3 +147,21 @@ def test_one_memory_plan_serves_a_range_of_sram_sizes(model):
         np.testing.assert_array_equal(cached[0], fresh[0])
         assert cached[1] == fresh[1]
     assert len(planner._spill_plans) < len(set(sizes)) / 2  # the ranges did serve
+
+
+def test_a_model_files_planner_comes_from_the_program_cache(tmp_path):
+    """With a program cache a repeat Predictor of a model file takes its planner from disk:
+    no import, no lowering, and the same evaluation exactly."""
+    from ndpsim.program_cache import ProgramCache
+
+    cache = ProgramCache(tmp_path)
+    path = ROOT / "models" / "ic_resnet8.onnx"
+    first = Predictor(path, cache=cache).evaluate(SMALL)
+    again = Predictor(path, cache=cache)
+    ev = again.evaluate(SMALL)
+    assert again.session._graph is None  # nothing imported
+    assert ev.spilled == first.spilled and ev.resident == first.resident
+    res = run(Session(path).program(SMALL), SMALL)  # and the simulator's, exactly
+    assert ev.cycles == first.cycles == res.cycles
+    np.testing.assert_array_equal(ev.counters, res.counters)
+    np.testing.assert_array_equal(ev.last, first.last)

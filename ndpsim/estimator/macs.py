@@ -111,12 +111,40 @@ def _dims(g, cols, rows, acc):
 
 
 @njit(cache=True)
-def plan_macs(geo, cols, rows, acc, base):
-    """The Macs fields (in replay.Macs order but row_count), every MAC layer's representative
-    rows (N_FIELDS columns; row numbers from `base`, the static rows before them) and the
-    issue count of every row (the first `base` zero). `geo`: the geometry table (GEOM),
-    `cols`: each layer's output columns a pass, `rows` / `acc`: the macro's rows and
-    accumulator entries."""
+def _records(head, blank, out):
+    """The representative table as instructions: `head` (the static rows' records), then a
+    record per row of `out` (N_FIELDS columns) made from `blank`; each row on a unit and a
+    counter row of its own (its duration and counts alone)."""
+    base = head.shape[0]
+    rec = np.empty(base + out.shape[0], head.dtype)
+    for i in range(base):
+        rec[i] = head[i]
+    for i in range(out.shape[0]):
+        rec[base + i] = blank[0]
+        o = out[i]
+        rec[base + i]["op"] = o[0]
+        rec[base + i]["a0"] = o[1]
+        rec[base + i]["a2"] = o[2]
+        rec[base + i]["rows"] = o[3]
+        rec[base + i]["cols"] = o[4]
+        rec[base + i]["w_bits"] = o[5]
+        rec[base + i]["a_bits"] = o[6]
+        rec[base + i]["work"] = o[7]
+        rec[base + i]["bytes_in"] = o[8]
+        rec[base + i]["bytes_out"] = o[9]
+        rec[base + i]["unit"] = base + i
+        rec[base + i]["layer"] = base + i
+    return rec
+
+
+@njit(cache=True)
+def plan_macs(geo, cols, rows, acc, head, blank):
+    """The Macs fields (in replay.Macs order but row_count), the representative table
+    (`head`, the static rows' records, then every MAC layer's rows: _records) and the issue
+    count of every row (the static ones zero). `geo`: the geometry table (GEOM), `cols`:
+    each layer's output columns a pass, `rows` / `acc`: the macro's rows and accumulator
+    entries, `blank`: one record of default fields."""
+    base = head.shape[0]
     L = geo.shape[0]
     dims = np.empty((L, 11), np.int64)
     n_t = n_ct = n_b = n_rows = 0
@@ -130,7 +158,7 @@ def plan_macs(geo, cols, rows, acc, base):
         n_ct += d[4]
         n_b += d[7]
         n_rows += d[5] * d[8] + nct * d[9] + d[5]
-    head = np.zeros((14, L), np.int64)  # m_tiles .. m_period
+    fields = np.zeros((14, L), np.int64)  # m_tiles .. m_period
     tile_ct = np.empty(n_t, np.int64)
     tile_class = np.empty(n_t, np.int64)
     order = np.empty(n_t, np.int64)
@@ -216,10 +244,10 @@ def plan_macs(geo, cols, rows, acc, base):
             b_count[cl] += 1
         n_vals = np.array([last_n, px]) if nnc == 2 else np.array([px])
         n_count = np.array([1, nfull]) if nnc == 2 else np.array([nblk])
-        head[0, m], head[1, m], head[2, m] = T, fc, nblk
-        head[3, m], head[4, m], head[5, m] = to, co, bo
-        head[6, m], head[7, m], head[8, m], head[9, m] = nbc, nnc, ntc, nct * nnc
-        head[10, m] = r
+        fields[0, m], fields[1, m], fields[2, m] = T, fc, nblk
+        fields[3, m], fields[4, m], fields[5, m] = to, co, bo
+        fields[6, m], fields[7, m], fields[8, m], fields[9, m] = nbc, nnc, ntc, nct * nnc
+        fields[10, m] = r
         for q in range(ntc):  # MVM rows: tile class x block class
             rows_t, cols_t = t_ng[q] * (t_k1[q] - t_k0[q]), t_cols[q]
             for b in range(nbc):
@@ -232,7 +260,7 @@ def plan_macs(geo, cols, rows, acc, base):
                                     b_first[b] * px, n, ib)  # fmt: skip
                 count[r] = t_count[q] * b_count[b]
                 r += 1
-        head[11, m] = r
+        fields[11, m] = r
         for q in range(nct):  # REQUANT rows: column-tile width x block size
             ch = ct_vals[q]
             for b in range(nnc):
@@ -242,16 +270,16 @@ def plan_macs(geo, cols, rows, acc, base):
                 o[9] = (ch * n * ob + 7) // 8
                 count[r] = ct_count[q] * n_count[b]
                 r += 1
-        head[12, m] = r
+        fields[12, m] = r
         for q in range(ntc):  # LOAD_W rows: one per tile class
             o = out[r - base]
             o[0] = _LOAD_W
             o[8] = (t_ng[q] * (t_k1[q] - t_k0[q]) * t_cols[q] * wb + 7) // 8
             count[r] = t_count[q]
             r += 1
-        head[13, m] = p if 3 * p <= nblk - 1 else 0
+        fields[13, m] = p if 3 * p <= nblk - 1 else 0
         to += T
         co += fc
         bo += nblk
-    return (head, tile_ct, tile_class, order, ct_first, ct_class, blk_class, blk_nclass, out,
-            count)  # fmt: skip
+    return (fields, tile_ct, tile_class, order, ct_first, ct_class, blk_class, blk_nclass,
+            _records(head, blank, out), count)  # fmt: skip

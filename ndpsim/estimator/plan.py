@@ -54,18 +54,17 @@ def _rows(op: Opcode, n: int, **cols) -> np.ndarray:
     return out
 
 
-def _records(rows: np.ndarray, head: np.ndarray | None = None) -> np.ndarray:
-    """The representative table as instructions: `head` (records already built), then
-    `rows` (ROW_FIELDS columns), each row alone on its own unit (its duration) and counter
-    row."""
+def _records(rows: np.ndarray) -> np.ndarray:
+    """Representative rows (ROW_FIELDS columns) as instructions, each on a unit and a counter
+    row of its own (its duration and counts alone)."""
     rec = empty_program(len(rows))
     for j, f in enumerate(ROW_FIELDS):
         rec[f] = rows[:, j]
-    if head is not None:
-        rec = np.concatenate([head, rec])
-    rec["unit"] = np.arange(len(rec))
-    rec["layer"] = rec["unit"]
+    rec["unit"] = rec["layer"] = np.arange(len(rec))
     return rec
+
+
+_BLANK = empty_program(1)  # the default fields of a representative row (macs.plan_macs)
 
 
 @dataclass
@@ -113,9 +112,19 @@ class Planner:
                              for m in self.mac_info], _I64).reshape(-1, len(GEOM))  # fmt: skip
         self.w_bits = self.geo[:, GEOM.index("w_bits")].copy()
         self._static_rec = _records(static_rows)
+        # plan_memory's arguments but the size
+        self._memory = (st.order, st.nbytes, st.root, st.pinned, list(st.graph.outputs))
         self._spill_plans: list[tuple[int, float, tuple[np.ndarray, int]]] = []
         self._spill_lo = self._spill_hi = np.zeros(0)
         self._bundles: dict[tuple, Bundle] = {}
+
+    def __getstate__(self) -> dict:
+        """What a program cache keeps (predict.py): the arrays, not the structure's graph
+        and skeleton program (the model's weights) nor the caches per hardware."""
+        state = dict(self.__dict__)
+        del state["st"]
+        state.update(_bundles={}, _spill_plans=[], _spill_lo=np.zeros(0), _spill_hi=np.zeros(0))
+        return state
 
     def spilled(self, sram_bytes: int) -> tuple[np.ndarray, int]:
         """Per value: 1 when it lives in external memory (lower/memory.plan_memory), and the
@@ -134,16 +143,15 @@ class Planner:
             hit = np.flatnonzero((self._spill_lo <= sram_bytes) & (sram_bytes <= self._spill_hi))
             if len(hit):
                 return plans[hit[0]][2]
-        st = self.st
-        mem = plan_memory(st.order, st.nbytes, st.root, st.pinned, list(st.graph.outputs),
-                          sram_bytes)  # fmt: skip
+        mem = plan_memory(*self._memory, sram_bytes)
         root_spilled = np.zeros(len(self.values), np.int8)
         for v, ok in mem.on_chip.items():
             if not ok:
                 root_spilled[self.values[v]] = 1
         n = int(root_spilled.sum())
         out = (root_spilled[self.root], n)
-        end = max((off + max(1, st.nbytes[b]) for b, off in mem.sram_offset.items()), default=0)
+        nbytes = self._memory[1]
+        end = max((off + max(1, nbytes[b]) for b, off in mem.sram_offset.items()), default=0)
         self._spill_plans.append((end, sram_bytes if n else math.inf, out))
         return out
 
@@ -155,11 +163,10 @@ class Planner:
             return found
         per_pass = {b: hw.outputs_per_pass(b) for b in np.unique(self.w_bits).tolist()}
         cols = np.array([per_pass[b] for b in self.w_bits.tolist()], _I64)
-        head, *flat, rows, count = plan_macs(self.geo, cols, hw.macro_rows,
-                                             hw.accumulator_entries_per_macro,
-                                             len(self._static_rec))  # fmt: skip
-        macs = Macs(*head, *flat, count)
-        bundle = self._bundles[key] = Bundle(macs, _records(rows, self._static_rec))
+        fields, *flat, reps, count = plan_macs(self.geo, cols, hw.macro_rows,
+                                               hw.accumulator_entries_per_macro,
+                                               self._static_rec, _BLANK)  # fmt: skip
+        bundle = self._bundles[key] = Bundle(Macs(*fields, *flat, count), reps)
         return bundle
 
     def evaluate(self, hw: HardwareConfig) -> Evaluation:
