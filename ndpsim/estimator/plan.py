@@ -73,6 +73,7 @@ class Bundle:
 
     macs: Macs
     reps: np.ndarray  # INSTR_DTYPE records: the static rows, then the MAC layers' rows
+    owner_tiles: list[int]  # tiles of each distinct weight set (place_weights' input)
 
 
 @dataclass
@@ -110,20 +111,23 @@ class Planner:
         self.root = np.array([self.values[st.root.get(v, v)] for v in st.nbytes], _I64)
         self.geo = np.array([geometry_row(m.geom, m.w_bits, m.in_bits, m.out_bits)
                              for m in self.mac_info], _I64).reshape(-1, len(GEOM))  # fmt: skip
-        self.w_bits = self.geo[:, GEOM.index("w_bits")].copy()
+        bits, index = np.unique(self.geo[:, GEOM.index("w_bits")], return_inverse=True)
+        self._w_bits = (bits.tolist(), index)  # each layer's weight bits, as distinct values
         self._static_rec = _records(static_rows)
         # plan_memory's arguments but the size
         self._memory = (st.order, st.nbytes, st.root, st.pinned, list(st.graph.outputs))
         self._spill_plans: list[tuple[int, float, tuple[np.ndarray, int]]] = []
         self._spill_lo = self._spill_hi = np.zeros(0)
         self._bundles: dict[tuple, Bundle] = {}
+        self._machines: dict[tuple, tuple] = {}  # (cores, macros a core) -> Machine's units
 
     def __getstate__(self) -> dict:
         """What a program cache keeps (predict.py): the arrays, not the structure's graph
         and skeleton program (the model's weights) nor the caches per hardware."""
         state = dict(self.__dict__)
         del state["st"]
-        state.update(_bundles={}, _spill_plans=[], _spill_lo=np.zeros(0), _spill_hi=np.zeros(0))
+        state.update(_bundles={}, _machines={}, _spill_plans=[], _spill_lo=np.zeros(0),
+                     _spill_hi=np.zeros(0))  # fmt: skip
         return state
 
     def spilled(self, sram_bytes: int) -> tuple[np.ndarray, int]:
@@ -161,27 +165,30 @@ class Planner:
         found = self._bundles.get(key)
         if found is not None:
             return found
-        per_pass = {b: hw.outputs_per_pass(b) for b in np.unique(self.w_bits).tolist()}
-        cols = np.array([per_pass[b] for b in self.w_bits.tolist()], _I64)
+        bits, index = self._w_bits
+        cols = np.array([hw.outputs_per_pass(b) for b in bits], _I64)[index]
         fields, *flat, reps, count = plan_macs(self.geo, cols, hw.macro_rows,
                                                hw.accumulator_entries_per_macro,
                                                self._static_rec, _BLANK)  # fmt: skip
-        bundle = self._bundles[key] = Bundle(Macs(*fields, *flat, count), reps)
+        macs = Macs(*fields, *flat, count)
+        bundle = self._bundles[key] = Bundle(macs, reps, macs.m_tiles[self.owners].tolist())
         return bundle
 
     def evaluate(self, hw: HardwareConfig) -> Evaluation:
         """Latency, per-layer spans and counters of the model on `hw`."""
         bundle = self.bundle(hw)
         macs = bundle.macs
-        wplan = place_weights([int(macs.m_tiles[j]) for j in self.owners], hw.total_macros,
-                              hw.macro_weight_sets)  # fmt: skip
+        wplan = place_weights(bundle.owner_tiles, hw.total_macros, hw.macro_weight_sets)
         first_macro = np.asarray(wplan.first_macro, _I64)[self.owner_of]
         resident = np.asarray(wplan.resident, np.bool_)[self.owner_of]
-        classes, _, vec_units, dma = _units(hw)
+        units = self._machines.get((hw.cores, hw.macros_per_core))
+        if units is None:
+            classes, _, vec_units, dma = _units(hw)
+            units = (np.asarray(vec_units, _I64), dma, len(classes))
+            self._machines[hw.cores, hw.macros_per_core] = units
         timing = timing_of(hw)
-        machine = Machine(np.asarray(vec_units, _I64), dma, len(classes), hw.total_macros,
-                          hw.macros_per_core, hw.cores, timing.instruction_issue_cycles,
-                          wplan.stream_slots, 0)  # fmt: skip
+        machine = Machine(*units, hw.total_macros, hw.macros_per_core, hw.cores,
+                          timing.instruction_issue_cycles, wplan.stream_slots, 0)  # fmt: skip
         reps = bundle.reps
         crep, _, start, end = schedule(reps, timing, len(reps), 0, len(reps))
         spilled, n_spilled = self.spilled(hw.sram_bytes)
