@@ -195,7 +195,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--estimator", type=Path)
     ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--configs", type=int, default=1000)
+    ap.add_argument("--configs", type=int, default=1000, help="0: skip (b)")
     ap.add_argument("--presets", default="generic,ndp120")
     ap.add_argument("--models", default="", help="comma-separated names (default: all)")
     ap.add_argument("--no-fresh", action="store_true", help="skip (c)")
@@ -212,7 +212,7 @@ def main() -> int:
         ratios = table_a(est, cases, args.presets.split(","), args.repeats, tmp)
         print()
         sweep = [c for c in cases if c[0] in ("kws_dscnn", "mobilenetv2_224")]
-        rates = table_b(est, sweep, args.configs) if sweep else []
+        rates = table_b(est, sweep, args.configs) if sweep and args.configs > 0 else []
         if not args.no_fresh and sweep:
             print()
             Estimator().save(tmp / "none.npz")

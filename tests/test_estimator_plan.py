@@ -165,3 +165,18 @@ def test_a_model_files_planner_comes_from_the_program_cache(tmp_path):
     assert ev.cycles == first.cycles == res.cycles
     np.testing.assert_array_equal(ev.counters, res.counters)
     np.testing.assert_array_equal(ev.last, first.last)
+
+
+def test_the_planning_kernel_carries_the_digest_of_the_tiling_equations_it_compiles():
+    """numba keys estimator/macs.py's cache on that file: its stamp must change with the
+    lowering's scalar tiling equations it compiles in."""
+    import hashlib
+    import inspect
+
+    from ndpsim.estimator import macs
+    from ndpsim.lower import tiling
+
+    h = hashlib.sha256()
+    for f in (tiling.groups_per_tile_of, tiling.pixel_block_of, tiling.input_bytes_of):
+        h.update(inspect.getsource(f).encode())
+    assert macs.TILING_DIGEST == h.hexdigest()[:16], "update TILING_DIGEST in estimator/macs.py"

@@ -16,8 +16,9 @@ column tile of that fold):
   REQUANT and tile-class LOAD_W, with how many times each is issued.
 
 The equations are the lowering's own: tiling.groups_per_tile_of, pixel_block_of and
-input_bytes_of, compiled here. (numba's cache does not see edits to tiling.py: a stale cache
-would replay the old equations until this file changes; tests run on a fresh cache.)
+input_bytes_of, compiled here. numba's cache of this module is keyed on this file alone, so
+it carries TILING_DIGEST, a hash of those three functions' source: an edit to them fails
+tests/test_estimator_plan.py until the stamp here is updated, which recompiles the kernel.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ GEOM = ("groups", "k_g", "cout_g", "kh", "kw", "ow", "pixels", "h", "w", "stride
         "dilation_h", "dilation_w", "w_bits", "in_bits", "out_bits")  # fmt: skip
 N_FIELDS = 10  # plan.ROW_FIELDS: op, a0, a2, rows, cols, w_bits, a_bits, work, bytes_in, bytes_out
 _MVM, _RQ, _LOAD_W = int(Opcode.MVM), int(Opcode.REQUANT), int(Opcode.LOAD_W)
+TILING_DIGEST = "a5ad34522a865f83"  # see the module doc
 
 _groups_per_tile = njit(cache=True)(groups_per_tile_of)
 _pixel_block = njit(cache=True)(pixel_block_of)
