@@ -147,6 +147,9 @@ def predict(
 ) -> None:
     """Predicted latency and energy of models on hardware, without simulating them."""
     _debug(debug)
+    from ndpsim.sim.numba_setup import numba_target_without_scipy
+
+    numba_target_without_scipy()  # as `simulate`: no estimator kernel uses np.dot or linalg
     from ndpsim.estimator.model import Estimator
     from ndpsim.estimator.predict import Predictor
     from ndpsim.precision_rules import expand_rule_args
