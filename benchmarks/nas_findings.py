@@ -72,8 +72,9 @@ def table_a(hw) -> None:
         f"{'net cycles':>10s} {'step':>6s} {'net MMACs':>9s}"
     )
     prev, seen = None, {}
+    below = [pf - 8] if pf > 8 else []  # a count just under the factor, where one exists
     for c in (
-        pf - 8,
+        *below,
         pf,
         pf + 1,
         2 * pf,

@@ -9,11 +9,17 @@ Sources (nothing is downloaded at simulate time):
   folder with `pip download --no-deps` when `--fetch` is given (or put the wheel there);
   their time axis is fixed to one 16 kHz chunk and their sample-rate input to 16000;
 - the trained MLPerf Tiny ONNX models, when a `shared/mlperf_tiny_onnx` folder is found
-  above this repository or named by NDPSIM_SHARED.
+  above this repository or named by NDPSIM_SHARED;
+- every .onnx file of each `--models DIR` (e.g. torchvision's networks exported with
+  `torch.onnx.export`: networks this project never generated).
 
-    python benchmarks/real_models.py [--fetch] [--cache DIR] [--preset P] [--full]
+    python benchmarks/real_models.py [--fetch] [--cache DIR] [--models DIR] [--preset P]
+                                     [--full | --estimator]
 
 `--full` also runs the integer datapath and reports SQNR against onnxruntime (slower).
+`--estimator` also predicts each model with the estimator's analytic model (no regressor,
+so nothing was fitted to these networks) and prints its latency and energy error against the
+timing-only simulation.
 """
 
 from __future__ import annotations
@@ -81,7 +87,23 @@ def mlperf_models() -> list[tuple[str, Path, dict | None]]:
     return []
 
 
-def simulate_one(path: Path, fixed: tuple | None, preset: str, full: bool) -> dict:
+def folder_models(folders: list[Path]) -> list[tuple[str, Path, dict | None]]:
+    return [(f"folder {d.name}", p, None) for d in folders for p in sorted(d.glob("*.onnx"))]
+
+
+def estimator_errors(path: Path, fixed: tuple | None, preset: str, sim) -> tuple[float, float]:
+    """(latency, energy) relative error of the estimator's analytic model vs `sim`."""
+    from ndpsim.config import load_preset
+    from ndpsim.estimator.model import Estimator
+    from ndpsim.estimator.predict import Predictor
+
+    shapes, values = fixed or (None, None)
+    pred = Estimator().predict(Predictor(path, input_shapes=shapes, input_values=values),
+                               [load_preset(preset)])[0]  # fmt: skip
+    return pred.latency_us / sim.latency_us - 1, pred.energy_uj / sim.energy_uj - 1
+
+
+def simulate_one(path: Path, fixed: tuple | None, preset: str, full: bool, est: bool) -> dict:
     t0 = time.perf_counter()
     shapes, values = fixed or (None, None)
     try:
@@ -98,6 +120,7 @@ def simulate_one(path: Path, fixed: tuple | None, preset: str, full: bool) -> di
         "fits": r.fits_on_chip,
         "sqnr": sqnr,
         "s": time.perf_counter() - t0,
+        "est": estimator_errors(path, fixed, preset, r) if est else None,
     }
 
 
@@ -106,16 +129,24 @@ def main() -> int:
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "ndpsim" / "real")
     ap.add_argument("--fetch", action="store_true", help="pip download the silero-vad wheel")
     ap.add_argument("--preset", default="generic")
-    ap.add_argument("--full", action="store_true", help="also run the arithmetic (SQNR)")
+    ap.add_argument("--models", type=Path, action="append", default=[],
+                    help="a folder of .onnx files (repeatable)")  # fmt: skip
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--full", action="store_true", help="also run the arithmetic (SQNR)")
+    mode.add_argument("--estimator", action="store_true", help="also the estimator's error")
     args = ap.parse_args()
     models = light_models() + silero_models(args.cache, args.fetch) + mlperf_models()
+    models += folder_models(args.models)
     rows = []
     for i, (source, path, shapes) in enumerate(models):
         print(f"[{i + 1}/{len(models)}] {path.name}", file=sys.stderr)
-        rows.append((source, path.name, shapes, simulate_one(path, shapes, args.preset, args.full)))
+        r = simulate_one(path, shapes, args.preset, args.full, args.estimator)
+        rows.append((source, path.name, shapes, r))
     print(f"preset {args.preset}, {'full' if args.full else 'timing-only'}")
     head = f"{'source':<22} {'model':<34} {'latency ms':>11} {'energy uJ':>10} {'GMACs':>7} "
-    head += f"{'fits':>5} {'SQNR dB':>8} {'sim s':>6}  inputs fixed / refusal"
+    head += f"{'fits':>5} {'SQNR dB':>8} {'sim s':>6} "
+    head += f"{'est lat':>8} {'est en':>8} " if args.estimator else ""
+    head += " inputs fixed / refusal"
     print(head)
     for source, name, fixed, r in rows:
         shapes, values = fixed or ({}, {})
@@ -123,14 +154,20 @@ def main() -> int:
         given += "".join(f", {k}={v[0]:g}" for k, v in (values or {}).items())
         if r["status"] == "ok":
             sq = "-" if r["sqnr"] is None else f"{r['sqnr']:.1f}"
+            est = "".join(f"{e:>+8.2%} " for e in r["est"]) if r["est"] else ""
             print(f"{source:<22} {name:<34} {r['latency_ms']:>11.3f} {r['energy_uj']:>10.2f} "
                   f"{r['macs'] / 1e9:>7.3f} {'yes' if r['fits'] else 'no':>5} {sq:>8} "
-                  f"{r['s']:>6.1f}  {given}")  # fmt: skip
+                  f"{r['s']:>6.1f} {est} {given}")  # fmt: skip
         else:
             print(f"{source:<22} {name:<34} {'REFUSED':>11} {'':>10} {'':>7} {'':>5} {'':>8} "
                   f"{r['s']:>6.1f}  {r['reason']}")  # fmt: skip
     ok = sum(r["status"] == "ok" for *_, r in rows)
     print(f"{ok} of {len(rows)} simulate")
+    if args.estimator and ok:
+        worst = [max(abs(e) for e in r["est"]) for *_, r in rows if r["status"] == "ok"]
+        within = sum(w <= 0.10 for w in worst)
+        print(f"estimator (analytic): {within} of {ok} within +-10% in latency and energy, "
+              f"worst {max(worst):.2%}")
     return 0
 
 

@@ -20,6 +20,7 @@ from ndpsim.options import SimOptions
 from ndpsim.program_cache import ProgramCache
 from ndpsim.report.agreement import onnxruntime_outputs, sqnr_db
 from ndpsim.report.schema import SimulationReport
+from ndpsim.report.trace import build_trace
 from ndpsim.session import Session, execute, hardware_of
 from ndpsim.sim.notice import compile_notice
 
@@ -31,6 +32,7 @@ __all__ = [
     "random_inputs",
     "simulate",
     "sqnr_db",
+    "trace_model",
 ]
 
 
@@ -63,3 +65,15 @@ def simulate(
                       cache=ProgramCache.default())  # fmt: skip
     with compile_notice():
         return session.simulate(hardware_of(hardware), opts)
+
+
+def trace_model(
+    model: Any, hw: HardwareConfig, input_shapes: dict | None = None
+) -> tuple[dict, SimulationReport]:
+    """Lower and time `model` on `hw` (timing only); its Chrome / Perfetto trace
+    (report/trace.py) and its report."""
+    session = Session(model, input_shapes=input_shapes)
+    program = session.program(hw)
+    res = session.time(hw)
+    report = session.report(program, res, hw, "timing-only")
+    return build_trace(program, res, hw, report), report

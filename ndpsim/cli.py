@@ -4,6 +4,7 @@ User errors print one line on stderr; `--debug` shows the traceback."""
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 import warnings
@@ -12,6 +13,28 @@ from typing import Annotated
 
 import typer
 
+from ndpsim.cli_options import (
+    DEBUG,
+    Branch,
+    Calib,
+    CalibN,
+    Config,
+    Debug,
+    JsonOut,
+    OpPoint,
+    Precision,
+    Preset,
+    Quant,
+    Sets,
+    Shapes,
+    Threads,
+    Values,
+    hardware,
+    parse_shapes,
+    parse_values,
+    ptq_options,
+    set_threads,
+)
 from ndpsim.errors import InputShapesError, InputShapeWarning, UserError
 
 app = typer.Typer(
@@ -21,144 +44,40 @@ app = typer.Typer(
     help="Cycle-approximate simulator of a neural decision processor (NDP).",
 )
 
-_DEBUG = {"on": False}
 _EXTRAS = {"pyarrow": "sweep", "distributed": "sweep", "matplotlib": "plot", "sklearn": "estimator",
-           "scipy": "estimator"}  # optional deps
-
-Preset = Annotated[str | None, typer.Option("--preset", "-p", help="named hardware preset")]
-Config = Annotated[
-    Path | None, typer.Option("--config", "-c", help="hardware file (.yaml/.toml/.json)")
-]
-Sets = Annotated[list[str] | None, typer.Option("--set", "-s", help="override a field: key=value")]
-Shapes = Annotated[
-    list[str] | None, typer.Option("--input-shape", help="name=1x3x96x96 for symbolic dims")
-]
-Values = Annotated[
-    list[str] | None,
-    typer.Option("--input-value", help="name=16000 or name=1,2,3: fix an input to constants"),
-]
-Debug = Annotated[bool, typer.Option("--debug", help="show tracebacks")]
-JsonOut = Annotated[Path | None, typer.Option("--json", help="write the report as JSON")]
-OpPoint = Annotated[
-    str | None, typer.Option("--operating-point", "-O", help="named (V, MHz) of the preset")
-]
-
-
-def _parse_shapes(items: list[str] | None) -> dict[str, tuple[int, ...]] | None:
-    if not items:
-        return None
-    out = {}
-    for item in items:
-        name, sep, dims = item.rpartition("=")
-        try:
-            shape = tuple(int(d) for d in dims.lower().split("x"))
-        except ValueError:
-            shape = ()
-        if not sep or not name or not shape or any(d <= 0 for d in shape):
-            raise UserError(f"--input-shape expects name=1x3x96x96, got {item!r}")
-        out[name] = shape
-    return out
-
-
-def _parse_values(items: list[str] | None) -> dict[str, tuple[float, ...]] | None:
-    if not items:
-        return None
-    out = {}
-    for item in items:
-        name, sep, text = item.partition("=")
-        try:
-            values = tuple(float(v) for v in text.split(","))
-        except ValueError:
-            values = ()
-        if not sep or not name or not values:
-            raise UserError(f"--input-value expects name=16000 or name=1,2,3, got {item!r}")
-        out[name] = values
-    return out
-
-
-def _hardware(preset, config, sets, op=None):
-    from ndpsim.config import resolve_hardware
-
-    return resolve_hardware(preset, config, sets, op)
-
-
-Precision = Annotated[
-    list[str] | None,
-    typer.Option("--precision", "-P", help="per-layer bits PATTERN=BITS ('conv*=w4a8', "
-                 "'Gemm=w8', 'default=w8a8') or a precision .yaml file"),
-]  # fmt: skip
-Calib = Annotated[Path | None, typer.Option("--calibration", help=".npz of calibration inputs")]
-CalibN = Annotated[int, typer.Option("--calibration-samples", help="N seeded random ones")]
-Quant = Annotated[
-    list[str] | None,
-    typer.Option("--quant", "-q", help="PTQ option: method=minmax|percentile, percentile=99.99, "
-                 "weights=per-channel|per-tensor, activations=symmetric|asymmetric"),
-]  # fmt: skip
-
-Threads = Annotated[
-    int | None,
-    typer.Option("--threads", help="threads for a large model's arithmetic (default: every "
-                 "core; 1 when the machine's cores are already busy)"),
-]  # fmt: skip
-
-
-def _set_threads(threads: int | None) -> None:
-    if threads is None:
-        return
-    import numba
-
-    most = numba.config.NUMBA_NUM_THREADS
-    if not 1 <= threads <= most:
-        raise UserError(f"--threads must be between 1 and {most} (NUMBA_NUM_THREADS), "
-                        f"got {threads}")  # fmt: skip
-    numba.set_num_threads(threads)
-
-
-def _ptq(items: list[str] | None):
-    from pydantic import ValidationError
-
-    from ndpsim.quant.ptq import PTQOptions
-
-    fields = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or key not in PTQOptions.model_fields:
-            raise UserError(f"--quant expects one of {', '.join(PTQOptions.model_fields)}=VALUE, "
-                            f"got {item!r}")  # fmt: skip
-        fields[key] = value
-    try:
-        return PTQOptions(**fields)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise UserError(f"--quant {err['loc'][0]}: {err['msg']}") from None
-
+           "scipy": "estimator"}  # optional deps  # fmt: skip
 
 def _simulate(model: Path, preset, config, sets, timing_only, inputs, seed, shapes, outputs=False,
               op=None, values=None, precision=None, calibration=None, calib_n=0,
-              quant=None, threads=None):  # fmt: skip
+              quant=None, threads=None, branch=None):  # fmt: skip
+    """[(branch label, report)]: one run, or one per branch `--branch` asks for (timing only,
+    a model with Ifs on run-time data; ndpsim/branching.py)."""
     from ndpsim.api import SimOptions, simulate
+    from ndpsim.branching import check_full_run, timing_runs
     from ndpsim.precision_rules import expand_rule_args
     from ndpsim.sim.numba_setup import numba_target_without_scipy
 
     if not model.exists():
         raise UserError(f"model file not found: {model}")
-    _set_threads(threads)
+    set_threads(threads)
     numba_target_without_scipy()
-    hw = _hardware(preset, config, sets, op)
+    hw = hardware(preset, config, sets, op)
     opts = SimOptions(
         timing_only=timing_only,
         inputs=str(inputs) if inputs else None,
         calibration=str(calibration) if calibration else None,
         calibration_samples=max(0, calib_n),
         seed=seed,
-        input_shapes=_parse_shapes(shapes),
-        input_values=_parse_values(values),
+        input_shapes=parse_shapes(shapes),
+        input_values=parse_values(values),
         include_outputs=outputs,
         precision=tuple(expand_rule_args(precision)),
-        ptq=_ptq(quant),
+        ptq=ptq_options(quant),
     )
+    check_full_run(branch, timing_only)
     try:
-        return simulate(model, hw, opts)
+        return timing_runs(model, hw, opts, branch) if timing_only else [
+            ("", simulate(model, hw, opts))]  # fmt: skip
     except InputShapesError as exc:  # the same command with the flags, ready to paste
         command = shlex.join(["ndpsim", *sys.argv[1:]])
         raise UserError(f"{exc}; run: {command} {exc.flags}") from None
@@ -188,23 +107,31 @@ def simulate(
     calibration_samples: CalibN = 0,
     quant: Quant = None,
     threads: Threads = None,
+    branch: Branch = None,
     debug: Debug = False,
 ) -> None:
     """Simulate MODEL: latency, energy, memory traffic and agreement with onnxruntime;
     always-on power (--rate), memory budgets (--budget*), per-layer precision (--precision)."""
-    _DEBUG["on"] = debug
+    DEBUG["on"] = debug
     from ndpsim.report.extras import extras
     from ndpsim.report.text import summary
 
-    report = _simulate(model, preset, config, set_, timing_only, inputs, seed, input_shape,
-                       op=operating_point, values=input_value, precision=precision,
-                       calibration=calibration, calib_n=calibration_samples,
-                       quant=quant, threads=threads)  # fmt: skip
-    report, text, ok = extras(report, rate, battery_mah, battery_v, budget, budget_weights,
-                              budget_activations)  # fmt: skip
-    typer.echo(summary(report) + text)
-    if json_out:
-        json_out.write_text(report.model_dump_json(indent=2))
+    runs = _simulate(model, preset, config, set_, timing_only, inputs, seed, input_shape,
+                     op=operating_point, values=input_value, precision=precision,
+                     calibration=calibration, calib_n=calibration_samples,
+                     quant=quant, threads=threads, branch=branch)  # fmt: skip
+    done, ok = {}, True
+    for label, report in runs:
+        report, text, fits = extras(report, rate, battery_mah, battery_v, budget, budget_weights,
+                                    budget_activations)  # fmt: skip
+        ok &= fits
+        head = f"== every If on run-time data on its {label}-branch ==\n" if len(runs) > 1 else ""
+        typer.echo(head + summary(report) + text + ("\n" if len(runs) > 1 else ""))
+        done[label] = report
+    if json_out:  # one report, or {"then": report, "else": report} for --branch both
+        data = {k: r.model_dump(mode="json") for k, r in done.items()}
+        json_out.write_text(next(iter(done.values())).model_dump_json(indent=2)
+                            if len(done) == 1 else json.dumps(data, indent=2))  # fmt: skip
         typer.echo(f"report written to {json_out}")
     if not ok:
         sys.exit(1)
@@ -227,12 +154,12 @@ def profile(
     debug: Debug = False,
 ) -> None:
     """Per-layer table: cycles, bound, bits, MACs, utilization, energy and traffic."""
-    _DEBUG["on"] = debug
+    DEBUG["on"] = debug
     from ndpsim.report.text import layer_table, summary
 
     report = _simulate(model, preset, config, set_, timing_only, None, 0, input_shape,
                        op=operating_point, values=input_value, precision=precision,
-                       threads=threads)  # fmt: skip
+                       threads=threads, branch="then" if timing_only else None)[0][1]  # fmt: skip
     typer.echo(layer_table(report))
     typer.echo("")
     typer.echo(summary(report))
@@ -258,7 +185,7 @@ def sweep(
     debug: Debug = False,
 ) -> None:
     """Simulate every (model, configuration) of SPEC into a resumable Parquet dataset."""
-    _DEBUG["on"] = debug
+    DEBUG["on"] = debug
     from ndpsim.sweep.command import sweep_command
 
     sweep_command(spec, dry_run=dry_run, jobs=jobs, scheduler=scheduler, dask_local=dask_local,
@@ -277,7 +204,7 @@ def plot(
     debug: Debug = False,
 ) -> None:
     """Scatter two result columns (one panel per model), optionally with the Pareto front."""
-    _DEBUG["on"] = debug
+    DEBUG["on"] = debug
     from ndpsim.plot import pareto_plot
 
     info = pareto_plot(results, x, y, output, color=color, pareto=pareto, model=model)
@@ -297,13 +224,14 @@ def trace(
     debug: Debug = False,
 ) -> None:
     """Write a Chrome / Perfetto trace of the run (open in ui.perfetto.dev)."""
-    _DEBUG["on"] = debug
-    from ndpsim.report.trace import trace_model, write_trace
+    DEBUG["on"] = debug
+    from ndpsim.api import trace_model
+    from ndpsim.report.trace import write_trace
 
     if not model.exists():
         raise UserError(f"model file not found: {model}")
-    hw = _hardware(preset, config, set_, operating_point)
-    data, report = trace_model(model, hw, _parse_shapes(input_shape))
+    hw = hardware(preset, config, set_, operating_point)
+    data, report = trace_model(model, hw, parse_shapes(input_shape))
     write_trace(data, out)
     spans = sum(1 for e in data["traceEvents"] if e["ph"] == "X")
     typer.echo(f"trace of {report.latency_us:,.2f} us ({spans} spans) written to {out}; "
@@ -332,7 +260,7 @@ def precision(
 ) -> None:
     """Per-layer precision sensitivity (output SQNR, latency and energy for each layer and
     bit width) and a suggested assignment under --target-sqnr or --energy-budget-uj."""
-    _DEBUG["on"] = debug
+    DEBUG["on"] = debug
     from ndpsim.api import SimOptions
     from ndpsim.precision import sensitivity as S
     from ndpsim.precision_rules import rules_text
@@ -347,11 +275,11 @@ def precision(
         raise UserError(f"--bits expects a list like 8,4,2, got {bits!r}") from None
     if eval_samples < 1:
         raise UserError("--eval-samples must be at least 1")
-    hw = _hardware(preset, config, set_, operating_point)
+    hw = hardware(preset, config, set_, operating_point)
     opts = SimOptions(inputs=str(inputs) if inputs else None, seed=seed,
                       calibration=str(calibration) if calibration else None,
                       calibration_samples=max(0, calibration_samples),
-                      input_shapes=_parse_shapes(input_shape), ptq=_ptq(quant))  # fmt: skip
+                      input_shapes=parse_shapes(input_shape), ptq=ptq_options(quant))  # fmt: skip
     ev = S.Evaluator(model, hw, opts, eval_samples)
     n = len(S.candidates(ev, widths))
     with typer.progressbar(length=n, label="layers x bits", file=sys.stderr) as bar:
@@ -386,37 +314,34 @@ def stream(
     input_shape: Shapes = None,
     input_value: Values = None,
     precision: Precision = None,
+    timing_only: Annotated[
+        bool, typer.Option("--timing-only", help="no arithmetic: every hop on --branch")
+    ] = False,
+    branch: Branch = None,
+    float_datapath: Annotated[
+        bool, typer.Option("--float-datapath", help="float32 arithmetic, no quantization")
+    ] = False,
     debug: Debug = False,
 ) -> None:
     """Run MODEL once per hop of an audio stream: per-hop latency and energy, duty cycle,
     average power (active + idle), deadline misses, the branches the data picked."""
-    _DEBUG["on"] = debug
-    from ndpsim.options import SimOptions
+    DEBUG["on"] = debug
     from ndpsim.precision_rules import expand_rule_args
     from ndpsim.report.power import parse_rate_hz
-    from ndpsim.session import Session
-    from ndpsim.stream import plot_power, render, run_stream, stream_inputs
+    from ndpsim.stream import stream_command
 
     if not model.exists():
         raise UserError(f"model file not found: {model}")
     if hops is not None and hops < 1:
         raise UserError(f"--hops must be at least 1, got {hops}")
     hop_ms = 1e3 / parse_rate_hz(hop, "--hop")
-    hw = _hardware(preset, config, set_, operating_point)
-    session = Session(model, input_shapes=_parse_shapes(input_shape),
-                      input_values=_parse_values(input_value))  # fmt: skip
-    samples = stream_inputs(session, str(inputs) if inputs else None, hops, seed)
-    opts = SimOptions(seed=seed, precision=tuple(expand_rule_args(precision)))
-    with typer.progressbar(length=len(samples), label="hops", file=sys.stderr) as bar:
-        report = run_stream(session, hw, samples, hop_ms, opts, battery_mah, battery_v,
-                            bar.update)  # fmt: skip
-    typer.echo(render(report))
-    if json_out:
-        json_out.write_text(report.model_dump_json(indent=2))
-        typer.echo(f"report written to {json_out}")
-    if plot:
-        plot_power(report, plot)
-        typer.echo(f"plot written to {plot}")
+    hw = hardware(preset, config, set_, operating_point)
+    stream_command(model, hw, hop_ms, inputs=str(inputs) if inputs else None, hops=hops,
+                   seed=seed, shapes=parse_shapes(input_shape), values=parse_values(input_value),
+                   precision=tuple(expand_rule_args(precision)), timing_only=timing_only,
+                   branch=branch, float_datapath=float_datapath,
+                   battery=(battery_mah, battery_v), json_out=json_out,
+                   plot=plot, echo=typer.echo)  # fmt: skip
 
 
 @app.command()
@@ -432,14 +357,14 @@ def update(
 ) -> None:
     """What an in-place model update costs: changed weights per layer and tile, the payload
     over the host link, cell write time and energy, against a full reload."""
-    _DEBUG["on"] = debug
+    DEBUG["on"] = debug
     from ndpsim.update import render, update_cost
 
     for path in (old, new):
         if not path.exists():
             raise UserError(f"model file not found: {path}")
-    hw = _hardware(preset, config, set_)
-    report = update_cost(old, new, hw, input_shapes=_parse_shapes(input_shape))
+    hw = hardware(preset, config, set_)
+    report = update_cost(old, new, hw, input_shapes=parse_shapes(input_shape))
     typer.echo(render(report))
     if json_out:
         json_out.write_text(report.model_dump_json(indent=2))
@@ -449,7 +374,7 @@ def update(
 @app.command()
 def presets(debug: Debug = False) -> None:
     """List the hardware presets with their main parameters."""
-    _DEBUG["on"] = debug
+    DEBUG["on"] = debug
     from ndpsim.config import load_preset, preset_names
 
     typer.echo(
@@ -504,7 +429,7 @@ def main() -> None:
         if code == 130:  # typer turns Ctrl-C into this return value when not standalone
             raise KeyboardInterrupt
     except UserError as exc:
-        if _DEBUG["on"]:
+        if DEBUG["on"]:
             raise
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -518,11 +443,11 @@ def main() -> None:
             exc.show()
             sys.exit(2 if exc.exit_code == 2 else 1)
         package = (getattr(exc, "name", None) or "").split(".")[0]
-        if isinstance(exc, ModuleNotFoundError) and package in _EXTRAS and not _DEBUG["on"]:
+        if isinstance(exc, ModuleNotFoundError) and package in _EXTRAS and not DEBUG["on"]:
             typer.echo(f"error: this needs {package}: pip install 'ndpsim[{_EXTRAS[package]}]'",
                        err=True)  # fmt: skip
             sys.exit(2)
-        if _DEBUG["on"]:
+        if DEBUG["on"]:
             raise
         typer.echo(
             f"internal error: {type(exc).__name__}: {exc} (run with --debug for a "

@@ -3,7 +3,7 @@
 Everything here is computed from that file at import: the `Opcode`, `Unit`, `Counter`,
 `TimingClass`, `Act`, `EltwiseKind`, `PoolKind` and `FuncKind` enums, the numpy instruction
 dtype `INSTR_DTYPE`, descriptor columns, what each opcode writes, the assembler and
-disassembler. `python -m ndpsim.isa --write` regenerates what is derived as files
+disassembler. `python -m ndpsim.isa_gen` regenerates what is derived as files
 (ndpsim/isa_gen.py): docs/isa.md, the numba kernels' constants (ndpsim/sim/constants.py)
 and the digest stamp in every kernel module (numba's cache does not see changes in other
 files: the stamp does). Importing this module imports numpy and nothing else of ndpsim.
@@ -106,12 +106,4 @@ def render_table() -> str:
 
 
 if __name__ == "__main__":
-    import sys
-
-    if "--write" in sys.argv:
-        from ndpsim.isa_gen import write_generated
-
-        for path in write_generated():
-            print(f"wrote {path}")
-    else:
-        print(render_table())
+    print(render_table())

@@ -1,6 +1,6 @@
 """The files derived from isa/isa.toml, and the digest stamps of the numba kernel modules.
 
-`python -m ndpsim.isa --write` calls `write_generated()`, which rewrites (only where the text
+`python -m ndpsim.isa_gen` calls `write_generated()`, which rewrites (only where the text
 changes, so numba's caches of untouched files stay valid):
 - docs/isa.md (`render_markdown`);
 - ndpsim/sim/constants.py (`render_constants`): every integer the kernels compile in, as
@@ -75,7 +75,7 @@ def render_constants() -> str:
     """ndpsim/sim/constants.py."""
     lines = [
         '"""Integers the numba kernels compile in. Generated from isa/isa.toml by',
-        "`python -m ndpsim.isa --write`: do not edit (tests/test_isa.py fails on drift).",
+        "`python -m ndpsim.isa_gen`: do not edit (tests/test_isa.py fails on drift).",
         '"""',
         "",
         "# ruff: noqa: E501",
@@ -96,7 +96,7 @@ def render_markdown() -> str:
     lines = [
         "# ndpsim ISA",
         "",
-        "<!-- generated from isa/isa.toml by `python -m ndpsim.isa --write`; do not edit -->",
+        "<!-- generated from isa/isa.toml by `python -m ndpsim.isa_gen`; do not edit -->",
         "",
         f"Version {m['version']}, digest `{ISA_DIGEST}`.",
         "",
@@ -194,3 +194,8 @@ def write_generated(root: Path = ROOT) -> list[str]:
             file.write_text(text)
             written.append(path)
     return written
+
+
+if __name__ == "__main__":
+    for written in write_generated():
+        print(f"wrote {written}")

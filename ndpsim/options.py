@@ -57,6 +57,11 @@ class SimOptions(BaseModel):
         description="If on run-time data -> True for its then-branch (timing only; a "
         "full run takes the branch the data picks, starting from these)",
     )
+    float_datapath: bool = Field(
+        False,
+        description="run the arithmetic on the float datapath (the model's float32 values, "
+        "no quantization: the branches a float model's data picks), not the integer one",
+    )
     precision: tuple[str, ...] = Field(
         (), description="per-layer precision rules PATTERN=BITS over the hardware's own"
     )

@@ -268,9 +268,21 @@ class Session:
         return program
 
     def _lower(self, hw, precision, branches) -> Program:
+        """The variant lowered, with the MAC layers of every data branch it does not run
+        (each If's other branch, lowered in the variant that takes it) as its idle layers:
+        both branches' weights stay resident on the part."""
         from ndpsim.lower import lower
+        from ndpsim.lower.lower import gated_nodes
 
-        return lower(self.variant(branches), hw, list(precision), passed=True)
+        graph = self.variant(branches)
+        program = lower(graph, hw, list(precision), passed=True)
+        for b in graph.branches:
+            flipped = {x.name: x.taken for x in graph.branches} | {b.name: not b.taken}
+            other = self.variant(flipped)
+            mine = gated_nodes(other, b.name)
+            idle = lower(other, hw, list(precision), passed=True).layers
+            program.idle_layers += [ly for ly in idle if ly.kind == "mac" and ly.name in mine]
+        return program
 
     def time(
         self,
@@ -336,20 +348,29 @@ class Session:
         inputs: dict[str, np.ndarray],
         calibration: list[dict[str, np.ndarray]],
         opts: SimOptions,
-        plans: dict[int, tuple[Program, QuantPlan, Params]] | None = None,
+        plans: dict[int, tuple[Program, QuantPlan | None, Params]] | None = None,
     ) -> tuple[Program, RunResult, dict[str, np.ndarray]]:
         """Run the integer datapath on `inputs` with the branches the data picks: start from
         `opts.branches` (else then-branches), read each If's condition, and when the data
         picked the other branch, run again with it (later Ifs may change with it).
         Returns the program run, the run and its outputs (conditions included). `plans`
         keeps each program's quantization plan and parameters across calls (a batch or a
-        stream calibrates and binds once)."""
+        stream calibrates and binds once). `opts.float_datapath`: float32 arithmetic, no
+        quantization (the plan is None)."""
         chosen = dict(opts.branches or {})
         plans = {} if plans is None else plans
         for _ in range(MAX_BRANCH_RUNS):
             program = self.program(hw, opts.precision, chosen)
             known = plans.get(id(program))
-            if known is None or known[0] is not program:  # (an id may be reused)
+            if opts.float_datapath:
+                from ndpsim.quant.bind import bind
+
+                if program.graph.quant is not None:
+                    raise UserError("the float datapath runs float models; this one is "
+                                    "quantized (it brings its own integer arithmetic)")  # fmt: skip
+                if known is None or known[0] is not program:
+                    plans[id(program)] = (program, None, bind(program, None))
+            elif known is None or known[0] is not program:  # (an id may be reused)
                 from ndpsim.quant.bind import bind
                 from ndpsim.sim.precompile import integer_kernels_alongside
 
@@ -360,7 +381,13 @@ class Session:
                     plan = quantization_plan(program, hw, calibration, opts.ptq)
                     plans[id(program)] = (program, plan, bind(program, plan))
             _, plan, params = plans[id(program)]
-            res, _, outs = execute(program, hw, inputs, calibration, opts.ptq, plan, params)
+            if plan is None:  # the float datapath
+                from ndpsim.sim.run import read_value, run
+
+                res = run(program, hw, params, inputs)
+                outs = {o: read_value(program, res, o, None) for o in program.outputs}
+            else:
+                res, _, outs = execute(program, hw, inputs, calibration, opts.ptq, plan, params)
             for k, b in enumerate(program.graph.branches):
                 if bool(np.asarray(outs[b.cond]).reshape(-1)[0] != 0) != b.taken:
                     # the Ifs before it ran as the data picks: keep them, flip this one
@@ -385,12 +412,12 @@ class Session:
             return self.report(program, run(program, hw), hw, "timing-only")
         samples, batched = samples_of(program.graph, opts)
         calib = calibration_inputs(program.graph, opts, samples)
-        plans: dict[int, tuple[Program, QuantPlan, Params]] = {}
+        plans: dict[int, tuple[Program, QuantPlan | None, Params]] = {}
         runs = [self.execute_settled(hw, x, calib, opts, plans) for x in samples]
         program, res, _ = runs[0]
         outs = []
         for prog, _, out in runs:  # a condition the host reads is not a model output
-            conds = {b.cond for b in prog.graph.branches}
+            conds = {b.cond for b in prog.graph.branches if not b.declared}
             outs.append({k: v for k, v in out.items() if k not in conds})
         rows: list[Agreement] = []
         if opts.compare_reference:

@@ -11,6 +11,8 @@ the part idles. Over the stream (docs/machine_model.md, "Always-on power"):
 
 so a stream of identical inputs gives `simulate --rate`'s average power. A hop whose latency
 exceeds the hop period misses its deadline (the next input arrives before it finishes).
+`float_datapath` runs float32 arithmetic (a float model's own decisions); `timing_only` has
+no data, so every hop runs the branches `opts.branches` names (ndpsim/branching.py).
 """
 
 from __future__ import annotations
@@ -97,9 +99,17 @@ def run_stream(
     calib = calibration_inputs(session.graph, opts, samples[:16])
     plans: dict = {}
     rows: list[Hop] = []
+    timed = None
+    if opts.timing_only:  # no data: every hop runs the branches opts.branches names
+        program = session.program(hw, opts.precision, opts.branches)
+        timed = session.report(program, session.time(hw, opts.precision, opts.branches), hw,
+                               "timing-only", with_layers=False)  # fmt: skip
     for i, x in enumerate(samples):
-        program, res, _ = session.execute_settled(hw, x, calib, opts, plans)
-        rep = session.report(program, res, hw, "full", with_layers=False)
+        if timed is None:
+            program, res, _ = session.execute_settled(hw, x, calib, opts, plans)
+            rep = session.report(program, res, hw, "full", with_layers=False)
+        else:
+            rep = timed
         rows.append(Hop(index=i, latency_us=rep.latency_us, energy_uj=rep.energy_uj,
                         deadline_missed=rep.latency_us > hop_ms * 1e3,
                         branches=rep.branches))  # fmt: skip
@@ -140,6 +150,44 @@ def run_stream(
         battery_life_h=life,
         per_hop=rows,
     )
+
+
+def stream_command(model, hw: HardwareConfig, hop_ms: float, *, inputs, hops, seed, shapes,
+                   values, precision, timing_only, branch, float_datapath, battery, json_out,
+                   plot, echo) -> list[StreamReport]:  # fmt: skip
+    """`ndpsim stream`: one stream, or with --timing-only one per branch --branch asks for
+    (ndpsim/branching.py); prints the summaries, writes the JSON ({"then": ..., "else": ...}
+    for several) and the plot (of the first)."""
+    import json
+    import sys
+
+    import typer
+
+    from ndpsim.branching import branch_runs, check_full_run
+
+    check_full_run(branch, timing_only)
+    session = Session(model, input_shapes=shapes, input_values=values)
+    samples = stream_inputs(session, inputs, hops, seed)
+    runs = branch_runs(session.data_ifs, branch) if timing_only else [("", None)]
+    reports = []
+    for label, chosen in runs:
+        opts = SimOptions(seed=seed, precision=precision, timing_only=timing_only,
+                          branches=chosen or None, float_datapath=float_datapath)  # fmt: skip
+        with typer.progressbar(length=len(samples), label="hops", file=sys.stderr) as bar:
+            r = run_stream(session, hw, samples, hop_ms, opts, *battery, bar.update)
+        head = f"== every If on run-time data on its {label}-branch ==\n" if len(runs) > 1 else ""
+        echo(head + render(r))
+        reports.append(r)
+    if json_out:
+        data = {label: r.model_dump(mode="json")
+                for (label, _), r in zip(runs, reports, strict=True)}  # fmt: skip
+        json_out.write_text(reports[0].model_dump_json(indent=2) if len(runs) == 1 else
+                            json.dumps(data, indent=2))  # fmt: skip
+        echo(f"report written to {json_out}")
+    if plot:
+        plot_power(reports[0], plot)
+        echo(f"plot written to {plot}")
+    return reports
 
 
 def render(r: StreamReport) -> str:

@@ -3,11 +3,11 @@
 `random_program(seed)` draws a machine (units, timing), a memory arena, weights, float
 parameters and a short list of operations — convs (dense, grouped, depthwise, Gemm-like h x 1,
 strides, dilations, pads, non-square kernels, k-folded and block-diagonal tiles), element-wise
-add/mul with broadcasting, max/avg pooling, softmax, strided copies and function-unit
-(FUNC: tables, piecewise, sqrt) evaluations — lowered to MVM /
-REQUANT / vector instructions, with DMA, HOST and NOP instructions sprinkled in, random units,
-report rows and dependency tokens. Everything is small (arena < ~5,000 elements, < ~60
-instructions) so the reference runs in milliseconds.
+add/mul with broadcasting, max/avg pooling, softmax, strided copies, function-unit
+(FUNC: tables, piecewise, sqrt) evaluations and batched products of two activations
+(MATMUL) — lowered to MVM / REQUANT / vector instructions, with DMA, HOST and NOP
+instructions sprinkled in, random units, report rows and dependency tokens. Everything is
+small (arena < ~5,000 elements, < ~60 instructions) so the reference runs in milliseconds.
 
 "Valid" means: every address an instruction touches is inside its array, every tile lies
 inside its conv's weight matrix, waits name tokens signaled earlier in program order, and no
@@ -377,11 +377,13 @@ class _Gen:
         a_s, a_span = _layout(r, dims, 0.3)
         b_s, b_span = _layout(r, dims, 0.3)
         y_s, y_span = _layout(r, dims)
-        kinds = len(EltwiseKind) - (1 if self.float_mode else 0)  # QADD: integer only
-        kind = EltwiseKind(int(r.integers(0, kinds)))
+        kinds = [k for k in EltwiseKind if not (self.float_mode and k == EltwiseKind.QADD)]
+        kind = kinds[int(r.integers(0, len(kinds)))]  # QADD: integer only
         a_base, b_base = self.source(a_span), self.source(b_span)
-        # Exactly in place (y over a) is well defined: each element is read, then written.
-        in_place = a_s == y_s and r.random() < 0.3
+        # Exactly in place (y over a) is well defined: each element is read, then written;
+        # unless b lies in a's region too (then writes would reach b before it is read).
+        apart = b_base >= a_base + a_span or a_base >= b_base + b_span
+        in_place = a_s == y_s and r.random() < 0.3 and apart
         y_base = a_base if in_place else self.alloc(y_span)
         d = self.b.descriptor(
             "eltwise",
@@ -405,6 +407,26 @@ class _Gen:
         self.vector(Opcode.ELTWISE, d, int(np.prod(dims)), 1, 2, 1)
         self.regions.append((y_base, y_span))
 
+    def matmul(self) -> None:
+        """A product of two activations: batched [d0, d1] (operand batch dims broadcast with
+        stride 0), every operand in a random axis order, a fused activation."""
+        r = self.rng
+        d0, d1, m, k, n = _ilist(r, 5, 1, 2 + self.size)
+        a_s, a_span = _layout(r, [d0, d1, m, k], 0.3)
+        b_s, b_span = _layout(r, [d0, d1, k, n], 0.3)
+        y_s, y_span = _layout(r, [d0, d1, m, n])
+        y_base = self.alloc(y_span)
+        fields = dict(zip(("a_s0", "a_s1", "a_sm", "a_sk"), a_s, strict=True))
+        fields.update(zip(("b_s0", "b_s1", "b_sk", "b_sn"), b_s, strict=True))
+        fields.update(zip(("y_s0", "y_s1", "y_sm", "y_sn"), y_s, strict=True))
+        d = self.b.descriptor(
+            "matmul", a_base=self.source(a_span), b_base=self.source(b_span), y_base=y_base,
+            d0=d0, d1=d1, m=m, k=k, n=n, **fields, za=self.zp(), zb=self.zp(), zy=self.zp(),
+            **self.quant(), r=self.fp(10.0 ** r.uniform(-4.0, -1.0)), **self.act(),
+        )  # fmt: skip
+        self.vector(Opcode.MATMUL, d, d0 * d1 * m, n * k, k, n)
+        self.regions.append((y_base, y_span))
+
     def _dims(self) -> list[int]:
         dims = _ilist(self.rng, 4, 1, 3 + self.size)
         while int(np.prod(dims)) > 64:
@@ -418,7 +440,9 @@ class _Gen:
         sh, sw, dh, dw = _ilist(r, 4, 1, 2)
         pt, pl, pb, pr = _ilist(r, 4, 0, 2)
         oh, ow = _out_size(h, kh, sh, dh, pt, pb), _out_size(w, kw, sw, dw, pl, pr)
-        kind = PoolKind(int(r.integers(0, 2 if self.float_mode else len(PoolKind))))
+        ort = (PoolKind.AVG_SCALED, PoolKind.AVG_DQ)  # integer datapath only
+        kinds = [k for k in PoolKind if not (self.float_mode and k in ort)]
+        kind = kinds[int(r.integers(0, len(kinds)))]
         cip = int(r.integers(0, 2))
         empty = _has_empty_window(h, w, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl)
         if empty and not self.empty_pool_windows:  # without pads every window has an element
@@ -629,7 +653,7 @@ def _has_empty_window(h, w, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl) -> bool:
     return empty(oh, h, kh, sh, dh, pt) or empty(ow, w, kw, sw, dw, pl)
 
 
-KINDS = ("conv", "eltwise", "pool", "softmax", "copy", "func")
+KINDS = ("conv", "eltwise", "pool", "softmax", "copy", "func", "matmul")
 
 
 def random_program(

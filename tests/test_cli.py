@@ -30,7 +30,7 @@ def test_simulate_writes_a_versioned_json_report(tmp_path):
     assert p.returncode == 0, p.stderr
     assert "latency" in p.stdout and "energy" in p.stdout
     report = json.loads(out.read_text())
-    assert report["schema_version"] == 5 and report["macs"] == 2_656_768
+    assert report["schema_version"] == 6 and report["macs"] == 2_656_768
     assert report["agreement"] and report["agreement"][0]["sqnr_db"] > 20
     assert report["layers"][1]["kind"] == "mac"
 

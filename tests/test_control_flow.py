@@ -27,7 +27,7 @@ def _branch(name: str, op: str) -> onnx.GraphProto:
 
 
 def _model(nested: bool = False) -> onnx.ModelProto:
-    """y = If(sr == 16000, Relu(x), Erf(x)); nested: the then branch is itself an If on
+    """y = If(sr == 16000, Relu(x), Hardmax(x)); nested: the then branch is itself an If on
     Shape(x)[0] == 1 (static once x's shape is)."""
     then = _branch("t", "Relu")
     if nested:
@@ -36,13 +36,13 @@ def _model(nested: bool = False) -> onnx.ModelProto:
             N("Gather", ["s", "zero"], ["s0"], axis=0),
             N("Equal", ["s0", "one"], ["c1"]),
             N("If", ["c1"], ["t_y"], then_branch=_branch("tt", "Sigmoid"),
-              else_branch=_branch("te", "Erf")),
+              else_branch=_branch("te", "Hardmax")),
         ]  # fmt: skip
         then = helper.make_graph(inner, "t", [], [helper.make_tensor_value_info(
             "t_y", TensorProto.FLOAT, [1, 4])])  # fmt: skip
     g = helper.make_graph(
         [N("Equal", ["sr", "k"], ["c"]),
-         N("If", ["c"], ["y"], then_branch=then, else_branch=_branch("e", "Erf"))],
+         N("If", ["c"], ["y"], then_branch=then, else_branch=_branch("e", "Hardmax"))],
         "ctl",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4]),
          helper.make_tensor_value_info("sr", TensorProto.INT64, [])],
@@ -73,8 +73,8 @@ def test_if_on_a_fixed_input_takes_its_branch(nested):
 
 
 def test_the_other_branch_is_refused_by_its_op():
-    # sr = 8000 takes the else branch: Erf, which ndpsim does not lower
-    with pytest.raises(ModelError, match="unsupported op 'Erf'"):
+    # sr = 8000 takes the else branch: Hardmax, which ndpsim does not lower
+    with pytest.raises(ModelError, match="unsupported op 'Hardmax'"):
         load_model(_model(), input_shapes={"x": (1, 4)}, input_values={"sr": (8000,)},
                    supported=SUPPORTED_OPS)  # fmt: skip
 

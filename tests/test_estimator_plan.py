@@ -55,6 +55,46 @@ def test_bundled_models_exactly(model, config):
     assert_exact(Session(ROOT / "models" / model, input_shapes=shapes), CONFIGS[config])
 
 
+def _function_ops_model() -> onnx.ModelProto:
+    """A conv feeding the function unit, element-wise Max / Min / Div of two activations and
+    ReduceSum / ReduceMax, big enough to spill on the small configurations."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(5)
+    w = numpy_helper.from_array(rng.standard_normal((24, 8, 3, 3)).astype(np.float32), "w")
+    axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
+    N = helper.make_node
+    nodes = [
+        N("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        N("Gelu", ["c"], ["g"]),
+        N("Erf", ["c"], ["e"]),
+        N("Abs", ["e"], ["a"]),
+        N("Exp", ["e"], ["ex"]),
+        N("Log", ["ex"], ["lg"]),
+        N("Neg", ["lg"], ["ng"]),
+        N("Max", ["g", "ng", "a"], ["mx"]),
+        N("Min", ["g", "ng"], ["mn"]),
+        N("ReduceSum", ["ex", "axes"], ["rs"], keepdims=1),
+        N("Reciprocal", ["rs"], ["rc"]),
+        N("Div", ["mx", "rs"], ["dv"]),
+        N("Mul", ["dv", "rc"], ["m"]),
+        N("Add", ["m", "mn"], ["s"]),
+        N("ReduceMax", ["s", "axes"], ["y"], keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes, "funcs", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 20, 20])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 20, 20])], [w, axes],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    model.ir_version = 9
+    return model
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_function_and_reduction_ops_exactly(config):
+    assert_exact(Session(_function_ops_model()), CONFIGS[config])
+
+
 def test_every_included_onnx_node_test_exactly():
     """Every op the simulator accepts, alone (the node tests), on generic and on tiny memories
     with two cores: vector kernels of every kind, grouped convs, recurrent rewrites."""

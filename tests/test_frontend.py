@@ -87,7 +87,7 @@ def test_unsupported_op_is_refused_by_name() -> None:
     model.graph.node[1].op_type = "Hardmax"  # a real ONNX op outside the supported set
     with pytest.raises(UnsupportedOpError) as info:
         load_model(model, supported=SUPPORTED_OPS)  # as a Session imports
-    message = "unsupported op 'Hardmax' (node 'relu'); ndpsim supports: Add,"
+    message = "unsupported op 'Hardmax' (node 'relu'); ndpsim supports: Abs, Add,"
     assert str(info.value).startswith(message)
     graph = load_model(model)  # no op set given: imported, and the lowering refuses it
     with pytest.raises(UnsupportedOpError, match="unsupported op 'Hardmax' .node 'relu'.; ndpsim"):

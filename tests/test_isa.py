@@ -110,14 +110,14 @@ def test_core_compiled_constants_match_toml():
 def test_constants_module_is_generated():
     path = ROOT / isa_gen.CONSTANTS_PATH
     assert path.read_text() == isa_gen.render_constants(), (
-        "stale: run `python -m ndpsim.isa --write`"
+        "stale: run `python -m ndpsim.isa_gen`"
     )
 
 
 def test_docs_isa_md_is_generated():
     doc = ROOT / "docs" / "isa.md"
-    assert doc.exists(), "docs/isa.md missing: run `python -m ndpsim.isa --write`"
-    assert doc.read_text() == render_markdown(), "stale: run `python -m ndpsim.isa --write`"
+    assert doc.exists(), "docs/isa.md missing: run `python -m ndpsim.isa_gen`"
+    assert doc.read_text() == render_markdown(), "stale: run `python -m ndpsim.isa_gen`"
 
 
 @pytest.mark.parametrize("path", isa_gen.KERNEL_MODULES)
@@ -125,7 +125,7 @@ def test_kernel_modules_carry_the_digest_of_everything_they_compile_in(path):
     # numba's cache of a kernel is keyed on its own file: the stamp must change with the ISA,
     # the constants and every other kernel module
     stamp = f'KERNELS_DIGEST = "{isa_gen.kernels_digest(ROOT)}"'
-    assert stamp in (ROOT / path).read_text(), f"{path}: run `python -m ndpsim.isa --write`"
+    assert stamp in (ROOT / path).read_text(), f"{path}: run `python -m ndpsim.isa_gen`"
 
 
 def test_every_module_with_numba_kernels_is_stamped():

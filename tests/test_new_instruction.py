@@ -1,6 +1,6 @@
 """isa/README.md's walkthrough, run: a new vector instruction is three hand-edited files —
 its ISA entry (isa/isa.toml), its semantics (sim/reference.py) and its kernel
-(sim/kernels_vector.py) — plus `python -m ndpsim.isa --write`. In a copy of the sources,
+(sim/kernels_vector.py) — plus `python -m ndpsim.isa_gen`. In a copy of the sources,
 this adds ABS (y = |x|, requantized) with exactly those edits, regenerates, and checks that
 the ISA drift tests pass there, that ABS is timed and counted as its toml entry says in
 both interpreters, and that the numba core computes what the reference does, bit for bit."""
@@ -13,14 +13,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ndpsim.isa import Opcode
 from ndpsim.isa_gen import CONSTANTS_PATH, KERNEL_MODULES
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# the next free opcode (engineers append theirs at the end of the list)
 ISA_ENTRY = """
 [[opcodes]]
 name = "ABS"
-code = 13
+code = %d
 unit = "VECTOR"
 timing = "VECTOR"
 writes_arena = true
@@ -112,10 +114,10 @@ def _append(path: Path, text: str) -> None:
     path.write_text(path.read_text() + text)
 
 
-def _insert(path: Path, before: str, text: str) -> None:
+def _insert(path: Path, at: str, text: str, after: bool = False) -> None:
     source = path.read_text()
-    assert source.count(before) == 1, before
-    path.write_text(source.replace(before, text + before))
+    assert source.count(at) == 1, at
+    path.write_text(source.replace(at, at + text if after else text + at))
 
 
 def _changed(a: Path, b: Path) -> list[str]:
@@ -133,10 +135,10 @@ def test_a_new_vector_instruction_is_three_hand_edited_files(tmp_path):
     copy = tmp_path / "repo"
     _copy_sources(copy)
     # the three hand edits of isa/README.md's walkthrough
-    _append(copy / "isa" / "isa.toml", ISA_ENTRY)
+    _append(copy / "isa" / "isa.toml", ISA_ENTRY % (1 + max(int(op) for op in Opcode)))
     reference = copy / "ndpsim" / "sim" / "reference.py"
     _insert(reference, "# The semantics of every opcode with arithmetic", REFERENCE)
-    _insert(reference, "    Opcode.FUNC: _func,\n", "    Opcode.ABS: _abs,\n")
+    _insert(reference, "SEMANTICS = {\n", "    Opcode.ABS: _abs,\n", after=True)
     _append(copy / "ndpsim" / "sim" / "kernels_vector.py", KERNEL)
     edited = _changed(ROOT, copy)
     assert edited == ["isa/isa.toml", "ndpsim/sim/kernels_vector.py", "ndpsim/sim/reference.py"]
@@ -148,7 +150,7 @@ def test_a_new_vector_instruction_is_three_hand_edited_files(tmp_path):
 
     stale = python("-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_isa.py")
     assert stale.returncode != 0, "the drift tests must fail before regenerating"
-    wrote = python("-m", "ndpsim.isa", "--write")
+    wrote = python("-m", "ndpsim.isa_gen")
     assert wrote.returncode == 0, wrote.stderr
     generated = set(_changed(ROOT, copy)) - set(edited)
     assert generated == {"docs/isa.md", CONSTANTS_PATH, *KERNEL_MODULES} - set(edited)

@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from test_ops_funcs import CASES as FUNC_CASES
 
 from ndpsim.api import onnxruntime_outputs
 from ndpsim.config import load_preset
@@ -69,6 +70,10 @@ CASES = {
         [_const("w", (12, 40)), _const("b", (12,))],
     ),
     "MatMul": _model([N("MatMul", ["x", "w"], ["y"])], [3, 20], [3, 7], [_const("w", (20, 7))]),
+    "MatMul-activations": _model(  # Q·Kᵀ-like: both operands run-time values, batch broadcast
+        [N("MatMul", ["x", "z"], ["y"])], [1, 2, 5, 8], [1, 2, 5, 6],
+        extra_inputs=[("z", [2, 8, 6])],
+    ),
     "BatchNormalization": _model(
         [N("BatchNormalization", ["x", "s", "bb", "m", "v"], ["y"])],
         [1, 4, 5, 5],
@@ -259,10 +264,33 @@ CASES = {
         [numpy_helper.from_array(np.array([0.5, -2.0, 4.0, 1.5, 3.0], np.float32), "d")],
     ),
 }
+# Comparisons and logic, each feeding a Where whose output is continuous across the decision
+# (max(x, t) and the like), so a decision int8 flips near a threshold costs one rounding step.
+_T = np.array([0.3, -0.2, 0.5, 0.0, 0.1], np.float32)
+_LOGIC = [numpy_helper.from_array(_T, "t"), numpy_helper.from_array(_T - 0.5, "t2"),
+          numpy_helper.from_array(np.float32(0.0), "zero")]  # fmt: skip
+
+
+def _select(cond_nodes, then="x", other="t"):
+    return _model([*cond_nodes, N("Where", ["c", then, other], ["y"])], [1, 4, 5], [1, 4, 5],
+                  _LOGIC)  # fmt: skip
+
+
+for _op in ("Greater", "GreaterOrEqual", "Less", "LessOrEqual"):
+    CASES[_op] = _select([N(_op, ["x", "t"], ["c"])])  # max(x, t) / min(x, t)
+CASES["Equal"] = _select([N("Relu", ["x"], ["r"]), N("Equal", ["r", "zero"], ["c"])], "t", "x")
+CASES["Not"] = _select([N("LessOrEqual", ["x", "t"], ["le"]), N("Not", ["le"], ["c"])])
+CASES["And"] = _select([N("Greater", ["x", "t"], ["a"]), N("Greater", ["x", "t2"], ["b"]),
+                        N("And", ["a", "b"], ["c"])])  # fmt: skip
+CASES["Or"] = _select([N("Greater", ["x", "t"], ["a"]), N("Greater", ["x", "t2"], ["b"]),
+                       N("Or", ["a", "b"], ["c"])], "x", "t2")  # fmt: skip
+CASES["Where-scalar"] = _select([N("Greater", ["x", "zero"], ["c"])], "x", "zero")
 
 
 def test_cases_cover_exactly_the_supported_ops():
-    assert {name.split("-")[0] for name in CASES} == set(SUPPORTED_OPS)
+    # the function-unit ops added with the table kind have their cases in test_ops_funcs.py
+    names = [*CASES, *FUNC_CASES]
+    assert {name.split("-")[0] for name in names} == set(SUPPORTED_OPS)
 
 
 def _inputs(graph):

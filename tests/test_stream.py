@@ -66,3 +66,29 @@ def test_cli_stream_from_an_npz_with_json_and_plot(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "ndpsim", "stream", str(KWS), "--hop", "fast"],
                          capture_output=True, text=True, cwd=ROOT)  # fmt: skip
     assert bad.returncode == 2 and "--hop expects" in bad.stderr
+
+
+def test_streaming_wake_word_at_its_hop_matches_simulate_rate(tmp_path):
+    """The streaming wake-word network at its 32.072 ms hop: `stream` of identical inputs
+    reports `simulate --rate 32.072ms`'s average power (the CLI, both commands)."""
+    sww = ROOT / "models" / "sww_streaming_wakeword.onnx"
+    x = np.random.default_rng(3).standard_normal((1, 40, 30, 1)).astype(np.float32)
+    one, hops = tmp_path / "one.npz", tmp_path / "hops.npz"
+    np.savez(one, input=x)
+    np.savez(hops, input=np.stack([x] * 5))
+    s_json, r_json = tmp_path / "s.json", tmp_path / "r.json"
+    common = ["-p", "ndp120"]
+    s = subprocess.run([sys.executable, "-m", "ndpsim", "stream", str(sww), "--hop", "32.072ms",
+                        "--inputs", str(hops), "--json", str(s_json), *common],
+                       capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    assert s.returncode == 0, s.stderr
+    r = subprocess.run([sys.executable, "-m", "ndpsim", "simulate", str(sww), "--rate",
+                        "32.072ms", "--inputs", str(one), "--json", str(r_json), *common],
+                       capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    stream, sim = json.loads(s_json.read_text()), json.loads(r_json.read_text())
+    aon = sim["always_on"]
+    assert stream["hops"] == 5 and stream["hop_ms"] == pytest.approx(aon["period_ms"])
+    assert stream["average_power_mw"] == pytest.approx(aon["average_power_mw"], rel=1e-9)
+    assert stream["duty_cycle"] == pytest.approx(aon["duty_cycle"], rel=1e-9)
+    assert stream["idle_power_mw"] > 0 and 0 < stream["duty_cycle"] < 1

@@ -264,7 +264,7 @@ def test_the_first_results_are_stored_within_seconds(tmp_path):
 
 
 def test_a_spec_fixes_inputs_to_values_and_they_join_the_key(tmp_path):
-    from tests.test_control_flow import _model  # y = If(sr == 16000, Relu(x), Erf(x))
+    from tests.test_control_flow import _model  # y = If(sr == 16000, Relu(x), Hardmax(x))
 
     model = tmp_path / "ctl.onnx"
     model.write_bytes(_model().SerializeToString())
@@ -282,5 +282,5 @@ def test_a_spec_fixes_inputs_to_values_and_they_join_the_key(tmp_path):
     fixed["input_values"] = {"sr": [8000]}
     spec.write_text(yaml.safe_dump({"models": [fixed], "parameters": {"macro_cols": [16]}}))
     p = ndpsim("sweep", str(spec), "-o", str(tmp_path / "r8k"))
-    assert p.returncode == 2 and "sweep model ctl.onnx" in p.stderr and "'Erf'" in p.stderr
+    assert p.returncode == 2 and "sweep model ctl.onnx" in p.stderr and "'Hardmax'" in p.stderr
     assert not (tmp_path / "r8k").exists()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from ndpsim.api import trace_model
 from ndpsim.config import load_preset
-from ndpsim.report.trace import trace_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from ndpsim.cli import (
+from ndpsim.cli_options import (
+    DEBUG,
     Debug,
     JsonOut,
     OpPoint,
@@ -16,8 +17,8 @@ from ndpsim.cli import (
     Sets,
     Shapes,
     Values,
-    _parse_shapes,
-    _parse_values,
+    parse_shapes,
+    parse_values,
 )
 from ndpsim.errors import UserError
 
@@ -28,9 +29,7 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress line")]
 
 
 def _debug(on: bool) -> None:
-    from ndpsim.cli import _DEBUG
-
-    _DEBUG["on"] = on
+    DEBUG["on"] = on
 
 
 def dataset(
@@ -160,7 +159,7 @@ def predict(
             raise UserError(f"model file not found: {m}")
     est = Estimator.load(estimator)
     hws = _hardware_list(preset, config, sweep, set_, operating_point, models[0])
-    shapes, values = _parse_shapes(input_shape), _parse_values(input_value)
+    shapes, values = parse_shapes(input_shape), parse_values(input_value)
     rules = expand_rule_args(precision)
     results = []
     for m in models:

@@ -117,7 +117,7 @@ def build_structure(graph: Graph, hw: HardwareConfig, program: Program | None = 
     order, const_acts = [], []
     reads = {}
     for node in g.nodes:
-        ins = entry(node).reads(g, node)
+        ins = entry(node, g).reads(g, node)
         reads[node.name] = ins
         const_acts += [v for v in ins if v in g.constants and v not in const_acts]
         order.append((node.name, ins, [o for o in node.outputs if o]))

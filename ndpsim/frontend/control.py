@@ -54,6 +54,7 @@ class DataBranch:
     cond: str  # its condition: a graph output the host reads to dispatch the branch
     taken: bool  # True: then_branch
     nodes: tuple[str, ...]  # the branch's nodes: they start after the condition is known
+    declared: bool = False  # the model itself declares the condition as an output
 
 
 def if_name(node: onnx.NodeProto) -> str:
@@ -231,10 +232,14 @@ def inline_ifs(
             elif branches is not None and if_name(node) in branches:
                 then = bool(branches[if_name(node)])
                 body = _inline(model, nodes, i, then)
+                declared = node.input[0] in {o.name for o in model.graph.output}
                 taken.append(DataBranch(if_name(node), node.input[0], then,
-                                        tuple(n.name for n in body)))  # fmt: skip
-                model.graph.output.append(
-                    helper.make_tensor_value_info(node.input[0], onnx.TensorProto.BOOL, None))
+                                        tuple(n.name for n in body), declared))  # fmt: skip
+                if not declared:
+                    cond = helper.make_tensor_value_info(
+                        node.input[0], onnx.TensorProto.BOOL, shapes.get(node.input[0])
+                    )
+                    model.graph.output.append(cond)
                 changed = True
         del model.graph.node[:]
         model.graph.node.extend(nodes)

@@ -308,7 +308,11 @@ def _qoperator(rw: _Rewriter, node, i, ins, nm) -> None:
             rw.set_q(out, rw.qparams(node, i, ins[7], ins[8] if len(ins) > 8 else ""), node, i)
             rw.emit("Gemm", [x, wname] + ([bname] if bname else []), [out], nm, transB=trans_b)
         elif op == "QLinearMatMul":
-            wname = rw.weight(node, i, w, ws, wz, -1)
+            if rw.const(w) is None:  # two activations (attention): the vector unit's MATMUL
+                _input_q(rw, node, i, w, ws, wz)
+                wname = w
+            else:
+                wname = rw.weight(node, i, w, ws, wz, -1)
             rw.set_q(out, rw.qparams(node, i, ins[6], ins[7]), node, i)
             rw.emit("MatMul", [x, wname], [out], nm)
         else:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ndpsim.lower.tiling import ConvGeom
 
 
@@ -33,15 +35,24 @@ class ConvBinding(Binding):
 
 @dataclass
 class EltwiseBinding(Binding):
-    """Add / Sub / Mul of two values (slots ra, rb): `op` is "add", "sub" or "mul"."""
+    """A two-operand element-wise op (slots ra, rb): `op` is "add", "sub", "mul", "max",
+    "min", "div", or (vector_logic.py) "compare", "logic", "select"."""
 
     op: str = "add"
     act: tuple | None = None
 
 
 @dataclass
+class MatmulBinding(Binding):
+    """The product of two activations: one rescale (slot r), the fused activation."""
+
+    act: tuple | None = None
+
+
+@dataclass
 class PoolBinding(Binding):
-    """A max or average window (pooling, ReduceMean): one rescale (slot r)."""
+    """A max, average or sum window (pooling, ReduceMean / ReduceSum / ReduceMax): one rescale
+    (slot r)."""
 
     act: tuple | None = None
 
@@ -68,10 +79,12 @@ class SoftmaxBinding(Binding):
 
 @dataclass
 class TableBinding(Binding):
-    """A function-unit look-up table (`table`, a key of vector_ops.LUTS) from slot `base`:
-    its samples, then the first sample and 1/step."""
+    """A function-unit look-up table (lower/funcs.py `Table`) from slot `base`: its float32
+    samples (`values`, evenly spaced over [lo, hi]), then lo and 1/step."""
 
-    table: str = ""
+    values: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    lo: float = 0.0
+    hi: float = 0.0
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Rewrites of ops the machine runs as a few of its others: LayerNormalization (two window
-means, a power and element-wise ops) and Div (a Mul by the reciprocal of a constant)."""
+means, a power and element-wise ops) and Div by a constant (a Mul by its reciprocal; a Div
+of two activations stays, for the vector unit's DIV)."""
 
 from __future__ import annotations
 
@@ -44,16 +45,14 @@ def _layer_norm(g: Graph, node: Node, e: NodeEmitter) -> None:
 
 
 def _div(g: Graph, node: Node, e: NodeEmitter) -> None:
-    """a / c with a constant c: a * (1 / c)."""
+    """a / c with a constant c: a * (1 / c); with an activation c the node is kept."""
     a, c = node.inputs
     if np.dtype(g.tensors[node.outputs[0]].dtype).kind != "f":
         raise UnsupportedOpError(f"Div {node.name!r}: integer division (it truncates; the "
                                  "machine multiplies by a reciprocal)")  # fmt: skip
-    if c not in g.constants:
-        raise UnsupportedOpError(
-            f"Div {node.name!r}: the divisor {c!r} is not a constant (a quotient of two "
-            "activations has no reciprocal unit on this machine)"
-        )
+    if c not in g.constants:  # a quotient of two activations: ELTWISE DIV
+        e.nodes.append(node)
+        return
     with np.errstate(divide="ignore"):
         inv = (1.0 / np.asarray(g.constants[c], np.float64)).astype(np.float32)
     e.op("Mul", [a, e.const("reciprocal", inv)], g.tensors[node.outputs[0]].shape,

@@ -18,7 +18,7 @@ from ndpsim.lower.tiling import ConvGeom
 
 # Kernel types: the estimator reports accuracy and fits its residual regressors per type.
 MAC_TYPES = ("conv", "conv1x1", "dwconv", "gconv", "fc")
-VECTOR_TYPES = ("add", "mul", "pool", "gap", "softmax", "copy")
+VECTOR_TYPES = ("add", "mul", "pool", "gap", "softmax", "copy", "matmul")
 IO_TYPES = ("input", "output")
 KERNEL_TYPES = MAC_TYPES + VECTOR_TYPES + IO_TYPES
 ACTIVATIONS = ("none", "Relu", "Clip", "LeakyRelu")

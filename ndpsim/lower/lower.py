@@ -26,7 +26,7 @@ from ndpsim.lower.mac_layer import plan_macs
 from ndpsim.lower.memory import plan_memory
 from ndpsim.lower.passes import run_passes
 from ndpsim.lower.program import Builder, Layer, Placement, Program
-from ndpsim.lower.registry import ALIAS_OPS, MAC_OPS, SUPPORTED_OPS, entry
+from ndpsim.lower.registry import ALIAS_OPS, SUPPORTED_OPS, entry
 from ndpsim.lower.vector import VecContext
 from ndpsim.precision_rules import Bits, LayerRef, parse_rules, resolve
 
@@ -51,7 +51,7 @@ def _units(hw: HardwareConfig) -> tuple[list[Unit], list[str], list[int], int]:
 
 def _check_supported(g: Graph, hw: HardwareConfig) -> None:
     for node in g.nodes:
-        if entry(node).unit == "rewrite":  # its pass did not apply: a bug, not the user's
+        if entry(node, g).unit == "rewrite":  # its pass did not apply: a bug, not the user's
             raise RuntimeError(f"{node.op_type} {node.name!r} was not rewritten by its pass")
         if node.op_type == "Conv" and not hw.supports_conv:
             raise UnsupportedOpError(
@@ -66,7 +66,8 @@ def layer_bits(g: Graph, hw: HardwareConfig, precision: list[str] | None) -> dic
     (8-bit) precision, which must still be one the hardware supports."""
     refs = [LayerRef(f"input:{v}", "Input", "io") for v in g.inputs]
     refs += [
-        LayerRef(n.name, n.op_type, "mac" if n.op_type in MAC_OPS else "vector") for n in g.nodes
+        LayerRef(n.name, n.op_type, "mac" if entry(n, g).unit == "macro" else "vector")
+        for n in g.nodes
     ]
     rules = parse_rules(hw.precision, "precision") + parse_rules(precision, "--precision")
     if g.quant is not None:
@@ -125,10 +126,13 @@ def _setup(b: Builder, unit: int, li: int, ins: list[Placement], positions: int)
 
 def _positions(g: Graph, node: Node, geoms: dict) -> int:
     """Output positions a layer's sequencer steps through: a MAC layer's output pixels (Gemm /
-    MatMul: its rows), any other layer's spatial positions (dims after N, C; 1 for a vector)."""
+    MatMul: its rows; so too a MatMul of two activations), any other layer's spatial positions
+    (dims after N, C; 1 for a vector)."""
     if node.name in geoms:
         return geoms[node.name].pixels
     shape = g.tensors[node.outputs[0]].shape
+    if node.op_type == "MatMul":
+        return int(np.prod(shape[:-1], dtype=np.int64))
     return int(np.prod(shape[2:], dtype=np.int64)) if len(shape) > 2 else 1
 
 
@@ -147,6 +151,12 @@ def _gates(g: Graph) -> dict[str, str]:
     return out
 
 
+def gated_nodes(g: Graph, if_name: str) -> set[str]:
+    """The nodes of `g` that If `if_name`'s inlined branch runs (rewrites' nodes included)."""
+    conds = {b.cond for b in g.branches if b.name == if_name}
+    return {name for name, cond in _gates(g).items() if cond in conds}
+
+
 def lower(
     graph: Graph, hw: HardwareConfig, precision: list[str] | None = None, *, passed: bool = False
 ) -> Program:
@@ -157,7 +167,7 @@ def lower(
     _check_supported(g, hw)
     bits = layer_bits(g, hw, precision)
     vbits = value_bits(g, bits)
-    reads = {node.name: entry(node).reads(g, node) for node in g.nodes}
+    reads = {node.name: entry(node, g).reads(g, node) for node in g.nodes}
     gates = _gates(g) if g.branches else {}
     # -- values: aliases share their source's buffer; constants read as activations get one
     root: dict[str, str] = {}
@@ -174,7 +184,7 @@ def lower(
     pinned = list(g.inputs) + const_acts
     mem = plan_memory(order, nbytes, root, pinned, list(g.outputs), hw.sram_bytes)
     # -- MAC geometry, tiles, weight placement
-    mac_nodes = [n for n in g.nodes if n.op_type in MAC_OPS]
+    mac_nodes = [n for n in g.nodes if entry(n, g).unit == "macro"]
     macs = plan_macs(g, hw, mac_nodes, {n.name: bits[n.name].w for n in mac_nodes})
     # -- arena: one region per root buffer (functional memory; SRAM placement is mem plan)
     classes, names, vec_units, dma = _units(hw)
@@ -219,7 +229,7 @@ def lower(
         b.emit(Opcode.HOST_IN, dma, li, bytes_in=p.nbytes, signal=p.token)
     for i, node in enumerate(g.nodes):
         li = len(layers)
-        op = entry(node)
+        op = entry(node, g)
         act = node.attrs.get("fused_act")
         layer = Layer(
             node.name,

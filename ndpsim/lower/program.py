@@ -3,7 +3,7 @@ memory map, and the binding records that tell `bind` where quantization paramete
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -77,6 +77,9 @@ class Program:
     peak_activation_bytes: int
     spilled: list[str]
     graph: Graph  # the graph after passes: what the program computes
+    # MAC layers of the data branches this program does not run (Ifs on run-time data): their
+    # weights stay resident beside it, so they count in the memory budget (Session._lower)
+    idle_layers: list[Layer] = field(default_factory=list)
 
     @property
     def n_units(self) -> int:
@@ -104,7 +107,7 @@ class Builder:
         self.n_tokens = 0
         self.fparam_size = 0
         self.weight_size = 0
-        self.luts: dict[str, int] = {}  # function-unit table kind -> first float slot
+        self.luts: dict = {}  # function-unit table (lower/funcs.py Table) -> first float slot
 
     def token(self) -> int:
         self.n_tokens += 1

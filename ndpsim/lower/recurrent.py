@@ -288,17 +288,17 @@ def decompose_normalization(g: Graph) -> Graph:
 
 def casts_to_identity(g: Graph) -> Graph:
     """A Cast of an activation between float types is a wire on the machine (its datapath
-    has one activation format); any other Cast of an activation is refused."""
+    has one activation format), and so is bool -> float (a bool is stored as 0 / 1 at scale
+    1, which is its float value); any other Cast of an activation is refused."""
     if not any(n.op_type == "Cast" for n in g.nodes):
         return g
     nodes = []
     for node in g.nodes:
         if node.op_type == "Cast":
             src, dst = g.tensors[node.inputs[0]].dtype, g.tensors[node.outputs[0]].dtype
-            if np.dtype(src).kind != "f" or np.dtype(dst).kind != "f":
-                raise UnsupportedOpError(
-                    f"Cast {node.name!r}: {src} -> {dst} of an activation (only float -> float)"
-                )
+            if np.dtype(src).kind not in "fb" or np.dtype(dst).kind != "f":
+                raise UnsupportedOpError(f"Cast {node.name!r}: {src} -> {dst} of an activation "
+                                         "(only float or bool -> float)")  # fmt: skip
             node = node.with_(op_type="Identity", attrs={})
         nodes.append(node)
     return g.with_(nodes=tuple(nodes))

@@ -14,6 +14,7 @@ function) is one entry here plus its test; docs/architecture.md, "How to add an 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,12 +22,16 @@ import numpy as np
 
 from ndpsim.errors import UnsupportedOpError
 from ndpsim.ir import Graph, Node
+from ndpsim.isa import FuncKind
+from ndpsim.lower import funcs as F
 from ndpsim.lower import vector as V
+from ndpsim.lower import vector_logic as VL
 from ndpsim.lower import vector_ops as VO
 from ndpsim.lower.activations import activation_of
 from ndpsim.lower.bindings import Binding, FillBinding
 from ndpsim.lower.context import NodeContext
 from ndpsim.lower.mac_layer import emit_mac_node
+from ndpsim.lower.matmul import emit_matmul
 
 Emitter = Callable[[NodeContext], list[Binding]]
 
@@ -52,16 +57,21 @@ class OpEntry:
     kernel_type: str = "copy"  # the estimator's kernel type ("macro" ops: by geometry)
     # quantization of the output when the model does not state it: "calibrated" (its own
     # range), "unit" (a probability: [0, 1]), "input" (the input's values moved: the
-    # input's scale and zero point)
+    # input's scale and zero point), "bool" (0 / 1 at scale 1)
     output_range: str = "calibrated"
     fuses_activation: bool = False  # a following Relu / Clip / LeakyRelu joins its output stage
     param_inputs: tuple[int, ...] = ()  # inputs taken as parameters (weights, shapes, ...)
     rewrite: str = ""  # "rewrite" ops: the pass that replaces them (lower/passes.py)
+    # the op's form when an operand is computed at run time, where this entry needs a
+    # constant (`constant_inputs`): MatMul of two activations runs on the vector unit
+    dynamic: OpEntry | None = None
+    constant_inputs: tuple[int, ...] = ()
+    func: F.Func | None = None  # function-unit ops: the function (lower/funcs.py)
 
 
 def _eltwise(ctx: NodeContext) -> list[Binding]:
-    """Add / Sub / Mul / Sum: a chain of two-operand ops into the output buffer (Sum of one
-    input is a copy)."""
+    """Add / Sub / Mul / Div / Sum / Max / Min: a chain of two-operand ops into the output
+    buffer (Sum, Max, Min of one input are a copy)."""
     node, out = ctx.node, []
     if len(ctx.ins) == 1:
         return [V.emit_unary(ctx.vec, node, ctx.x, ctx.y, ctx.in_names[0], ctx.act)]
@@ -132,34 +142,90 @@ def _concat(ctx: NodeContext) -> list[Binding]:
 _MAC = {"unit": "macro", "emit": emit_mac_node, "fuses_activation": True}
 _ELTWISE = {"unit": "vector", "emit": _eltwise, "reads": every_input}
 _ACT = {"unit": "vector", "emit": _activation}
-_FUNC = {"unit": "vector", "emit": _with_graph(VO.emit_func)}
+
+
+def _func(func: F.Func, **fields) -> OpEntry:
+    """A function-unit op: y = F(x) element-wise (lower/funcs.py)."""
+    return OpEntry("vector", lambda ctx: F.emit_func(ctx, func), func=func, **fields)
+
+
+def _table(f, lo: float, hi: float, entries: int, slopes=(0.0, 0.0)) -> OpEntry:
+    """A function-unit op by table: `entries` samples of the float64 function `f` over
+    [lo, hi], continued beyond with `slopes` (lower/funcs.py `Table`)."""
+    return _func(F.table_func(F.Table(f, lo, hi, entries, slopes)))
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
+
+
+def _gelu_tanh(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+
+
+# Tables: interpolation error h^2/8 * max|f''| (docs/machine_model.md, "Function unit"), the
+# function beyond the range within 2.3e-7 of the end sample (or of y = x for GELU's upper
+# tail: slope 1).
+_GELU = F.Table(_gelu, -6.0, 6.0, 1025, (0.0, 1.0))
+_GELU_TANH = F.Table(_gelu_tanh, -6.0, 6.0, 1025, (0.0, 1.0))
 _ALIAS = {"unit": "alias", "output_range": "input"}
+_LOGIC = {"unit": "vector", "emit": VL.emit_logic, "reads": every_input, "kernel_type": "add",
+          "output_range": "bool"}  # fmt: skip
+_MATMUL_OF_ACTIVATIONS = OpEntry("vector", emit_matmul, reads=every_input, kernel_type="matmul",
+                                 fuses_activation=True)  # fmt: skip
 
 OPS: dict[str, OpEntry] = {
     # MAC layers: weights stationary on the macros
     "Conv": OpEntry(**_MAC, param_inputs=(1, 2)),
     "Gemm": OpEntry(**_MAC, param_inputs=(1, 2)),
-    "MatMul": OpEntry(**_MAC, param_inputs=(1,)),
+    # a constant right-hand side: weights on the macros; two activations: the vector unit
+    "MatMul": OpEntry(**_MAC, constant_inputs=(1,), dynamic=_MATMUL_OF_ACTIVATIONS),
     # the vector unit: element-wise, activations, functions, pooling, softmax, data movement
     "Add": OpEntry(**_ELTWISE, kernel_type="add", fuses_activation=True),
     "Sub": OpEntry(**_ELTWISE, kernel_type="add", fuses_activation=True),
     "Mul": OpEntry(**_ELTWISE, kernel_type="mul", fuses_activation=True),
     "Sum": OpEntry(**_ELTWISE, kernel_type="add"),
+    "Greater": OpEntry(**_LOGIC),
+    "Less": OpEntry(**_LOGIC),
+    "Equal": OpEntry(**_LOGIC),
+    "GreaterOrEqual": OpEntry(**_LOGIC),
+    "LessOrEqual": OpEntry(**_LOGIC),
+    "And": OpEntry(**_LOGIC),
+    "Or": OpEntry(**_LOGIC),
+    "Not": OpEntry(**_LOGIC),
+    "Where": OpEntry("vector", VL.emit_where, reads=every_input, kernel_type="add"),
+    "Max": OpEntry(**_ELTWISE, kernel_type="add"),
+    "Min": OpEntry(**_ELTWISE, kernel_type="add"),
+    # a constant divisor is a Mul by its reciprocal (decompose_ops); else ELTWISE DIV
+    "Div": OpEntry(**_ELTWISE, kernel_type="mul", rewrite="decompose_ops"),
     "Relu": OpEntry(**_ACT),
     "Clip": OpEntry(**_ACT, param_inputs=(1, 2)),
     "LeakyRelu": OpEntry(**_ACT),
-    "Sigmoid": OpEntry(**_FUNC),
-    "Tanh": OpEntry(**_FUNC),
-    "HardSigmoid": OpEntry(**_FUNC),
-    "HardSwish": OpEntry(**_FUNC),
-    "Sqrt": OpEntry(**_FUNC),
-    "Pow": OpEntry(**_FUNC, param_inputs=(1,)),
+    "Sigmoid": _table(lambda x: 1.0 / (1.0 + np.exp(-x)), -16.0, 16.0, 2049),
+    "Tanh": _table(np.tanh, -8.0, 8.0, 2049),
+    "Erf": _table(_erf, -4.0, 4.0, 1025),
+    "Gelu": _func(F.table_func(attr="approximate", none=_GELU, tanh=_GELU_TANH)),
+    "HardSigmoid": _func(F.Func(FuncKind.HARD_SIGMOID, 2, F.hard_sigmoid_params)),
+    "HardSwish": _func(F.Func(FuncKind.HARD_SWISH, 3, F.hard_swish_params)),
+    "Sqrt": _func(F.Func(FuncKind.SQRT, 4)),
+    "Pow": _func(F.Func(FuncKind.POW, 6, F.pow_params), param_inputs=(1,)),
+    "Exp": _func(F.Func(FuncKind.EXP, 4)),
+    "Log": _func(F.Func(FuncKind.LOG, 4)),
+    "Reciprocal": _func(F.Func(FuncKind.RECIPROCAL, 4)),
+    "Abs": _func(F.Func(FuncKind.ABS, 1)),
+    "Neg": _func(F.Func(FuncKind.NEG, 1)),
     "MaxPool": OpEntry(
         "vector", _pool, kernel_type="pool", output_range="input", fuses_activation=True
     ),  # fmt: skip
     "AveragePool": OpEntry("vector", _pool, kernel_type="pool", fuses_activation=True),
     "GlobalAveragePool": OpEntry("vector", _pool, kernel_type="gap", fuses_activation=True),
-    "ReduceMean": OpEntry("vector", _with_graph(VO.emit_reduce_mean), param_inputs=(1,)),
+    "ReduceMean": OpEntry("vector", _with_graph(VO.emit_reduce), param_inputs=(1,)),
+    "ReduceSum": OpEntry("vector", _with_graph(VO.emit_reduce), param_inputs=(1,)),
+    "ReduceMax": OpEntry("vector", _with_graph(VO.emit_reduce), output_range="input",
+                         param_inputs=(1,)),  # fmt: skip
     "Softmax": OpEntry(
         "vector", _with_graph(V.emit_softmax), kernel_type="softmax", output_range="unit"
     ),  # fmt: skip
@@ -183,11 +249,11 @@ OPS: dict[str, OpEntry] = {
     "GRU": OpEntry("rewrite", param_inputs=(1, 2, 3, 4), rewrite="decompose_recurrent"),
     "LRN": OpEntry("rewrite", rewrite="decompose_normalization"),
     "LayerNormalization": OpEntry("rewrite", param_inputs=(1, 2), rewrite="decompose_ops"),
-    "Div": OpEntry("rewrite", param_inputs=(1,), rewrite="decompose_ops"),
     "Cast": OpEntry("rewrite", rewrite="casts_to_identity"),
 }
 
 SUPPORTED_OPS: frozenset[str] = frozenset(OPS)
+# ops with a form on the macros (MatMul also has one on the vector unit: `entry`)
 MAC_OPS: frozenset[str] = frozenset(op for op, e in OPS.items() if e.unit == "macro")
 ALIAS_OPS: frozenset[str] = frozenset(op for op, e in OPS.items() if e.unit == "alias")
 
@@ -197,10 +263,16 @@ def supported_ops_text() -> str:
     return ", ".join(sorted(SUPPORTED_OPS))
 
 
-def entry(node: Node) -> OpEntry:
-    """The node's entry; an op outside the registry is refused by name."""
+def entry(node: Node, g: Graph) -> OpEntry:
+    """The node's entry in graph `g` (an op with two forms, MatMul, is told apart by whether
+    its `constant_inputs` are constants of `g`); an op outside the registry is refused by
+    name."""
     found = OPS.get(node.op_type)
     if found is None:
         raise UnsupportedOpError(f"unsupported op {node.op_type!r} (node {node.name!r}); "
                                  f"ndpsim supports: {supported_ops_text()}")  # fmt: skip
+    if found.dynamic is not None and any(
+        node.inputs[i] not in g.constants for i in found.constant_inputs if i < len(node.inputs)
+    ):
+        return found.dynamic
     return found

@@ -1,5 +1,6 @@
-"""Emit vector-unit layers: element-wise Add / Mul / Sum, pooling, softmax, and data movement
-(Transpose, Concat, Pad, standalone activations) as strided 4-D copies with requantization."""
+"""Emit vector-unit layers: element-wise Add / Sub / Mul / Sum / Max / Min / Div, pooling,
+softmax, and data movement (Transpose, Concat, Pad, standalone activations) as strided 4-D
+copies with requantization."""
 
 from __future__ import annotations
 
@@ -110,6 +111,11 @@ def _chunks(
         )
 
 
+# ELTWISE kind of each two-operand op (Add, Sub, Sum: ADD, Sub with a negative rb)
+ELTWISE_KINDS = {"Mul": EltwiseKind.MUL, "Max": EltwiseKind.MAX, "Min": EltwiseKind.MIN,
+                 "Div": EltwiseKind.DIV}  # fmt: skip
+
+
 def emit_eltwise(
     ctx: VecContext,
     node: Node,
@@ -120,7 +126,7 @@ def emit_eltwise(
     b_name: str,
     act: tuple | None,
 ) -> Binding:
-    kind = EltwiseKind.MUL if node.op_type == "Mul" else EltwiseKind.ADD
+    kind = ELTWISE_KINDS.get(node.op_type, EltwiseKind.ADD)  # Add, Sub, Sum: ADD
     dims, sa, sb, sy = view4(
         y.shape,
         broadcast_strides(a.shape, y.shape),
@@ -156,7 +162,7 @@ def emit_eltwise(
         done,
     )
     y.token = done
-    op = {"Mul": "mul", "Sub": "sub"}.get(node.op_type, "add")
+    op = "sub" if node.op_type == "Sub" else kind.name.lower()
     return EltwiseBinding(desc, node.name, (a_name, b_name), node.outputs[0],
                           {"ra": slot, "rb": slot + 1}, op=op, act=act)  # fmt: skip
 

@@ -1,6 +1,7 @@
-"""Emit the vector unit's data-selection and function ops: Sigmoid / Tanh / HardSigmoid /
-HardSwish / Sqrt on the function unit (FUNC), and Slice, Split, Gather (constant indices),
-Resize (nearest) and ReduceMean as strided copies (COPY) or window averages (POOL)."""
+"""Emit the vector unit's data-selection ops: Slice, Split, Gather (constant indices), Resize
+(nearest) and mirror Pad as strided copies (COPY), and ReduceMean / ReduceSum / ReduceMax as
+pooling windows (POOL).
+The function unit's ops are in lower/funcs.py."""
 
 from __future__ import annotations
 
@@ -11,110 +12,11 @@ import numpy as np
 
 from ndpsim.errors import UnsupportedOpError
 from ndpsim.ir import Graph, Node
-from ndpsim.isa import FuncKind, Opcode, PoolKind
+from ndpsim.isa import Opcode, PoolKind
 from ndpsim.lower.activations import act_fields
-from ndpsim.lower.bindings import Binding, FuncBinding, PoolBinding, TableBinding
+from ndpsim.lower.bindings import Binding, PoolBinding
 from ndpsim.lower.program import Placement
-from ndpsim.lower.vector import VecContext, _chunks, _nbytes, emit_copy, row_major
-
-# Function-unit look-up tables: (first sample, last sample, entries). Linear interpolation
-# between float32 samples; outside the range the end entries hold (sigmoid(-16) = 1.1e-7,
-# 1 - tanh(8) = 2.3e-7). Interpolation error bound h^2/8 * max|f''|: sigmoid 2.9e-6,
-# tanh 5.9e-6 (docs/machine_model.md, "Function unit").
-LUTS: dict[str, tuple[float, float, int]] = {
-    "SIGMOID": (-16.0, 16.0, 2049),
-    "TANH": (-8.0, 8.0, 2049),
-}
-FUNC_OPS = {
-    "Sigmoid": FuncKind.SIGMOID,
-    "Tanh": FuncKind.TANH,
-    "HardSigmoid": FuncKind.HARD_SIGMOID,
-    "HardSwish": FuncKind.HARD_SWISH,
-    "Sqrt": FuncKind.SQRT,
-    "Pow": FuncKind.POW,
-}
-# Vector element operations per element of each function (scale + interpolate; multiply-add
-# + clamp (+ multiply); an iterative square root counted as 4).
-FUNC_WORK = {
-    FuncKind.SIGMOID: 2,
-    FuncKind.TANH: 2,
-    FuncKind.HARD_SIGMOID: 2,
-    FuncKind.HARD_SWISH: 3,
-    FuncKind.SQRT: 4,
-    FuncKind.POW: 6,
-}
-
-
-def lut_values(kind: str) -> np.ndarray:
-    """The float32 samples of a function-unit table."""
-    lo, hi, size = LUTS[kind]
-    x = np.linspace(lo, hi, size, dtype=np.float64)
-    f = 1.0 / (1.0 + np.exp(-x)) if kind == "SIGMOID" else np.tanh(x)
-    return f.astype(np.float32)
-
-
-def func_params(g: Graph, node: Node) -> tuple[float, float, float]:
-    """(p0, p1, p2) of a function: HardSigmoid's alpha, beta; HardSwish is x * HardSigmoid(x)
-    with alpha = 1/6, beta = 0.5 (ONNX definition); Pow is (p1 + p0 x)^exponent, where the
-    LRN rewrite sets p0, p1 (attributes pow_scale, pow_offset) and plain Pow has 1, 0."""
-    if node.op_type == "HardSigmoid":
-        return float(node.attrs.get("alpha", 0.2)), float(node.attrs.get("beta", 0.5)), 0.0
-    if node.op_type == "Pow":
-        e = float(np.asarray(g.constants[node.inputs[1]]).reshape(-1)[0])
-        return float(node.attrs.get("pow_scale", 1.0)), float(node.attrs.get("pow_offset", 0.0)), e
-    return 1.0 / 6.0, 0.5, 0.0
-
-
-def _lut_slots(ctx: VecContext, kind: FuncKind, bindings: list[Binding]) -> tuple[int, int, int]:
-    """(table base, lo slot, 1/step slot): one table per kind per program, shared by nodes."""
-    cache = ctx.b.luts
-    if kind.name not in cache:
-        _, _, size = LUTS[kind.name]
-        base = ctx.b.fslots(size + 2)
-        cache[kind.name] = base
-        bindings.append(TableBinding(-1, kind.name, (), "", {"base": base}, table=kind.name))
-    base = cache[kind.name]
-    size = LUTS[kind.name][2]
-    return base, base + size, base + size + 1
-
-
-def emit_func(ctx: VecContext, g: Graph, node: Node, x: Placement, y: Placement) -> list[Binding]:
-    kind = FUNC_OPS[node.op_type]
-    out: list[Binding] = []
-    fields = {"lut_base": 0, "lut_size": 0, "lut_lo": 0, "lut_inv_step": 0}
-    if kind.name in LUTS:
-        base, lo_slot, inv_slot = _lut_slots(ctx, kind, out)
-        fields = {
-            "lut_base": base,
-            "lut_size": LUTS[kind.name][2],
-            "lut_lo": lo_slot,
-            "lut_inv_step": inv_slot,
-        }
-    if node.op_type == "Pow" and (
-        node.inputs[1] not in g.constants or np.asarray(g.constants[node.inputs[1]]).size != 1
-    ):
-        raise UnsupportedOpError(f"Pow {node.name!r}: the exponent must be a scalar constant")
-    slot = ctx.b.fslots(5)
-    desc = ctx.b.descriptor(
-        "func",
-        kind=int(kind),
-        x_base=x.addr,
-        y_base=y.addr,
-        sx=slot,
-        ry=slot + 1,
-        p0=slot + 2,
-        p1=slot + 3,
-        p2=slot + 4,
-        **fields,
-    )
-    done = ctx.b.token()
-    n = y.size
-    _chunks(ctx, Opcode.FUNC, desc, n, FUNC_WORK[kind], x.nbytes, y.nbytes, [x.token], done)
-    y.token = done
-    slots = {"sx": slot, "ry": slot + 1, "p0": slot + 2, "p1": slot + 3, "p2": slot + 4}
-    out.append(FuncBinding(desc, node.name, (node.inputs[0],), node.outputs[0], slots,
-                           params=func_params(g, node)))  # fmt: skip
-    return out
+from ndpsim.lower.vector import VecContext, _chunks, _nbytes, emit_copy, emit_unary, row_major
 
 
 def _offset(p: Placement, elements: int) -> Placement:
@@ -297,18 +199,24 @@ def _merge(groups: list[tuple[int, int, int]]) -> list[list[int]]:
     return merged
 
 
-def emit_reduce_mean(
-    ctx: VecContext, g: Graph, node: Node, x: Placement, y: Placement
-) -> list[Binding]:
-    """ReduceMean as POOL averages: the reduced axes are a kh x kw window (after merging
-    adjacent axes), the kept axes index the outputs (one descriptor per leading kept index
-    when they do not merge into one)."""
+# POOL kind of each reduction; ReduceSum takes its axes as an input from opset 13, the
+# others from opset 18 (attribute before)
+REDUCE_KINDS = {"ReduceMean": PoolKind.AVG, "ReduceSum": PoolKind.SUM, "ReduceMax": PoolKind.MAX}
+_AXES_INPUT_OPSET = {"ReduceSum": 13}
+
+
+def emit_reduce(ctx: VecContext, g: Graph, node: Node, x: Placement, y: Placement) -> list[Binding]:
+    """ReduceMean / ReduceSum / ReduceMax as POOL windows: the reduced axes are a kh x kw
+    window (after merging adjacent axes), the kept axes index the outputs (one descriptor per
+    leading kept index when they do not merge into one). No axes: every axis, or with
+    noop_with_empty_axes a copy."""
     shape = x.shape
     rank = len(shape)
-    axes = _const_ints(g, node, 1) if g.opset >= 18 else node.attrs.get("axes")
+    from_input = g.opset >= _AXES_INPUT_OPSET.get(node.op_type, 18)
+    axes = _const_ints(g, node, 1) if from_input else node.attrs.get("axes")
     if not axes:
-        if g.opset >= 18 and int(node.attrs.get("noop_with_empty_axes", 0) or 0):
-            raise UnsupportedOpError(f"ReduceMean {node.name!r}: noop_with_empty_axes")
+        if int(node.attrs.get("noop_with_empty_axes") or 0):
+            return [emit_unary(ctx, node, x, y, node.inputs[0], None)]
         axes = list(range(rank))
     red = sorted({_axis(node, int(a), rank) for a in axes})
     rm = row_major(shape)
@@ -320,7 +228,7 @@ def emit_reduce_mean(
     reduced = [m for m in reduced if m[0] != 1] or [[1, 1, 0]]
     if len(reduced) > 2:
         raise UnsupportedOpError(
-            f"ReduceMean {node.name!r}: reduced axes {red} of {shape} form more than 2 strided "
+            f"{node.op_type} {node.name!r}: reduced axes {red} of {shape} form more than 2 strided "
             "groups (a pooling window is 2-D)"
         )
     kh, sy = reduced[0][0], reduced[0][1]
@@ -336,7 +244,7 @@ def emit_reduce_mean(
         slot = ctx.b.fslots(1)
         desc = ctx.b.descriptor(
             "pool",
-            kind=int(PoolKind.AVG),
+            kind=int(REDUCE_KINDS[node.op_type]),
             in_base=x.addr + xo,
             in_sc=sc,
             in_sy=sy,

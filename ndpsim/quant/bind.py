@@ -18,13 +18,13 @@ from ndpsim.lower.bindings import (
     EltwiseBinding,
     FillBinding,
     FuncBinding,
+    MatmulBinding,
     PoolBinding,
     SoftmaxBinding,
     TableBinding,
 )
 from ndpsim.lower.program import Program
 from ndpsim.lower.tiling import bias_vector, weight_matrix
-from ndpsim.lower.vector_ops import LUTS, lut_values
 from ndpsim.quant.ort_bind import OrtBinder
 from ndpsim.quant.params import QParams, QuantPlan
 
@@ -79,9 +79,15 @@ def _quantize_rows(w, qmax, per_channel, out):
         for c in range(cols):
             m = max(m, abs(np.float64(w[r, c])))
         amax[r] = m
-    if not per_channel and rows:
-        amax[:] = amax.max()
-    scale = np.where(amax > 0, amax / qmax, 1.0)
+    if not per_channel:
+        whole = 0.0
+        for r in range(rows):
+            whole = max(whole, amax[r])
+        amax[:] = whole
+    scale = np.ones(rows)
+    for r in range(rows):
+        if amax[r] > 0:
+            scale[r] = amax[r] / qmax
     for r in range(rows):
         s = scale[r]
         for c in range(cols):
@@ -135,11 +141,10 @@ class _Binder:
 
 def _table(b: _Binder, bd: TableBinding) -> None:
     """A function-unit table: samples, first sample, 1/step."""
-    lo, hi, size = LUTS[bd.table]
-    base = bd.slots["base"]
-    b.fparams[base : base + size] = lut_values(bd.table)
-    b.fparams[base + size] = lo
-    b.fparams[base + size + 1] = (size - 1) / (hi - lo)
+    base, size = bd.slots["base"], bd.values.size
+    b.fparams[base : base + size] = bd.values
+    b.fparams[base + size] = bd.lo
+    b.fparams[base + size + 1] = (size - 1) / (bd.hi - bd.lo)
 
 
 def _stored(b: _Binder, bd: Binding, values: np.ndarray) -> None:
@@ -193,10 +198,19 @@ def _conv(b: _Binder, bd: ConvBinding) -> None:
 
 def _eltwise(b: _Binder, bd: EltwiseBinding) -> None:
     a, c, y = b.q(bd.inputs[0]), b.q(bd.inputs[1]), b.q(bd.output)
-    if b.ort is not None and bd.op != "mul":
+    if bd.op in ("compare", "logic"):  # real values compared; a bool out (isa.toml)
+        b.fparams[bd.slots["ra"]], b.fparams[bd.slots["rb"]] = a.scale, c.scale
+    elif bd.op == "select":  # the then operand requantized to the output
+        b.fparams[bd.slots["rb"]] = c.scale / y.scale
+    elif b.ort is not None and bd.op in ("add", "sub"):
         b.ort.add(bd, a, c, y, b.fparams)
     elif bd.op == "mul":
         b.fparams[bd.slots["ra"]] = a.scale * c.scale / y.scale
+    elif bd.op == "div":
+        b.fparams[bd.slots["ra"]] = a.scale / (c.scale * y.scale)
+    elif bd.op in ("max", "min"):  # both operands in the output's units, then compared
+        b.fparams[bd.slots["ra"]] = a.scale / y.scale
+        b.fparams[bd.slots["rb"]] = c.scale / y.scale
     else:  # Sub is an Add of the negated second operand
         b.fparams[bd.slots["ra"]] = a.scale / y.scale
         sign = -1.0 if bd.op == "sub" else 1.0
@@ -204,6 +218,17 @@ def _eltwise(b: _Binder, bd: EltwiseBinding) -> None:
     _set(b.desc, bd.desc, "eltwise", za=a.zero_point, zb=c.zero_point, zy=y.zero_point,
          qmin=y.qmin, qmax=y.qmax)  # fmt: skip
     b.act(bd, "eltwise", y)
+
+
+def _matmul(b: _Binder, bd: MatmulBinding) -> None:
+    """y = (A - za)(B - zb) x sa sb / sy: QLinearMatMul's requantization."""
+    a, c, y = b.q(bd.inputs[0]), b.q(bd.inputs[1]), b.q(bd.output)
+    f32 = np.float32  # an imported model: onnxruntime's float32 f32(sa sb) / sy
+    exact = f32(f32(a.scale) * f32(c.scale)) / f32(y.scale) if b.ort is not None else None
+    b.fparams[bd.slots["r"]] = a.scale * c.scale / y.scale if exact is None else exact
+    _set(b.desc, bd.desc, "matmul", za=a.zero_point, zb=c.zero_point, zy=y.zero_point,
+         qmin=y.qmin, qmax=y.qmax)  # fmt: skip
+    b.act(bd, "matmul", y)
 
 
 def _rescale(b: _Binder, bd: PoolBinding | CopyBinding) -> None:
@@ -238,6 +263,7 @@ _BINDERS = {
     FillBinding: _fill,
     ConvBinding: _conv,
     EltwiseBinding: _eltwise,
+    MatmulBinding: _matmul,
     PoolBinding: _rescale,
     CopyBinding: _rescale,
     FuncBinding: _func,

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ndpsim.lower.bindings import FillBinding
 from ndpsim.lower.program import Program
-from ndpsim.lower.registry import OPS
+from ndpsim.lower.registry import entry
 from ndpsim.quant.params import QParams, QuantPlan, asymmetric, symmetric
 
 
@@ -60,9 +60,13 @@ def plan_from_ranges(program: Program, ranges: Ranges, preactivation_bits: int =
         if isinstance(bd, FillBinding):
             tensors[bd.inputs[0]] = tensors[bd.output]
     for node in g.nodes:
-        if OPS[node.op_type].output_range == "unit":  # probabilities: the range is [0, 1]
+        rule = entry(node, g).output_range
+        if rule == "unit":  # probabilities: the range is [0, 1]
             out = node.outputs[0]
             tensors[out] = qparams(0.0, 1.0, program.placements[out].bits)
+        elif rule == "bool":  # 0 / 1 stored as they are
+            bits = program.placements[node.outputs[0]].bits
+            tensors[node.outputs[0]] = QParams(1.0, 0, -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
     return QuantPlan(
         tensors,
         per_channel_weights=opts.weights == "per-channel",

@@ -2,7 +2,9 @@
 much, and what to change.
 
 Weights are counted as the macro cells they occupy (whole tiles: a partly used tile still
-takes a weight set), activations as the live bytes at each layer (the SRAM plan's liveness).
+takes a weight set), those of data branches the run did not take included (both branches of
+an If on run-time data stay resident), activations as the live bytes at each layer (the SRAM
+plan's liveness).
 The defaults are the part's own capacities: weight cells and activation SRAM.
 """
 
@@ -86,6 +88,11 @@ def check(
         for lay in report.layers
         if lay.kind in ("mac", "vector")
     ]
+    layers += [  # the data branches not run: resident beside the one that ran
+        LayerMemory(name=lay.name, weight_cell_bytes=lay.tiles * tile_bytes,
+                    live_activation_bytes=0, activation_overflow_bytes=0)
+        for lay in report.idle_branch_layers
+    ]  # fmt: skip
     w_total = sum(lay.weight_cell_bytes for lay in layers)
     peak = max([lay.live_activation_bytes for lay in layers] + [0])
     advice = []
@@ -109,7 +116,8 @@ def check(
     return Budget(
         weight_budget_bytes=w_budget,
         weight_bytes=w_total,
-        useful_weight_bytes=report.weight_bytes,
+        useful_weight_bytes=report.weight_bytes
+        + sum(lay.weight_bytes for lay in report.idle_branch_layers),
         activation_budget_bytes=a_budget,
         peak_activation_bytes=peak,
         weights_fit=w_total <= w_budget,

@@ -10,7 +10,7 @@ from ndpsim.isa import Counter as C
 from ndpsim.isa import Opcode, Unit
 from ndpsim.lower.program import Program
 from ndpsim.report.energy import COMPONENTS, clock_pj, dynamic_pj, static_pj, static_power_mw
-from ndpsim.report.schema import Agreement, LayerReport, SimulationReport
+from ndpsim.report.schema import Agreement, IdleLayer, LayerReport, SimulationReport
 from ndpsim.sim.run import RunResult
 
 
@@ -154,13 +154,27 @@ def build_report(
         peak_activation_bytes=program.peak_activation_bytes,
         sram_bytes=hw.sram_bytes,
         spilled_tensors=program.spilled,
-        fits_on_chip=program.weights_resident and not program.spilled,
+        fits_on_chip=(
+            program.weights_resident and not program.spilled and _branches_fit(program, hw)
+        ),  # fmt: skip
         instructions=int(total[C.INSTRUCTIONS]),
         layers=layers,
         branches={b.name: "then" if b.taken else "else" for b in program.graph.branches},
+        idle_branch_layers=[
+            IdleLayer(name=ly.name, tiles=ly.tiles, weight_bytes=ly.weight_bytes)
+            for ly in program.idle_layers
+        ],  # fmt: skip
         agreement=agreement or [],
         outputs=outputs,
     )
+
+
+def _branches_fit(program: Program, hw: HardwareConfig) -> bool:
+    """Whether the weights of every data branch, run or not, fit the macros' weight sets."""
+    if not program.idle_layers:
+        return True
+    tiles = sum(ly.tiles for ly in program.layers + program.idle_layers if ly.kind == "mac")
+    return tiles <= hw.total_macros * hw.macro_weight_sets
 
 
 def unit_class_busy(program: Program, res: RunResult) -> dict[str, int]:

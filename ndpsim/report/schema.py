@@ -7,9 +7,10 @@ from typing import Annotated
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 
-SCHEMA_VERSION = 5  # 2: always_on, budget; energy component "clock"; 3: layer in_bits;
+SCHEMA_VERSION = 6  # 2: always_on, budget; energy component "clock"; 3: layer in_bits;
 # 4: branches (Ifs on run-time data); 5: agreement over samples (samples, top1_agreed),
-# outputs as arrays (lists in JSON), stacked along a first axis for a batch of samples
+# outputs as arrays (lists in JSON), stacked along a first axis for a batch of samples;
+# 6: idle_branch_layers (the resident weights of data branches not run)
 
 # An output in the report: an ndarray in Python, nested lists in JSON.
 OutputArray = Annotated[
@@ -21,6 +22,14 @@ OutputArray = Annotated[
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class IdleLayer(_Model):
+    """A MAC layer of a data branch the run did not take: resident, not run."""
+
+    name: str
+    tiles: int  # macro weight sets its weights occupy
+    weight_bytes: int
 
 
 class LayerReport(_Model):
@@ -99,6 +108,7 @@ class SimulationReport(_Model):
     instructions: int
     layers: list[LayerReport]
     branches: dict[str, str] = {}  # If on run-time data -> "then" | "else": the branch run
+    idle_branch_layers: list[IdleLayer] = []  # the other branches' MAC layers (resident)
     agreement: list[Agreement] = []
     outputs: dict[str, OutputArray] | None = None  # dequantized outputs, when asked for
     always_on: dict | None = None  # report/power.py AlwaysOn, with --rate

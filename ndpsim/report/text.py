@@ -50,6 +50,15 @@ def summary(r: SimulationReport) -> str:
         f"{_si_bytes(r.peak_activation_bytes)} of {_si_bytes(r.sram_bytes)} SRAM; "
         f"fits on chip: {'yes' if r.fits_on_chip else 'no'}"
     )
+    for name, taken in r.branches.items():
+        other = "else" if taken == "then" else "then"
+        lines.append(f"branches  {name}: ran its {taken}-branch (the {other}-branch's weights "
+                     "stay resident beside it)")  # fmt: skip
+    if r.idle_branch_layers:
+        idle = sum(ly.weight_bytes for ly in r.idle_branch_layers)
+        lines.append(f"          resident weights of branches not run: {_si_bytes(idle)} in "
+                     f"{sum(ly.tiles for ly in r.idle_branch_layers)} weight sets; all "
+                     f"branches {_si_bytes(idle + r.weight_bytes)}")  # fmt: skip
     for a in r.agreement:
         top1 = (
             ""

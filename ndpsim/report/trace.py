@@ -104,15 +104,3 @@ def build_trace(
 def write_trace(trace: dict, path: Path) -> None:
     path.write_text(json.dumps(trace, separators=(",", ":")) + "\n")
 
-
-def trace_model(
-    model: str | Path, hw: HardwareConfig, input_shapes: dict | None = None
-) -> tuple[dict, SimulationReport]:
-    """Lower and time `model` on `hw` (timing only) and build its trace."""
-    from ndpsim.session import Session
-
-    session = Session(model, input_shapes=input_shapes)
-    program = session.program(hw)
-    res = session.time(hw)
-    report = session.report(program, res, hw, "timing-only")
-    return build_trace(program, res, hw, report), report

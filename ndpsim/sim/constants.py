@@ -1,5 +1,5 @@
 """Integers the numba kernels compile in. Generated from isa/isa.toml by
-`python -m ndpsim.isa --write`: do not edit (tests/test_isa.py fails on drift).
+`python -m ndpsim.isa_gen`: do not edit (tests/test_isa.py fails on drift).
 """
 
 # ruff: noqa: E501
@@ -18,6 +18,7 @@ OP_STORE_A = 9
 OP_HOST_IN = 10
 OP_HOST_OUT = 11
 OP_FUNC = 12
+OP_MATMUL = 13
 
 # units
 U_MACRO = 0
@@ -30,7 +31,7 @@ T_MACRO = 1
 T_VECTOR = 2
 T_EXT_MEM = 3
 T_HOST = 4
-OP_TIMING = (0, 1, 2, 2, 2, 2, 2, 3, 3, 3, 4, 4, 2)
+OP_TIMING = (0, 1, 2, 2, 2, 2, 2, 3, 3, 3, 4, 4, 2, 2)
 
 # counters (columns of a report row's counters)
 C_MACS = 0
@@ -66,20 +67,37 @@ ACT_LEAKY_RELU = 3
 ELTWISE_KIND_ADD = 0
 ELTWISE_KIND_MUL = 1
 ELTWISE_KIND_QADD = 2
+ELTWISE_KIND_GREATER = 3
+ELTWISE_KIND_LESS = 4
+ELTWISE_KIND_EQUAL = 5
+ELTWISE_KIND_GREATER_EQUAL = 6
+ELTWISE_KIND_LESS_EQUAL = 7
+ELTWISE_KIND_AND = 8
+ELTWISE_KIND_OR = 9
+ELTWISE_KIND_NOT = 10
+ELTWISE_KIND_SELECT = 11
+ELTWISE_KIND_MAX = 12
+ELTWISE_KIND_MIN = 13
+ELTWISE_KIND_DIV = 14
 
 # enum pool_kind
 POOL_KIND_MAX = 0
 POOL_KIND_AVG = 1
 POOL_KIND_AVG_SCALED = 2
 POOL_KIND_AVG_DQ = 3
+POOL_KIND_SUM = 4
 
 # enum func_kind
-FUNC_KIND_SIGMOID = 0
-FUNC_KIND_TANH = 1
+FUNC_KIND_TABLE = 0
+FUNC_KIND_EXP = 1
 FUNC_KIND_HARD_SIGMOID = 2
 FUNC_KIND_HARD_SWISH = 3
 FUNC_KIND_SQRT = 4
 FUNC_KIND_POW = 5
+FUNC_KIND_LOG = 6
+FUNC_KIND_RECIPROCAL = 7
+FUNC_KIND_ABS = 8
+FUNC_KIND_NEG = 9
 
 # conv descriptor columns
 CONV_IN_BASE = 0
@@ -246,6 +264,37 @@ COPY_ACT_P0 = 20
 COPY_ACT_P1 = 21
 COPY_MODE = 22
 COPY_R2 = 23
+
+# matmul descriptor columns
+MATMUL_A_BASE = 0
+MATMUL_B_BASE = 1
+MATMUL_Y_BASE = 2
+MATMUL_D0 = 3
+MATMUL_D1 = 4
+MATMUL_M = 5
+MATMUL_K = 6
+MATMUL_N = 7
+MATMUL_A_S0 = 8
+MATMUL_A_S1 = 9
+MATMUL_A_SM = 10
+MATMUL_A_SK = 11
+MATMUL_B_S0 = 12
+MATMUL_B_S1 = 13
+MATMUL_B_SK = 14
+MATMUL_B_SN = 15
+MATMUL_Y_S0 = 16
+MATMUL_Y_S1 = 17
+MATMUL_Y_SM = 18
+MATMUL_Y_SN = 19
+MATMUL_ZA = 20
+MATMUL_ZB = 21
+MATMUL_ZY = 22
+MATMUL_QMIN = 23
+MATMUL_QMAX = 24
+MATMUL_R = 25
+MATMUL_ACT = 26
+MATMUL_ACT_P0 = 27
+MATMUL_ACT_P1 = 28
 
 # descriptor table width
 DESC_WIDTH = 38

@@ -4,12 +4,14 @@ store (round half to even, zero point, saturation). KERNELS_DIGEST: see ndpsim/i
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-KERNELS_DIGEST = "dcf7bed1ed166721"
+KERNELS_DIGEST = "dd8666560c8ec52d"
 
 
 @njit(inline="always")
@@ -59,6 +61,17 @@ def _store(mem, addr, f, zp, qmin, qmax, float_mode):
         mem[addr] = f
     else:
         mem[addr] = _quantized(f, zp, qmin, qmax)
+
+
+@njit(inline="always")
+def divide(fa, fb, float_mode):
+    """fa / fb in float32; at fb = 0: +-inf (the signs of fa and fb), and 0 / 0 is NaN on the
+    float datapath, 0 on the integer one (where a NaN has no integer)."""
+    if fb == np.float32(0.0):
+        if fa == np.float32(0.0) or fa != fa:
+            return np.float32(np.nan) if float_mode else np.float32(0.0)
+        return np.float32(math.copysign(np.inf, fa) * math.copysign(1.0, fb))
+    return fa / fb
 
 
 @njit(inline="always")

@@ -28,7 +28,7 @@ from numba.extending import overload
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-KERNELS_DIGEST = "dcf7bed1ed166721"
+KERNELS_DIGEST = "dd8666560c8ec52d"
 
 _INT32_MAX = 2147483647
 # Hot loops index with unsigned integers: numba checks a signed index for negative

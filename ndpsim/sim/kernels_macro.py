@@ -24,7 +24,7 @@ from numba import njit, prange
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 from ndpsim.sim.kernels_mac import _tile_weight_max, mvm
 
-KERNELS_DIGEST = "dcf7bed1ed166721"
+KERNELS_DIGEST = "dd8666560c8ec52d"
 
 
 @njit(cache=True)

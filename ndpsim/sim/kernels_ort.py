@@ -17,7 +17,7 @@ from numba.extending import overload
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 from ndpsim.sim.kernels_common import _store, unravel4
 
-KERNELS_DIGEST = "dcf7bed1ed166721"
+KERNELS_DIGEST = "dd8666560c8ec52d"
 
 
 @njit(inline="always")
@@ -112,8 +112,8 @@ def _pool_ort(d, first, n, mem, fparams):
 
 def _softmax_lut(d, first, n, mem, fparams):
     """onnxruntime's QLinearSoftmax: a 256-entry float32 exp table indexed by x - max(x),
-    float32 row sum, y = rne(table * sy / sum) + zy; mode 1 uint8, mode 2 int8 (which
-    saturates only above 255 and then wraps, as onnxruntime's int8 kernel does)."""
+    float32 row sum, y = sat(rne(table * sy / sum) + zy); mode 1 uint8, mode 2 int8
+    (saturated, as onnxruntime's int8 kernel does today; older releases wrapped above 127)."""
     length, inner = d[SOFTMAX_LENGTH], d[SOFTMAX_INNER]
     sy, zy, lut = fparams[d[SOFTMAX_SY]], d[SOFTMAX_ZY], d[SOFTMAX_LUT]
     signed = d[SOFTMAX_MODE] == 2
@@ -133,11 +133,8 @@ def _softmax_lut(d, first, n, mem, fparams):
             x = np.int64(mem[d[SOFTMAX_X_BASE] + base + j * inner])
             vt = fparams[lut + ((x + off) & 255)]
             v = np.int64(np.rint(vt * sy / total)) + zy
-            if v > 255:
-                v = 255
-            if signed:
-                v = ((v + 128) & 255) - 128
-            mem[d[SOFTMAX_Y_BASE] + base + j * inner] = v
+            top = 127 if signed else 255
+            mem[d[SOFTMAX_Y_BASE] + base + j * inner] = min(max(v, top - 255), top)
 
 
 def _integer_datapath_only(kernel):

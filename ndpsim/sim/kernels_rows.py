@@ -15,12 +15,12 @@ import numpy as np
 from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
-from ndpsim.sim.kernels_common import _act_params, _activate, _quantized, unravel4
+from ndpsim.sim.kernels_common import _act_params, _activate, _quantized, divide, unravel4
 from ndpsim.sim.kernels_ort import eltwise_qadd
 
 u64 = np.uint64  # unsigned indices: no negative-wraparound check, so LLVM vectorizes
 
-KERNELS_DIGEST = "dcf7bed1ed166721"
+KERNELS_DIGEST = "dd8666560c8ec52d"
 
 
 @njit(cache=True)
@@ -105,6 +105,41 @@ def _eltwise_row(mem, a0, b0, y, y0, n, is_mul, za, zb, ra, rb, act, ap0, ap1, z
             y[u64(y0 + e)] = _quantized(f, zy, qmin, qmax)
 
 
+@njit(cache=True)
+def _eltwise_row_other(mem, a0, b0, y, y0, n, kind, za, zb, ra, rb, act, ap0, ap1, zy, qmin,
+                       qmax, float_mode):  # fmt: skip
+    """As _eltwise_row for MAX and MIN (of a * ra and b * rb; NaN wins) and DIV
+    ((a / b) * ra; reference.divide's rules at b = 0)."""
+    for e in range(n):
+        fa = np.float32(mem[u64(a0 + e)] - za)
+        fb = np.float32(mem[u64(b0 + e)] - zb)
+        if kind == ELTWISE_KIND_DIV:
+            f = divide(fa, fb, float_mode) * ra
+        else:
+            va = fa * ra
+            vb = fb * rb
+            if kind == ELTWISE_KIND_MAX:
+                f = va if va >= vb or va != va else vb
+            else:
+                f = va if va <= vb or va != va else vb
+        f = _activate(f, act, ap0, ap1)
+        if float_mode:
+            y[u64(y0 + e)] = f
+        else:
+            y[u64(y0 + e)] = _quantized(f, zy, qmin, qmax)
+
+
+@njit(inline="always")
+def _row(mem, a0, b0, y, y0, n, kind, za, zb, ra, rb, act, ap0, ap1, zy, qmin, qmax,
+         float_mode):  # fmt: skip
+    if kind == ELTWISE_KIND_ADD or kind == ELTWISE_KIND_MUL:
+        _eltwise_row(mem, a0, b0, y, y0, n, kind == ELTWISE_KIND_MUL, za, zb, ra, rb, act, ap0,
+                     ap1, zy, qmin, qmax, float_mode)  # fmt: skip
+    else:
+        _eltwise_row_other(mem, a0, b0, y, y0, n, kind, za, zb, ra, rb, act, ap0, ap1, zy, qmin,
+                           qmax, float_mode)  # fmt: skip
+
+
 @njit(inline="always")
 def _linear(base, s0, s1, s2, s3, d1, d2, d3, e0, n):
     """Where elements e0..e0+n of a (., d1, d2, d3) box with strides (s0..s3) start, when
@@ -120,14 +155,18 @@ def _linear(base, s0, s1, s2, s3, d1, d2, d3, e0, n):
 
 @njit(cache=True)
 def eltwise(d, e0, n, mem, fparams, float_mode):
-    """Elements e0..e0+n of the op's 4-D box: y = a + b or a * b, activation, store."""
+    """Elements e0..e0+n of the op's 4-D box: y = a + b, a * b, max, min or a / b,
+    activation, store."""
     if d[ELTWISE_KIND] == ELTWISE_KIND_QADD:
         eltwise_qadd(d, e0, n, mem, fparams)
+        return
+    if _is_logic(d[ELTWISE_KIND]):
+        eltwise_logic(d, e0, n, mem, fparams, float_mode)
         return
     d1, d2, d3 = d[ELTWISE_D1], d[ELTWISE_D2], d[ELTWISE_D3]
     ra, rb = fparams[d[ELTWISE_RA]], fparams[d[ELTWISE_RB]]
     za, zb = d[ELTWISE_ZA], d[ELTWISE_ZB]
-    is_mul = d[ELTWISE_KIND] == ELTWISE_KIND_MUL
+    kind = d[ELTWISE_KIND]
     act = d[ELTWISE_ACT]
     ap0, ap1 = _act_params(act, d[ELTWISE_ACT_P0], d[ELTWISE_ACT_P1], fparams)
     zy, qmin, qmax = d[ELTWISE_ZY], d[ELTWISE_QMIN], d[ELTWISE_QMAX]
@@ -139,8 +178,8 @@ def eltwise(d, e0, n, mem, fparams, float_mode):
     b0 = _linear(bbase, sb[0], sb[1], sb[2], sb[3], d1, d2, d3, e0, n)
     y0 = _linear(ybase, sy[0], sy[1], sy[2], sy[3], d1, d2, d3, e0, n)
     if a0 >= 0 and b0 >= 0 and y0 >= 0:
-        _eltwise_row(mem, a0, b0, mem, y0, n, is_mul, za, zb, ra, rb, act, ap0, ap1, zy, qmin,
-                     qmax, float_mode)  # fmt: skip
+        _row(mem, a0, b0, mem, y0, n, kind, za, zb, ra, rb, act, ap0, ap1, zy, qmin, qmax,
+             float_mode)  # fmt: skip
         return
     # strided or broadcast operands: gather both, compute the row, scatter y. The 4-D index
     # advances like an odometer instead of being divided out of e for every element.
@@ -151,12 +190,69 @@ def eltwise(d, e0, n, mem, fparams, float_mode):
         ab[e] = mem[abase + i0 * sa[0] + i1 * sa[1] + i2 * sa[2] + i3 * sa[3]]
         ab[n + e] = mem[bbase + i0 * sb[0] + i1 * sb[1] + i2 * sb[2] + i3 * sb[3]]
         i0, i1, i2, i3 = _next4(i0, i1, i2, i3, d1, d2, d3)
-    _eltwise_row(ab, 0, n, y, 0, n, is_mul, za, zb, ra, rb, act, ap0, ap1, zy, qmin, qmax,
-                 float_mode)  # fmt: skip
+    _row(ab, 0, n, y, 0, n, kind, za, zb, ra, rb, act, ap0, ap1, zy, qmin, qmax, float_mode)
     i0, i1, i2, i3 = unravel4(e0, d1, d2, d3)
     for e in range(n):
         mem[ybase + i0 * sy[0] + i1 * sy[1] + i2 * sy[2] + i3 * sy[3]] = y[e]
         i0, i1, i2, i3 = _next4(i0, i1, i2, i3, d1, d2, d3)
+
+
+@njit(inline="always")
+def _is_logic(kind):
+    """A comparison, logic or select kind (each named: other kinds may follow in the enum)."""
+    return (kind == ELTWISE_KIND_GREATER or kind == ELTWISE_KIND_LESS
+            or kind == ELTWISE_KIND_EQUAL or kind == ELTWISE_KIND_GREATER_EQUAL
+            or kind == ELTWISE_KIND_LESS_EQUAL or kind == ELTWISE_KIND_AND
+            or kind == ELTWISE_KIND_OR or kind == ELTWISE_KIND_NOT
+            or kind == ELTWISE_KIND_SELECT)  # fmt: skip
+
+
+@njit(cache=True)
+def eltwise_logic(d, e0, n, mem, fparams, float_mode):
+    """Elements e0..e0+n of a comparison, logic or select ELTWISE: bools stored as 0 / 1;
+    SELECT stores the requantized b where a is true and leaves y elsewhere."""
+    kind = d[ELTWISE_KIND]
+    d1, d2, d3 = d[ELTWISE_D1], d[ELTWISE_D2], d[ELTWISE_D3]
+    ra, rb = fparams[d[ELTWISE_RA]], fparams[d[ELTWISE_RB]]
+    za, zb, zy, qmin, qmax = (d[ELTWISE_ZA], d[ELTWISE_ZB], d[ELTWISE_ZY], d[ELTWISE_QMIN],
+                              d[ELTWISE_QMAX])  # fmt: skip
+    sa = (d[ELTWISE_A_S0], d[ELTWISE_A_S1], d[ELTWISE_A_S2], d[ELTWISE_A_S3])
+    sb = (d[ELTWISE_B_S0], d[ELTWISE_B_S1], d[ELTWISE_B_S2], d[ELTWISE_B_S3])
+    sy = (d[ELTWISE_Y_S0], d[ELTWISE_Y_S1], d[ELTWISE_Y_S2], d[ELTWISE_Y_S3])
+    abase, bbase, ybase = d[ELTWISE_A_BASE], d[ELTWISE_B_BASE], d[ELTWISE_Y_BASE]
+    i0, i1, i2, i3 = unravel4(e0, d1, d2, d3)
+    for _ in range(n):
+        a = mem[abase + i0 * sa[0] + i1 * sa[1] + i2 * sa[2] + i3 * sa[3]] - za
+        b = mem[bbase + i0 * sb[0] + i1 * sb[1] + i2 * sb[2] + i3 * sb[3]] - zb
+        y = ybase + i0 * sy[0] + i1 * sy[1] + i2 * sy[2] + i3 * sy[3]
+        i0, i1, i2, i3 = _next4(i0, i1, i2, i3, d1, d2, d3)
+        if kind == ELTWISE_KIND_SELECT:
+            if a != 0:
+                f = np.float32(b) * rb
+                if float_mode:
+                    mem[y] = f
+                else:
+                    mem[y] = _quantized(f, zy, qmin, qmax)
+            continue
+        fa = np.float32(a) * ra
+        fb = np.float32(b) * rb
+        if kind == ELTWISE_KIND_GREATER:
+            v = fa > fb
+        elif kind == ELTWISE_KIND_LESS:
+            v = fa < fb
+        elif kind == ELTWISE_KIND_EQUAL:
+            v = fa == fb
+        elif kind == ELTWISE_KIND_GREATER_EQUAL:
+            v = fa >= fb
+        elif kind == ELTWISE_KIND_LESS_EQUAL:
+            v = fa <= fb
+        elif kind == ELTWISE_KIND_AND:
+            v = a != 0 and b != 0
+        elif kind == ELTWISE_KIND_OR:
+            v = a != 0 or b != 0
+        else:  # NOT
+            v = a == 0
+        mem[y] = 1 if v else 0
 
 
 @njit(inline="always")

@@ -3,11 +3,12 @@ the instructions of that opcode in instrs[i0:i1] (core.execute_program hands it 
 them; instructions of other opcodes in the range do no arithmetic and are skipped). So a
 model compiles only the kernels of the opcodes its program uses, once per datapath.
 
-REQUANT and ELTWISE run a row at a time (kernels_rows.py); POOL, SOFTMAX, COPY and the
-function unit (FUNC: look-up tables with linear interpolation, piecewise-linear functions,
-sqrt and a power of a positive base) are here; onnxruntime's quantized variants are in
-kernels_ort.py. Semantics are specified by ndpsim/sim/reference.py, which these must match
-bit for bit. KERNELS_DIGEST: see ndpsim/isa_gen.py.
+REQUANT and ELTWISE run a row at a time (kernels_rows.py); POOL, SOFTMAX, COPY, the function
+unit (FUNC: look-up tables with linear interpolation, piecewise-linear functions, exp, log,
+reciprocal, sqrt, abs, neg and a power of a positive base) and the product of two
+activations (MATMUL) are here; onnxruntime's quantized variants are in kernels_ort.py.
+Semantics are specified by ndpsim/sim/reference.py, which these must match bit for bit.
+KERNELS_DIGEST: see ndpsim/isa_gen.py.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the 
 from ndpsim.sim.kernels_common import _act_params, _activate, _store, unravel4
 from ndpsim.sim.kernels_ort import pool_ort, softmax_lut
 
-KERNELS_DIGEST = "dcf7bed1ed166721"
+KERNELS_DIGEST = "dd8666560c8ec52d"
 
 
 @njit(cache=True)
@@ -88,6 +89,7 @@ def _pool(d, p0, n, mem, fparams, float_mode):
     oh, ow, kh, kw = d[POOL_OH], d[POOL_OW], d[POOL_KH], d[POOL_KW]
     h, w, zx = d[POOL_H], d[POOL_W], d[POOL_ZX]
     is_max = d[POOL_KIND] == POOL_KIND_MAX
+    is_sum = d[POOL_KIND] == POOL_KIND_SUM
     r = fparams[d[POOL_R]]
     a0, a1 = _act_params(d[POOL_ACT], d[POOL_ACT_P0], d[POOL_ACT_P1], fparams)
     for p in range(p0, p0 + n):
@@ -120,6 +122,8 @@ def _pool(d, p0, n, mem, fparams, float_mode):
             count = kh * kw
         if is_max:
             f = np.float32(m) * r
+        elif is_sum:
+            f = np.float32(s) * r
         else:
             f = np.float32(s) / np.float32(count) * r
         f = _activate(f, d[POOL_ACT], a0, a1)
@@ -189,23 +193,38 @@ def _copy(d, e0, n, mem, fparams, float_mode):
         _store(mem, y, f, d[COPY_ZY], d[COPY_QMIN], d[COPY_QMAX], float_mode)
 
 
+_LN_FLT_MAX = 88.72283905206835  # exp of more than this is beyond float32: inf
+
+
+@njit(cache=True)
+def _table(v, fparams, d):
+    """A table of lut_size samples from lut_lo, step 1/inv_step, linearly interpolated; beyond
+    it the end sample continued with slope p0 (below) or p1 (above the last sample, at p2)."""
+    base, size = d[FUNC_LUT_BASE], d[FUNC_LUT_SIZE]
+    t = (v - fparams[d[FUNC_LUT_LO]]) * fparams[d[FUNC_LUT_INV_STEP]]
+    if not t > np.float32(0.0):  # also NaN: the table's first entry
+        slope = fparams[d[FUNC_P0]]
+        if slope == np.float32(0.0):
+            return fparams[base]
+        return fparams[base] + slope * (v - fparams[d[FUNC_LUT_LO]])
+    if t >= np.float32(size - 1):
+        slope = fparams[d[FUNC_P1]]
+        if slope == np.float32(0.0):
+            return fparams[base + size - 1]
+        return fparams[base + size - 1] + slope * (v - fparams[d[FUNC_P2]])
+    i = np.int64(t)
+    frac = t - np.float32(i)
+    lo = fparams[base + i]
+    return lo + frac * (fparams[base + i + 1] - lo)
+
+
 @njit(cache=True)
 def evaluate(kind, v, fparams, d):
     """F(v) in float32: the function unit's arithmetic for one element."""
     one = np.float32(1.0)
     zero = np.float32(0.0)
-    if kind == FUNC_KIND_SIGMOID or kind == FUNC_KIND_TANH:
-        # table of lut_size samples from lut_lo, step 1/inv_step; clamped at both ends
-        base, size = d[FUNC_LUT_BASE], d[FUNC_LUT_SIZE]
-        t = (v - fparams[d[FUNC_LUT_LO]]) * fparams[d[FUNC_LUT_INV_STEP]]
-        if not t > zero:  # also NaN: the table's first entry
-            return fparams[base]
-        if t >= np.float32(size - 1):
-            return fparams[base + size - 1]
-        i = np.int64(t)
-        frac = t - np.float32(i)
-        lo = fparams[base + i]
-        return lo + frac * (fparams[base + i + 1] - lo)
+    if kind == FUNC_KIND_TABLE:
+        return _table(v, fparams, d)
     if kind == FUNC_KIND_HARD_SIGMOID or kind == FUNC_KIND_HARD_SWISH:
         h = fparams[d[FUNC_P0]] * v + fparams[d[FUNC_P1]]
         if h < zero:
@@ -218,6 +237,22 @@ def evaluate(kind, v, fparams, d):
         if not u > zero:
             return zero
         return np.float32(math.pow(np.float64(u), np.float64(fparams[d[FUNC_P2]])))
+    if kind == FUNC_KIND_EXP:  # libm exp in float64, rounded to float32
+        if np.float64(v) > _LN_FLT_MAX:
+            return np.float32(np.inf)
+        return np.float32(math.exp(np.float64(v)))
+    if kind == FUNC_KIND_LOG:  # libm log; zero, negative and NaN inputs give -inf
+        if v > zero:
+            return np.float32(math.log(np.float64(v)))
+        return np.float32(-np.inf)
+    if kind == FUNC_KIND_RECIPROCAL:  # IEEE float32 division; 1/(+-0) is +-inf
+        if v == zero:
+            return np.float32(math.copysign(np.inf, np.float64(v)))
+        return one / v
+    if kind == FUNC_KIND_ABS:
+        return abs(v)
+    if kind == FUNC_KIND_NEG:
+        return -v
     # FUNC_KIND_SQRT: negative inputs (ONNX: NaN) give 0 on the machine
     return np.float32(np.sqrt(v)) if v > zero else zero
 
@@ -240,3 +275,48 @@ def func(d, e0, n, mem, fparams, float_mode):
             mem[addr] = qmax
         else:
             mem[addr] = int(np.rint(f)) + zy
+
+
+@njit(cache=True)
+def run_matmul(instrs, i0, i1, desc, fparams, weights, mem, acc, float_mode):
+    """The MATMULs among instrs[i0:i1]."""
+    for i in range(i0, i1):
+        ins = instrs[i]
+        if ins["op"] == OP_MATMUL:
+            matmul(desc[ins["desc"]], ins["a1"], ins["a2"], mem, fparams, float_mode)
+
+
+@njit(cache=True)
+def matmul(d, r0, n, mem, fparams, float_mode):
+    """Output rows r0..r0+n of the product of two activations (matmul descriptor): each
+    output the k-order sum of (A - za)(B - zb), exact integers or float32, then requantized."""
+    m, k, nn, d1 = d[MATMUL_M], d[MATMUL_K], d[MATMUL_N], d[MATMUL_D1]
+    a_sk, b_sk, b_sn, y_sn = d[MATMUL_A_SK], d[MATMUL_B_SK], d[MATMUL_B_SN], d[MATMUL_Y_SN]
+    za, zb, zy = d[MATMUL_ZA], d[MATMUL_ZB], d[MATMUL_ZY]
+    qmin, qmax = d[MATMUL_QMIN], d[MATMUL_QMAX]
+    r = fparams[d[MATMUL_R]]
+    a0, a1 = _act_params(d[MATMUL_ACT], d[MATMUL_ACT_P0], d[MATMUL_ACT_P1], fparams)
+    for t in range(r0, r0 + n):
+        b0 = t // (d1 * m)
+        rest = t - b0 * d1 * m
+        b1 = rest // m
+        row = rest - b1 * m
+        a_row = d[MATMUL_A_BASE] + b0 * d[MATMUL_A_S0] + b1 * d[MATMUL_A_S1] + row * d[MATMUL_A_SM]
+        b_mat = d[MATMUL_B_BASE] + b0 * d[MATMUL_B_S0] + b1 * d[MATMUL_B_S1]
+        y_row = d[MATMUL_Y_BASE] + b0 * d[MATMUL_Y_S0] + b1 * d[MATMUL_Y_S1] + row * d[MATMUL_Y_SM]
+        for j in range(nn):
+            b_col = b_mat + j * b_sn
+            if float_mode:  # float32 products summed in k order, as the reference
+                s = np.float32(0.0)
+                for kk in range(k):
+                    x = np.float32(mem[a_row + kk * a_sk] - za)
+                    s += x * np.float32(mem[b_col + kk * b_sk] - zb)
+                f = s * r
+            else:
+                acc_i = np.int64(0)
+                for kk in range(k):
+                    x = np.int64(mem[a_row + kk * a_sk] - za)
+                    acc_i += x * np.int64(mem[b_col + kk * b_sk] - zb)
+                f = np.float32(acc_i) * r
+            f = _activate(f, d[MATMUL_ACT], a0, a1)
+            _store(mem, y_row + j * y_sn, f, zy, qmin, qmax, float_mode)

@@ -22,16 +22,18 @@ from ndpsim.isa import (
     Act,
     Counter,
     EltwiseKind,
-    FuncKind,
     Opcode,
     PoolKind,
     TimingClass,
 )
+from ndpsim.sim.reference_func import evaluate
+from ndpsim.sim.reference_logic import LOGIC_KINDS, eltwise_logic
+from ndpsim.sim.reference_ort import fma_f32, pool_ort, softmax_lut
 from ndpsim.sim.schedule import Timing
 
 _F32 = np.float32
 CV, EW, PL, SM, CP = (DESC_FIELDS[k] for k in ("conv", "eltwise", "pool", "softmax", "copy"))
-FN = DESC_FIELDS["func"]
+FN, MM = DESC_FIELDS["func"], DESC_FIELDS["matmul"]
 
 
 class Machine(NamedTuple):
@@ -158,24 +160,36 @@ def _addr(d, f, base, prefix, idx):
     return d[f[base]] + sum(i * d[f[f"{prefix}{k}"]] for k, i in enumerate(idx))
 
 
-def fma_f32(a, b, c):
-    """float32 a*b + c with one rounding (the exact sum, rounded to odd in float64, then to
-    float32)."""
-    p, cc = float(a) * float(b), float(c)
-    s = p + cc
-    bb = s - p
-    err = (p - (s - bb)) + (cc - bb)
-    if err != 0.0 and s != 0.0:
-        m, e = math.frexp(s)
-        if (m * 2.0**53) % 2.0 == 0.0:
-            s += math.copysign(math.ldexp(1.0, e - 53), err)
-    return _F32(s)
+def divide(fa, fb, float_mode: bool):
+    """fa / fb in float32; at fb = 0: +-inf (the signs of fa and fb), and 0 / 0 is NaN on the
+    float datapath, 0 on the integer one."""
+    if fb == 0:
+        if fa == 0 or fa != fa:
+            return _F32(math.nan) if float_mode else _F32(0.0)
+        return _F32(math.copysign(math.inf, fa) * math.copysign(1.0, fb))
+    return fa / fb
+
+
+def _binary(kind: int, fa, fb, ra, rb, float_mode: bool):
+    """ELTWISE's operation on dequantized-domain operands (MAX / MIN: a NaN operand wins)."""
+    if kind == EltwiseKind.MUL:
+        return fa * fb * ra
+    if kind == EltwiseKind.ADD:
+        return fa * ra + fb * rb
+    if kind == EltwiseKind.DIV:
+        return divide(fa, fb, float_mode) * ra
+    va, vb = fa * ra, fb * rb
+    if kind == EltwiseKind.MAX:
+        return va if va >= vb or va != va else vb
+    return va if va <= vb or va != va else vb  # MIN
 
 
 def _eltwise(ins, d, m: Machine):
     e0, n = int(ins["a1"]), int(ins["a2"])
     mem, fparams, float_mode = m.mem, m.fparams, m.float_mode
     dims = [d[EW[f"d{k}"]] for k in range(4)]
+    if d[EW["kind"]] in LOGIC_KINDS:  # comparisons, logic, select
+        return eltwise_logic(d, e0, n, mem, fparams, float_mode)
     if d[EW["kind"]] == EltwiseKind.QADD:  # onnxruntime's QLinearAdd
         _integer_datapath_only(float_mode)
         ra, rb, rc = fparams[d[EW["ra"]]], fparams[d[EW["rb"]]], fparams[d[EW["rc"]]]
@@ -194,7 +208,7 @@ def _eltwise(ins, d, m: Machine):
         b = mem[_addr(d, EW, "b_base", "b_s", idx)]
         fa = _F32(a - d[EW["za"]])
         fb = _F32(b - d[EW["zb"]])
-        f = fa * fb * ra if d[EW["kind"]] == EltwiseKind.MUL else fa * ra + fb * rb
+        f = _binary(d[EW["kind"]], fa, fb, ra, rb, float_mode)
         f = _activate(f, d[EW["act"]], d[EW["act_p0"]], d[EW["act_p1"]], fparams)
         _store(
             mem,
@@ -207,38 +221,13 @@ def _eltwise(ins, d, m: Machine):
         )
 
 
-def _pool_ort(g, p0, n, mem, fparams):
-    r = fparams[g["r"]]
-    for p in range(p0, p0 + n):
-        c, t = divmod(p, g["oh"] * g["ow"])
-        oy, ox = divmod(t, g["ow"])
-        s, sf, count = 0, _F32(0.0), 0
-        for ky in range(g["kh"]):
-            iy = oy * g["stride_h"] - g["pad_top"] + ky * g["dil_h"]
-            for kx in range(g["kw"]):
-                ix = ox * g["stride_w"] - g["pad_left"] + kx * g["dil_w"]
-                if 0 <= iy < g["h"] and 0 <= ix < g["w"]:
-                    x = int(mem[g["in_base"] + c * g["in_sc"] + iy * g["in_sy"] + ix * g["in_sx"]])
-                    s += x - g["zx"]
-                    sf = _F32(sf + _F32(x - g["zx"]) * r)
-                    count += 1
-        if g["count_include_pad"]:
-            count = g["kh"] * g["kw"]
-        y = g["out_base"] + c * g["out_sc"] + oy * g["out_sy"] + ox * g["out_sx"]
-        if g["kind"] == PoolKind.AVG_SCALED:
-            _store(mem, y, _F32(s) * r, g["zy"], g["qmin"], g["qmax"], False)
-        else:
-            f = _F32(_F32(sf / _F32(count)) / fparams[g["r2"]]) + _F32(g["zy"])
-            _store(mem, y, f, 0, g["qmin"], g["qmax"], False)
-
-
 def _pool(ins, d, m: Machine):
     p0, n = int(ins["a1"]), int(ins["a2"])
     mem, fparams, float_mode = m.mem, m.fparams, m.float_mode
     g = {k: int(d[v]) for k, v in PL.items()}
     if g["kind"] in (PoolKind.AVG_SCALED, PoolKind.AVG_DQ):
         _integer_datapath_only(float_mode)
-        _pool_ort(g, p0, n, mem, fparams)
+        pool_ort(g, p0, n, mem, fparams, _store)
         return
     r = fparams[g["r"]]
     for p in range(p0, p0 + n):
@@ -259,26 +248,10 @@ def _pool(ins, d, m: Machine):
             s = 0.0 if float_mode else 0  # float64 sums in float mode, as the core's
             for v in vals:
                 s += v
-            f = _F32(s) / _F32(count) * r
+            f = _F32(s) * r if g["kind"] == PoolKind.SUM else _F32(s) / _F32(count) * r
         f = _activate(f, g["act"], g["act_p0"], g["act_p1"], fparams)
         y = g["out_base"] + c * g["out_sc"] + oy * g["out_sy"] + ox * g["out_sx"]
         _store(mem, y, f, g["zy"], g["qmin"], g["qmax"], float_mode)
-
-
-def _softmax_lut(g, r0, n, mem, fparams):
-    sy, lut, signed = fparams[g["sy"]], g["lut"], g["mode"] == 2
-    for row in range(r0, r0 + n):
-        o, i = divmod(row, g["inner"])
-        addrs = [o * g["length"] * g["inner"] + i + j * g["inner"] for j in range(g["length"])]
-        xs = [int(mem[g["x_base"] + a]) for a in addrs]
-        off = (127 if signed else 255) - max(xs)
-        total = _F32(0.0)
-        for x in xs:
-            total = _F32(total + fparams[lut + ((x + off) & 255)])
-        for a, x in zip(addrs, xs, strict=True):
-            v = int(np.rint(_F32(_F32(fparams[lut + ((x + off) & 255)] * sy) / total))) + g["zy"]
-            v = min(v, 255)
-            mem[g["y_base"] + a] = ((v + 128) & 255) - 128 if signed else v
 
 
 def _softmax(ins, d, m: Machine):
@@ -287,7 +260,7 @@ def _softmax(ins, d, m: Machine):
     g = {k: int(d[v]) for k, v in SM.items()}
     if g["mode"]:
         _integer_datapath_only(float_mode)
-        _softmax_lut(g, r0, n, mem, fparams)
+        softmax_lut(g, r0, n, mem, fparams)
         return
     sx, sy = fparams[g["sx"]], fparams[g["sy"]]
     for row in range(r0, r0 + n):
@@ -326,32 +299,6 @@ def _copy(ins, d, m: Machine):
         )
 
 
-def evaluate(kind: int, v, fparams: np.ndarray, g: dict):
-    """F(v) in float32 (the function unit): table with linear interpolation, piecewise linear
-    or sqrt."""
-    if kind in (FuncKind.SIGMOID, FuncKind.TANH):
-        base, size = g["lut_base"], g["lut_size"]
-        t = (v - fparams[g["lut_lo"]]) * fparams[g["lut_inv_step"]]
-        if not t > 0:  # also NaN: the first entry
-            return fparams[base]
-        if t >= _F32(size - 1):
-            return fparams[base + size - 1]
-        i = int(t)
-        frac = t - _F32(i)
-        lo = fparams[base + i]
-        return lo + frac * (fparams[base + i + 1] - lo)
-    if kind in (FuncKind.HARD_SIGMOID, FuncKind.HARD_SWISH):
-        h = fparams[g["p0"]] * v + fparams[g["p1"]]
-        h = min(max(h, _F32(0.0)), _F32(1.0))
-        return h if kind == FuncKind.HARD_SIGMOID else v * h
-    if kind == FuncKind.POW:  # (p1 + p0 v)^p2 in float64, positive bases only
-        u = fparams[g["p1"]] + fparams[g["p0"]] * v
-        if not u > 0:
-            return _F32(0.0)
-        return _F32(math.pow(float(u), float(fparams[g["p2"]])))
-    return _F32(np.sqrt(v)) if v > 0 else _F32(0.0)  # SQRT; negative inputs give 0
-
-
 def _func(ins, d, m: Machine):
     e0, n = int(ins["a1"]), int(ins["a2"])
     mem, fparams, float_mode = m.mem, m.fparams, m.float_mode
@@ -361,6 +308,31 @@ def _func(ins, d, m: Machine):
         v = _F32(mem[g["x_base"] + e] - g["zx"]) * sx
         f = evaluate(g["kind"], v, fparams, g) * ry
         _store(mem, g["y_base"] + e, f, g["zy"], g["qmin"], g["qmax"], float_mode)
+
+
+def _matmul(ins, d, m: Machine):
+    r0, n = int(ins["a1"]), int(ins["a2"])
+    mem, fparams, float_mode = m.mem, m.fparams, m.float_mode
+    g = {k: int(d[v]) for k, v in MM.items()}
+    r = fparams[g["r"]]
+    for t in range(r0, r0 + n):
+        b0, rest = divmod(t, g["d1"] * g["m"])
+        b1, i = divmod(rest, g["m"])
+        a_row = g["a_base"] + b0 * g["a_s0"] + b1 * g["a_s1"] + i * g["a_sm"]
+        b_mat = g["b_base"] + b0 * g["b_s0"] + b1 * g["b_s1"]
+        y_row = g["y_base"] + b0 * g["y_s0"] + b1 * g["y_s1"] + i * g["y_sm"]
+        for j in range(g["n"]):
+            a_at = [a_row + kk * g["a_sk"] for kk in range(g["k"])]
+            b_at = [b_mat + kk * g["b_sk"] + j * g["b_sn"] for kk in range(g["k"])]
+            if float_mode:  # float32 products summed in k order
+                s = _F32(0.0)
+                for a, b in zip(a_at, b_at, strict=True):
+                    s = _F32(s + _F32(mem[a] - g["za"]) * _F32(mem[b] - g["zb"]))
+            else:  # exact integer products and sum
+                s = sum(int(mem[a] - g["za"]) * int(mem[b] - g["zb"])
+                        for a, b in zip(a_at, b_at, strict=True))  # fmt: skip
+            f = _activate(_F32(s) * r, g["act"], g["act_p0"], g["act_p1"], fparams)
+            _store(mem, y_row + j * g["y_sn"], f, g["zy"], g["qmin"], g["qmax"], float_mode)
 
 
 # The semantics of every opcode with arithmetic (isa.EXECUTES): fn(instruction, its
@@ -373,6 +345,7 @@ SEMANTICS = {
     Opcode.SOFTMAX: _softmax,
     Opcode.COPY: _copy,
     Opcode.FUNC: _func,
+    Opcode.MATMUL: _matmul,
 }
 if set(SEMANTICS) != EXECUTES:
     raise RuntimeError(f"isa/isa.toml says {sorted(EXECUTES)} have arithmetic; "
@@ -428,6 +401,8 @@ def count(cnt: np.ndarray, ins, dur: int, compute: int, t: Timing) -> None:
         cnt[C.MACRO_COMPUTE_CYCLES] += compute
     elif cls == TimingClass.VECTOR:
         cnt[C.VECTOR_ELEMENT_OPS] += work * (3 if op == Opcode.SOFTMAX else 1)
+        if op == Opcode.MATMUL:  # a product of two activations: its work is its MACs
+            cnt[C.MACS] += work
         if op == Opcode.SOFTMAX:
             cnt[C.VECTOR_LUT_OPS] += work
         if op == Opcode.FUNC:

@@ -16,7 +16,7 @@ from numba import njit
 
 from ndpsim.sim.constants import *  # noqa: F403 - ints numba compiles into the kernels
 
-KERNELS_DIGEST = "dcf7bed1ed166721"
+KERNELS_DIGEST = "dd8666560c8ec52d"
 
 
 class Timing(NamedTuple):
@@ -93,6 +93,8 @@ def _count(cnt, ins, dur, compute, in_cycles):
         cnt[C_MACRO_COMPUTE_CYCLES] += compute
     elif cls == T_VECTOR:
         cnt[C_VECTOR_ELEMENT_OPS] += ins["work"] * (3 if op == OP_SOFTMAX else 1)
+        if op == OP_MATMUL:  # a product of two activations: its work is its MACs
+            cnt[C_MACS] += ins["work"]
         if op == OP_SOFTMAX:
             cnt[C_VECTOR_LUT_OPS] += ins["work"]
         if op == OP_FUNC:

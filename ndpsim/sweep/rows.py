@@ -63,11 +63,12 @@ CONFIG_COLUMNS = [
 
 # Report fields equal to a configuration field (already a column) or not a metric; always_on
 # and budget are only filled by the CLI's --rate / --budget*, never in a sweep; a sweep point
-# of a model with Ifs on run-time data runs their then-branches (`branches`).
+# of a model with Ifs on run-time data runs their then-branches (`branches`; the other
+# branches' resident layers, `idle_branch_layers`, are per-layer detail).
 REPORT_SKIPPED = frozenset(
     {"schema_version", "ndpsim_version", "model", "model_sha256", "hardware", "config_id",
      "mode", "clock_mhz", "voltage_v", "sram_bytes", "weight_capacity_bytes", "outputs",
-     "always_on", "budget", "branches"}
+     "always_on", "budget", "branches", "idle_branch_layers"}
 )  # fmt: skip
 
 METRIC_COLUMNS = [

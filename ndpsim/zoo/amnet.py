@@ -11,8 +11,9 @@ arbitrator scores the frame and an `If` runs the full encoder only when the scor
                 low-rank:  Relu(Gemm 16 -> 128 (Gemm 128 -> 16 (h)))
     head        Softmax(Gemm 128 -> 12)
 
-The full branch has 65,536 MACs, the low-rank one 4,096. Weights are He-normal, seeded; the
-arbitrator's bias is set so that random inputs take either branch.
+The full branch has 65,536 MACs, the low-rank one 4,096. Weights are He-normal, biases
+uniform in ±0.05, seeded; with seed 0 random inputs take either branch (the full one on 73
+of 200 seeded standard-normal inputs in onnxruntime; models/amnet_kws.onnx, tests/test_amnet.py).
 """
 
 from __future__ import annotations
