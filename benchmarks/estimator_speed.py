@@ -207,8 +207,13 @@ def main() -> int:
         cases = models(tmp)
         if args.models:
             cases = [c for c in cases if c[0] in args.models.split(",")]
-        Session(cases[0][1]).simulate(load_preset("generic"), TIMING)  # numba: compile / load
-        est.predict(Predictor(cases[0][1]), [load_preset("generic")])
+        # warm-up, untimed: numba compiles or loads the kernels, and the interpreter settles
+        # (its first calls of every function run slower, which would fall on the first case)
+        warm_session, generic = Session(cases[0][1]), load_preset("generic")
+        warm_pred = Predictor(warm_session)
+        for i in range(8):
+            warm_session.simulate(_shape(generic, i), TIMING)
+            est.predict(warm_pred, [_shape(generic, i)])
         ratios = table_a(est, cases, args.presets.split(","), args.repeats, tmp)
         print()
         sweep = [c for c in cases if c[0] in ("kws_dscnn", "mobilenetv2_224")]
