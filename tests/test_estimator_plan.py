@@ -13,8 +13,9 @@ import onnx.backend.test
 import pytest
 
 from ndpsim.config import load_preset
-from ndpsim.estimator.plan import mac_local
+from ndpsim.estimator.macs import geometry_row, plan_macs
 from ndpsim.estimator.predict import Predictor
+from ndpsim.isa import empty_program
 from ndpsim.lower.tiling import pixel_block, tiles_for
 from ndpsim.report.build import layer_spans
 from ndpsim.session import Session
@@ -117,7 +118,7 @@ def test_every_included_onnx_node_test_exactly():
 
 
 def test_mac_tiling_classes_are_the_lowerings_tiles():
-    """mac_local's flat tiles, issue order and classes against lower/tiling.tiles_for."""
+    """plan_macs' flat tiles, issue order and classes against lower/tiling.tiles_for."""
     from ndpsim.zoo.builder import GraphBuilder
 
     rng = np.random.default_rng(0)
@@ -132,13 +133,20 @@ def test_mac_tiling_classes_are_the_lowerings_tiles():
         layer = next(x for x in Predictor(session).planner(GENERIC)[0].st.layers if x.mac)
         geom = layer.mac.geom
         rows, cols = int(rng.choice([16, 32, 64])), int(rng.choice([4, 8, 16]))
-        loc = mac_local(geom, rows, cols, 512, 8, 8, 8)
+        geo = np.array([geometry_row(geom, 8, 8, 8)], np.int64)
+        blank = empty_program(1)
+        head, _, tile_class, order, *_, reps, _ = plan_macs(geo, np.array([cols]), rows, 512,
+                                                            blank[:0], blank)  # fmt: skip
         flat = [t for ct in tiles_for(geom, rows, cols) for t in ct]
-        assert loc.tiles == len(flat)
+        n_tiles, blocks, block_classes = int(head[0, 0]), int(head[2, 0]), int(head[6, 0])
+        assert n_tiles == len(flat)
         for i, t in enumerate(flat):
-            rep = loc.mvm[loc.tile_class[i] * loc.block_classes]
-            assert (rep[3], rep[4]) == (t.rows, t.cols)
-        assert loc.blocks == -(-geom.pixels // pixel_block(geom, max(t.cols for t in flat), 512))
+            rep = reps[tile_class[i] * block_classes]
+            assert (rep["rows"], rep["cols"]) == (t.rows, t.cols)
+        n_kf = len(tiles_for(geom, rows, cols)[0])  # issue order: k-fold major
+        assert sorted(order.tolist()) == list(range(len(flat)))
+        assert order[: len(flat) // n_kf].tolist() == list(range(0, len(flat), n_kf))
+        assert blocks == -(-geom.pixels // pixel_block(geom, max(t.cols for t in flat), 512))
 
 
 LIGHT = sorted((Path(onnx.backend.test.__file__).parent / "data" / "light").glob("light_*.onnx"))
@@ -161,3 +169,54 @@ def test_every_zoo_family_exactly():
         session = Session(build_network(sample_spec(family, rng)))
         for hw in (GENERIC, SMALL, load_preset("ndp120")):
             assert_exact(session, hw)
+
+
+@pytest.mark.parametrize("model", ["ic_resnet8.onnx", "vww_mobilenetv1_025.onnx"])
+def test_one_memory_plan_serves_a_range_of_sram_sizes(model):
+    """Planner.spilled reuses a plan over the SRAM sizes it holds for: the same spilled
+    values as lower/memory.plan_memory run afresh at each size."""
+    from ndpsim.estimator.plan import Planner
+
+    planner = Predictor(Session(ROOT / "models" / model)).planner(GENERIC)[0]
+    total = sum(planner.st.nbytes.values())
+    rng = np.random.default_rng(2)
+    sizes = np.exp(rng.uniform(0, np.log(2 * total), 400)).astype(int).tolist()
+    for size in sizes:
+        fresh = Planner(planner.st).spilled(size)
+        cached = planner.spilled(size)
+        np.testing.assert_array_equal(cached[0], fresh[0])
+        assert cached[1] == fresh[1]
+    assert len(planner._spill_plans) < len(set(sizes)) / 2  # the ranges did serve
+
+
+def test_a_model_files_planner_comes_from_the_program_cache(tmp_path):
+    """With a program cache a repeat Predictor of a model file takes its planner from disk:
+    no import, no lowering, and the same evaluation exactly."""
+    from ndpsim.program_cache import ProgramCache
+
+    cache = ProgramCache(tmp_path)
+    path = ROOT / "models" / "ic_resnet8.onnx"
+    first = Predictor(path, cache=cache).evaluate(SMALL)
+    again = Predictor(path, cache=cache)
+    ev = again.evaluate(SMALL)
+    assert again.session._graph is None  # nothing imported
+    assert ev.spilled == first.spilled and ev.resident == first.resident
+    res = run(Session(path).program(SMALL), SMALL)  # and the simulator's, exactly
+    assert ev.cycles == first.cycles == res.cycles
+    np.testing.assert_array_equal(ev.counters, res.counters)
+    np.testing.assert_array_equal(ev.last, first.last)
+
+
+def test_the_planning_kernel_carries_the_digest_of_the_tiling_equations_it_compiles():
+    """numba keys estimator/macs.py's cache on that file: its stamp must change with the
+    lowering's scalar tiling equations it compiles in."""
+    import hashlib
+    import inspect
+
+    from ndpsim.estimator import macs
+    from ndpsim.lower import tiling
+
+    h = hashlib.sha256()
+    for f in (tiling.groups_per_tile_of, tiling.pixel_block_of, tiling.input_bytes_of):
+        h.update(inspect.getsource(f).encode())
+    assert macs.TILING_DIGEST == h.hexdigest()[:16], "update TILING_DIGEST in estimator/macs.py"

@@ -146,9 +146,13 @@ def predict(
 ) -> None:
     """Predicted latency and energy of models on hardware, without simulating them."""
     _debug(debug)
+    from ndpsim.sim.numba_setup import numba_target_without_scipy
+
+    numba_target_without_scipy()  # as `simulate`: no estimator kernel uses np.dot or linalg
     from ndpsim.estimator.model import Estimator
     from ndpsim.estimator.predict import Predictor
     from ndpsim.precision_rules import expand_rule_args
+    from ndpsim.program_cache import ProgramCache
 
     for m in models:
         if not m.is_file():
@@ -159,7 +163,8 @@ def predict(
     rules = expand_rule_args(precision)
     results = []
     for m in models:
-        p = Predictor(m, input_shapes=shapes, input_values=values, precision=rules)
+        p = Predictor(m, input_shapes=shapes, input_values=values, precision=rules,
+                      cache=ProgramCache.default())  # a repeat run imports no onnx
         for pr in est.predict(p, hws):
             results.append((m, pr))
     warned = set()

@@ -89,7 +89,11 @@ class Estimator:
         (`layer_dyn`: its dynamic energy per layer, when the caller has it)."""
         if layer_dyn is None:
             layer_dyn = _layer_dynamic(ev, hw)
-        r_lat, r_e = self.residuals(kind, features(layer, geom, ev, hw) if self.forests else None)
+        if not self.forests:  # the analytic model as it is (the residuals are zero)
+            cycles = max(float(ev.cycles), 1.0)
+            dynamic = float(layer_dyn.sum())
+            return cycles, dynamic + float(clock_pj(cycles, hw) + static_pj(cycles, hw))
+        r_lat, r_e = self.residuals(kind, features(layer, geom, ev, hw))
         span = ev.spans[layer].astype(np.float64)
         cycles = ev.cycles + float(np.sum((span + 1) * np.expm1(r_lat)))
         dynamic = float(layer_dyn.sum() + np.sum(layer_dyn[layer] * np.expm1(r_e)))

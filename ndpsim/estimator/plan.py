@@ -3,7 +3,8 @@ timed and counted by the simulator's own equations.
 
 A `Planner` holds one model at one precision (its `Structure`) and, per hardware:
 
-1. the memory plan (lower/memory.plan_memory) gives the spilled values (cached per SRAM size);
+1. the memory plan (lower/memory.plan_memory) gives the spilled values (one plan serves a
+   range of SRAM sizes: `Planner.spilled`);
 2. every MAC layer's tiles (lower/tiling), pixel blocks (lower/tiling.pixel_block), the classes
    of tiles and pixel blocks that issue identical instructions, and one representative
    instruction per class pair (cached per macro shape and accumulator);
@@ -24,17 +25,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from ndpsim.config import HardwareConfig
+from ndpsim.estimator.macs import GEOM, geometry_row, plan_macs
 from ndpsim.estimator.replay import ALIAS, INPUT, MAC, OUTPUT, VECTOR, Machine, Macs, Static, replay
 from ndpsim.estimator.structure import Structure
 from ndpsim.isa import Opcode, Unit, empty_program
 from ndpsim.lower.lower import _units
 from ndpsim.lower.memory import place_weights, plan_memory
-from ndpsim.lower.tiling import Tile, groups_per_tile, input_bytes_for_block, pixel_block
 from ndpsim.sim.run import timing_of
 from ndpsim.sim.schedule import schedule
 
@@ -54,169 +54,17 @@ def _rows(op: Opcode, n: int, **cols) -> np.ndarray:
     return out
 
 
-_MVM, _RQ, _LOAD_W = int(Opcode.MVM), int(Opcode.REQUANT), int(Opcode.LOAD_W)
-
-
 def _records(rows: np.ndarray) -> np.ndarray:
+    """Representative rows (ROW_FIELDS columns) as instructions, each on a unit and a counter
+    row of its own (its duration and counts alone)."""
     rec = empty_program(len(rows))
     for j, f in enumerate(ROW_FIELDS):
         rec[f] = rows[:, j]
-    rec["unit"] = np.arange(len(rec))  # each row alone on its own unit: its duration,
-    rec["layer"] = np.arange(len(rec))  # and its own counter row
+    rec["unit"] = rec["layer"] = np.arange(len(rec))
     return rec
 
 
-def _classes(keys) -> tuple[list[int], list[int], list[int]]:
-    """(first index of each distinct key, class of every key, keys per class), in order of
-    first appearance."""
-    index: dict = {}
-    first: list[int] = []
-    counts: list[int] = []
-    cls = []
-    for i, k in enumerate(keys):
-        c = index.get(k)
-        if c is None:
-            c = index[k] = len(first)
-            first.append(i)
-            counts.append(0)
-        counts[c] += 1
-        cls.append(c)
-    return first, cls, counts
-
-
-@dataclass
-class MacLocal:
-    """One MAC layer on one macro shape: its tiles (flat, column-tile major as
-    lower/tiling.tiles_for lists them), lower/mac.py's issue order within a pixel block (k-fold
-    major: one gathered input block feeds every column tile of that fold), the classes of
-    tiles and of pixel blocks that issue identical instructions, and the representative rows
-    (MVM per tile and block class, REQUANT per column-tile and block size, LOAD_W per tile
-    class) with the times each is issued."""
-
-    tiles: int
-    col_tiles: int
-    blocks: int
-    order: np.ndarray
-    tile_ct: np.ndarray
-    tile_class: np.ndarray
-    ct_first: np.ndarray
-    ct_class: np.ndarray
-    blk_class: np.ndarray
-    blk_nclass: np.ndarray
-    block_classes: int
-    n_classes: int
-    tile_classes: int
-    period: int  # the classes of the blocks but the last repeat every this many (0: never)
-    mvm: list[tuple]  # representative rows (ROW_FIELDS)
-    mvm_count: list[int]
-    rq: list[tuple]
-    rq_count: list[int]
-    load: list[tuple]
-    load_count: list[int]
-
-
-@dataclass(frozen=True)
-class _Tiling:
-    """A MAC layer's tiles on one macro shape (lower/tiling.tiles_for), as classes."""
-
-    reps: list[Tile]
-    tile_class: np.ndarray
-    tile_count: list[int]
-    order: np.ndarray
-    tile_ct: np.ndarray
-    ct_first: np.ndarray
-    nch: list[int]  # REQUANT channels of each column tile
-
-    @property
-    def cols_max(self) -> int:
-        return max(t.cols for t in self.reps)
-
-
-@lru_cache(maxsize=8192)
-def _tiling(geom, rows: int, cols: int) -> _Tiling:
-    G, K, cg, khw = geom.groups, geom.k_g, geom.cout_g, geom.kh * geom.kw
-    per = groups_per_tile(geom, rows, cols)
-    if per:  # block-diagonal: one fold, `per` groups a tile (fewer in the last)
-        ng = [min(g + per, G) - g for g in range(0, G, per)]
-        tfirst, tcls, tcount = _classes(ng)
-        reps = [Tile(i * per, i * per + ng[i], 0, K, 0, cg) for i in tfirst]
-        ct_first = order = tile_ct = np.arange(len(ng), dtype=_I64)
-        return _Tiling(reps, np.asarray(tcls, _I64), tcount, order, tile_ct, ct_first,
-                       [x * cg for x in ng])  # fmt: skip
-    # each group folds into k-folds x column tiles
-    n_kf, n_c = -(-K // rows), -(-cg // cols)
-    folds = [(k0 % khw, min(rows, K - k0)) for k0 in range(0, K, rows)]
-    clen = [min(cols, cg - c0) for c0 in range(0, cg, cols)]
-    # an MVM's input channels depend on where its k-range starts within a kernel window
-    ffirst, fcls, fcount = _classes(folds)
-    cfirst, ccls, ccount = _classes(clen)
-    ncc = len(cfirst)
-    per_group = np.asarray(fcls, _I64)[None, :] * ncc + np.asarray(ccls, _I64)[:, None]
-    reps = [Tile(0, 1, f * rows, f * rows + folds[f][1], c * cols, c * cols + clen[c])
-            for f in ffirst for c in cfirst]  # fmt: skip
-    ct_first = np.arange(G * n_c, dtype=_I64) * n_kf
-    order = (ct_first[None, :] + np.arange(n_kf, dtype=_I64)[:, None]).ravel()
-    return _Tiling(reps, np.tile(per_group.ravel(), G), [a * b * G for a in fcount for b in ccount],
-                   order, np.repeat(np.arange(G * n_c, dtype=_I64), n_kf), ct_first,
-                   clen * G)  # fmt: skip
-
-
-def mac_local(geom, rows: int, cols: int, acc_entries: int, w_bits: int, in_bits: int,
-              out_bits: int) -> MacLocal:  # fmt: skip
-    """The MacLocal of a MAC layer (see the class); shared by every model with that layer."""
-    px = pixel_block(geom, _tiling(geom, rows, cols).cols_max, acc_entries)
-    return _mac_local(geom, rows, cols, px, w_bits, in_bits, out_bits)
-
-
-@lru_cache(maxsize=8192)
-def _mac_local(geom, rows: int, cols: int, px: int, w_bits: int, in_bits: int,
-               out_bits: int) -> MacLocal:  # fmt: skip
-    tl = _tiling(geom, rows, cols)
-    npix = geom.pixels
-    nblk = -(-npix // px)
-    last_n = npix - (nblk - 1) * px
-    # an MVM's input bytes depend on a block through its offset within an output row
-    if px % geom.ow == 0:  # whole output rows: every block starts a row
-        bfirst = [0] if last_n == px else [0, nblk - 1]
-        bcls = np.zeros(nblk, _I64)
-        bcls[-1] = len(bfirst) - 1
-        bcount = [nblk] if last_n == px else [nblk - 1, 1]
-        period = 1
-    else:
-        n = np.full(nblk, px, _I64)
-        n[-1] = last_n
-        _, first, inv, cnt = np.unique(((np.arange(nblk) * px) % geom.ow) * (px + 1) + n,
-                                       return_index=True, return_inverse=True,
-                                       return_counts=True)  # fmt: skip
-        order = np.argsort(first)  # classes in order of first appearance
-        rank = np.empty_like(order)
-        rank[order] = np.arange(len(order))
-        bfirst, bcls, bcount = first[order].tolist(), rank[inv.ravel()], cnt[order].tolist()
-        period = geom.ow // math.gcd(px, geom.ow)  # the block offsets within a row come round
-    bn = [px if k < nblk - 1 else last_n for k in bfirst]
-    nvals = sorted({px, last_n})
-    blk_nclass = np.full(nblk, nvals.index(px), _I64)
-    blk_nclass[-1] = nvals.index(last_n)
-    ncount = [nblk - 1 + (last_n == v) if v == px else 1 for v in nvals]
-    # rows in ROW_FIELDS order: op, a0, a2, rows, cols, w_bits, a_bits, work, bytes_in, bytes_out
-    rows_out = [(_MVM, 0, n_k, t.rows, t.cols, w_bits, in_bits, n_k * t.macs_per_vector,
-                 input_bytes_for_block(geom, t, k * px, n_k, in_bits), 0)
-                for t in tl.reps for k, n_k in zip(bfirst, bn, strict=True)]  # fmt: skip
-    ct_vals = sorted(set(tl.nch))
-    ct_class = np.searchsorted(np.asarray(ct_vals, _I64), np.asarray(tl.nch, _I64)).astype(_I64)
-    ctcount = np.bincount(ct_class, minlength=len(ct_vals)).tolist()
-    rq = [(_RQ, 0, nn, ch, 0, 0, out_bits, ch * nn, 0, (ch * nn * out_bits + 7) // 8)
-          for ch in ct_vals for nn in nvals]  # fmt: skip
-    load = [(_LOAD_W, 0, 0, 0, 0, 0, 0, 0, (t.rows * t.cols * w_bits + 7) // 8, 0)
-            for t in tl.reps]  # fmt: skip
-    blk_class = np.asarray(bcls, _I64)
-    return MacLocal(
-        len(tl.tile_class), len(tl.ct_first), nblk, tl.order, tl.tile_ct, tl.tile_class,
-        tl.ct_first, ct_class, blk_class, blk_nclass, len(bfirst), len(nvals), len(tl.reps),
-        period if 3 * period <= nblk - 1 else 0, rows_out,
-        [a * b for a in tl.tile_count for b in bcount], rq,
-        [a * b for a in ctcount for b in ncount], load, tl.tile_count,
-    )  # fmt: skip
+_BLANK = empty_program(1)  # the default fields of a representative row (macs.plan_macs)
 
 
 @dataclass
@@ -225,6 +73,7 @@ class Bundle:
 
     macs: Macs
     reps: np.ndarray  # INSTR_DTYPE records: the static rows, then the MAC layers' rows
+    owner_tiles: list[int]  # tiles of each distinct weight set (place_weights' input)
 
 
 @dataclass
@@ -260,61 +109,93 @@ class Planner:
         self.owner_of = np.array([list(owners).index(m.weight_key) for m in self.mac_info], _I64)
         self.owners = list(owners.values())
         self.root = np.array([self.values[st.root.get(v, v)] for v in st.nbytes], _I64)
-        self._spilled: dict[int, np.ndarray] = {}
+        self.geo = np.array([geometry_row(m.geom, m.w_bits, m.in_bits, m.out_bits)
+                             for m in self.mac_info], _I64).reshape(-1, len(GEOM))  # fmt: skip
+        bits, index = np.unique(self.geo[:, GEOM.index("w_bits")], return_inverse=True)
+        self._w_bits = (bits.tolist(), index)  # each layer's weight bits, as distinct values
+        self._static_rec = _records(static_rows)
+        # plan_memory's arguments but the size
+        self._memory = (st.order, st.nbytes, st.root, st.pinned, list(st.graph.outputs))
+        self._spill_plans: list[tuple[int, float, tuple[np.ndarray, int]]] = []
+        self._spill_lo = self._spill_hi = np.zeros(0)
         self._bundles: dict[tuple, Bundle] = {}
+        self._machines: dict[tuple, tuple] = {}  # (cores, macros a core) -> Machine's units
 
-    def spilled(self, sram_bytes: int) -> np.ndarray:
-        """Per value: 1 when it lives in external memory (lower/memory.plan_memory)."""
-        out = self._spilled.get(sram_bytes)
-        if out is None:
-            st = self.st
-            mem = plan_memory(st.order, st.nbytes, st.root, st.pinned, list(st.graph.outputs),
-                              sram_bytes)  # fmt: skip
-            root_spilled = np.zeros(len(self.values), np.int8)
-            for v, ok in mem.on_chip.items():
-                if not ok:
-                    root_spilled[self.values[v]] = 1
-            out = self._spilled[sram_bytes] = root_spilled[self.root]
+    def __getstate__(self) -> dict:
+        """What a program cache keeps (predict.py): the arrays, not the structure's graph
+        and skeleton program (the model's weights) nor the caches per hardware."""
+        state = dict(self.__dict__)
+        del state["st"]
+        state.update(_bundles={}, _machines={}, _spill_plans=[], _spill_lo=np.zeros(0),
+                     _spill_hi=np.zeros(0))  # fmt: skip
+        return state
+
+    def spilled(self, sram_bytes: int) -> tuple[np.ndarray, int]:
+        """Per value: 1 when it lives in external memory (lower/memory.plan_memory), and the
+        number of spilled buffers.
+
+        A plan holds for a range of SRAM sizes, so one plan_memory serves many
+        configurations: its first-fit holes are the same at any size but the last (the one
+        reaching the end of SRAM), and an allocation there succeeds exactly when it ends
+        within the size. So the plan at S is the plan at every S' from E (the end of the
+        highest allocation) to S, and, when nothing spilled at S, at every S' >= E."""
+        plans = self._spill_plans
+        if plans:
+            if len(self._spill_lo) != len(plans):  # the ranges as arrays, for a vector search
+                self._spill_lo = np.array([p[0] for p in plans], np.float64)
+                self._spill_hi = np.array([p[1] for p in plans], np.float64)
+            hit = np.flatnonzero((self._spill_lo <= sram_bytes) & (sram_bytes <= self._spill_hi))
+            if len(hit):
+                return plans[hit[0]][2]
+        mem = plan_memory(*self._memory, sram_bytes)
+        root_spilled = np.zeros(len(self.values), np.int8)
+        for v, ok in mem.on_chip.items():
+            if not ok:
+                root_spilled[self.values[v]] = 1
+        n = int(root_spilled.sum())
+        out = (root_spilled[self.root], n)
+        nbytes = self._memory[1]
+        end = max((off + max(1, nbytes[b]) for b, off in mem.sram_offset.items()), default=0)
+        self._spill_plans.append((end, sram_bytes if n else math.inf, out))
         return out
 
     def bundle(self, hw: HardwareConfig) -> Bundle:
-        """The MAC layers on `hw`'s macro shape (cached)."""
+        """The MAC layers on `hw`'s macro shape (cached; macs.plan_macs)."""
         key = tuple(getattr(hw, f) for f in _MAC_SHAPE)
         found = self._bundles.get(key)
         if found is not None:
             return found
-        locs = [mac_local(m.geom, hw.macro_rows, hw.outputs_per_pass(m.w_bits),
-                          hw.accumulator_entries_per_macro, m.w_bits, m.in_bits, m.out_bits)
-                for m in self.mac_info]  # fmt: skip
-        bundle = self._bundles[key] = _bundle(locs, self.static_rows)
+        bits, index = self._w_bits
+        cols = np.array([hw.outputs_per_pass(b) for b in bits], _I64)[index]
+        fields, *flat, reps, count = plan_macs(self.geo, cols, hw.macro_rows,
+                                               hw.accumulator_entries_per_macro,
+                                               self._static_rec, _BLANK)  # fmt: skip
+        macs = Macs(*fields, *flat, count)
+        bundle = self._bundles[key] = Bundle(macs, reps, macs.m_tiles[self.owners].tolist())
         return bundle
 
     def evaluate(self, hw: HardwareConfig) -> Evaluation:
         """Latency, per-layer spans and counters of the model on `hw`."""
         bundle = self.bundle(hw)
         macs = bundle.macs
-        wplan = place_weights([int(macs.m_tiles[j]) for j in self.owners], hw.total_macros,
-                              hw.macro_weight_sets)  # fmt: skip
+        wplan = place_weights(bundle.owner_tiles, hw.total_macros, hw.macro_weight_sets)
         first_macro = np.asarray(wplan.first_macro, _I64)[self.owner_of]
         resident = np.asarray(wplan.resident, np.bool_)[self.owner_of]
-        classes, _, vec_units, dma = _units(hw)
+        units = self._machines.get((hw.cores, hw.macros_per_core))
+        if units is None:
+            classes, _, vec_units, dma = _units(hw)
+            units = (np.asarray(vec_units, _I64), dma, len(classes))
+            self._machines[hw.cores, hw.macros_per_core] = units
         timing = timing_of(hw)
-        machine = Machine(np.asarray(vec_units, _I64), dma, len(classes), hw.total_macros,
-                          hw.macros_per_core, hw.cores, timing.instruction_issue_cycles,
-                          wplan.stream_slots, 0)  # fmt: skip
+        machine = Machine(*units, hw.total_macros, hw.macros_per_core, hw.cores,
+                          timing.instruction_issue_cycles, wplan.stream_slots, 0)  # fmt: skip
         reps = bundle.reps
         crep, _, start, end = schedule(reps, timing, len(reps), 0, len(reps))
-        spilled = self.spilled(hw.sram_bytes)
+        spilled, n_spilled = self.spilled(hw.sram_bytes)
         first, last, counters = replay(self.static, macs, machine, spilled, first_macro, resident,
                                        end - start, crep, self.n_tokens)  # fmt: skip
-        n_spilled = len(self._spilled_names(hw.sram_bytes))
         return Evaluation(int(last.max(initial=0)), first, last, counters, n_spilled,
                           bool(resident.all()))  # fmt: skip
-
-    def _spilled_names(self, sram_bytes: int) -> list[str]:
-        names = list(self.values)
-        spilled = self.spilled(sram_bytes)
-        return [names[i] for i in np.flatnonzero(spilled & (self.root == np.arange(len(names))))]
 
 
 def _static(st: Structure, values: dict[str, int]) -> tuple[Static, np.ndarray]:
@@ -386,41 +267,3 @@ def _static(st: Structure, values: dict[str, int]) -> tuple[Static, np.ndarray]:
     static = Static(*(a(L[k]) for k in L), a(r_val), a(w_val), a(w_loc),
                     *(a(body[k]) for k in body), v_load_row, v_store_row)  # fmt: skip
     return static, np.concatenate(rows)
-
-
-def _bundle(locs: list[MacLocal], static_rows: np.ndarray) -> Bundle:
-    """MacLocals concatenated behind the static rows (replay.Macs)."""
-    base = len(static_rows)
-    parts: list[tuple] = []
-    cols = {k: [] for k in Macs._fields}
-    counts: list[int] = [0] * base
-    off = {"tile": 0, "ct": 0, "blk": 0}
-    for loc in locs:
-        mvm_base = base
-        rq_base = mvm_base + len(loc.mvm)
-        load_base = rq_base + len(loc.rq)
-        base = load_base + len(loc.load)
-        parts += loc.mvm + loc.rq + loc.load
-        counts += loc.mvm_count + loc.rq_count + loc.load_count
-        for k, v in (("m_tiles", loc.tiles), ("m_cols", loc.col_tiles), ("m_blocks", loc.blocks),
-                     ("m_tile_off", off["tile"]), ("m_ct_off", off["ct"]),
-                     ("m_blk_off", off["blk"]), ("m_nbc", loc.block_classes),
-                     ("m_nnc", loc.n_classes), ("m_ntc", loc.tile_classes),
-                     ("m_nrq", len(loc.rq)), ("m_mvm_base", mvm_base), ("m_rq_base", rq_base),
-                     ("m_load_base", load_base), ("m_period", loc.period)):  # fmt: skip
-            cols[k].append(v)
-        for k in ("tile_ct", "tile_class", "order", "ct_first", "ct_class", "blk_class",
-                  "blk_nclass"):  # fmt: skip
-            cols[k].append(getattr(loc, k))
-        off["tile"] += loc.tiles
-        off["ct"] += loc.col_tiles
-        off["blk"] += loc.blocks
-    out = {}
-    for k, v in cols.items():
-        if k.startswith("m_"):
-            out[k] = np.asarray(v, _I64)
-        else:
-            out[k] = np.concatenate(v).astype(_I64) if v else np.zeros(0, _I64)
-    out["row_count"] = np.asarray(counts, _I64)
-    rows = np.concatenate([static_rows, np.asarray(parts, _I64).reshape(-1, len(ROW_FIELDS))])
-    return Bundle(Macs(**out), _records(rows))

@@ -9,7 +9,6 @@ ceil(K_g/rows) x ceil(cout_g/cols) tiles.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -236,8 +235,15 @@ class Tile:
 def groups_per_tile(geom: ConvGeom, rows: int, cols: int) -> int:
     """Groups one tile holds when a group fits a macro (block-diagonal packing), else 0: each
     group then folds into ceil(K_g/rows) x ceil(cout_g/cols) tiles."""
-    if geom.k_g <= rows and geom.cout_g <= cols:
-        return max(1, min(rows // geom.k_g, cols // geom.cout_g, geom.groups))
+    return groups_per_tile_of(geom.k_g, geom.cout_g, geom.groups, rows, cols)
+
+
+# The scalar forms below are the equations themselves, on plain integers, so that the
+# estimator can compile them (numba) into its planning kernel: one definition for both.
+def groups_per_tile_of(k_g: int, cout_g: int, groups: int, rows: int, cols: int) -> int:
+    """groups_per_tile of a geometry given as integers."""
+    if k_g <= rows and cout_g <= cols:
+        return max(1, min(rows // k_g, cols // cout_g, groups))
     return 0
 
 
@@ -263,21 +269,36 @@ def tiles_for(geom: ConvGeom, rows: int, cols: int) -> list[list[Tile]]:
 def pixel_block(geom: ConvGeom, cols_used: int, accumulator_entries: int) -> int:
     """Output pixels per MVM: the partial-sum buffer holds two blocks (double buffering) of
     cols_used words each; blocks are whole output rows when a row fits."""
+    return pixel_block_of(geom.ow, geom.pixels, cols_used, accumulator_entries)
+
+
+def pixel_block_of(ow: int, pixels: int, cols_used: int, accumulator_entries: int) -> int:
+    """pixel_block of a geometry given as its output row width and pixel count."""
     px = max(1, accumulator_entries // (2 * max(1, cols_used)))
-    if px >= geom.ow:
-        px = (px // geom.ow) * geom.ow
-    return min(px, geom.pixels)
+    if px >= ow:
+        px = (px // ow) * ow
+    return min(px, pixels)
 
 
 def input_bytes_for_block(geom: ConvGeom, tile: Tile, p0: int, n: int, a_bits: int) -> int:
     """SRAM bytes an MVM reads: the distinct input elements its pixel block touches in the
     tile's input channels (a line buffer reuses overlapping windows)."""
-    oy0, oy1 = p0 // geom.ow, (p0 + n - 1) // geom.ow
-    span_h = min(geom.h, (oy1 - oy0) * geom.stride[0] + (geom.kh - 1) * geom.dilation[0] + 1)
+    return input_bytes_of(geom.h, geom.w, geom.ow, geom.stride[0], geom.stride[1], geom.kh,
+                          geom.kw, geom.dilation[0], geom.dilation[1], tile.g1 - tile.g0,
+                          tile.k0, tile.k1, p0, n, a_bits)  # fmt: skip
+
+
+def input_bytes_of(h: int, w: int, ow: int, stride_h: int, stride_w: int, kh: int, kw: int,
+                   dilation_h: int, dilation_w: int, groups: int, k0: int, k1: int, p0: int,
+                   n: int, a_bits: int) -> int:  # fmt: skip
+    """input_bytes_for_block of a geometry and a tile (`groups` groups, K-range k0..k1)
+    given as integers."""
+    oy0, oy1 = p0 // ow, (p0 + n - 1) // ow
+    span_h = min(h, (oy1 - oy0) * stride_h + (kh - 1) * dilation_h + 1)
     if oy0 == oy1:
-        span_w = min(geom.w, (n - 1) * geom.stride[1] + (geom.kw - 1) * geom.dilation[1] + 1)
+        span_w = min(w, (n - 1) * stride_w + (kw - 1) * dilation_w + 1)
     else:
-        span_w = geom.w
-    khw = geom.kh * geom.kw
-    ch = (tile.g1 - tile.g0) * (math.ceil(tile.k1 / khw) - tile.k0 // khw)
+        span_w = w
+    khw = kh * kw
+    ch = groups * (-(-k1 // khw) - k0 // khw)  # ceil(k1 / khw) - floor(k0 / khw)
     return (ch * span_h * span_w * a_bits + 7) // 8
