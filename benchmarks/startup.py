@@ -136,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     ndpsim = ndpsim_cmd()
     with tempfile.TemporaryDirectory(prefix="ndpsim-warm-") as tmp:
         env = {**os.environ, **caches(tmp)}
+        # as on a user's machine, Python keeps its bytecode caches: with them forbidden, every
+        # run would time compiling the sources of ndpsim's recently edited modules
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         full = [*ndpsim, "simulate", KWS, "--preset", "ndp120"]
         timing = [*ndpsim, "simulate", KWS, "--timing-only"]
         for cmd in (full, timing):  # fill the warm caches

@@ -210,9 +210,23 @@ class Session:
     @property
     def data_ifs(self) -> list[str]:
         """The model's Ifs on run-time data seen so far, in graph order."""
-        if self._graph is None:  # import: its Ifs are known then
+        names = self._default_data_ifs() if self._graph is None else []
+        names += [b.name for g in self._variants.values() for b in g.branches]
+        return list(dict.fromkeys(names))
+
+    def _default_data_ifs(self) -> list[str]:
+        """The Ifs on run-time data of the default import: kept in the disk cache beside the
+        programs, so a cached run (a timing-only CLI run asks) imports nothing."""
+        if self._cache is None:
+            self._import_default()  # its graph joins the variants: the caller lists it
+            return []
+        key = self._cache.key(self.sha256, self._import_options, "data_ifs")
+        names = self._cache.get(key)
+        if names is None:
             self._import_default()
-        return list(dict.fromkeys(b.name for g in self._variants.values() for b in g.branches))
+            names = [b.name for b in self._graph.branches]
+            self._cache.put(key, names)
+        return list(names)
 
     def variant(self, branches: Mapping[str, bool] | None = None) -> Graph:
         """The graph with each If on run-time data replaced by the branch `branches` picks
