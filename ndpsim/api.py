@@ -20,7 +20,6 @@ from ndpsim.options import SimOptions
 from ndpsim.program_cache import ProgramCache
 from ndpsim.report.agreement import onnxruntime_outputs, sqnr_db
 from ndpsim.report.schema import SimulationReport
-from ndpsim.report.trace import build_trace
 from ndpsim.session import Session, execute, hardware_of
 from ndpsim.sim.notice import compile_notice
 
@@ -72,6 +71,8 @@ def trace_model(
 ) -> tuple[dict, SimulationReport]:
     """Lower and time `model` on `hw` (timing only); its Chrome / Perfetto trace
     (report/trace.py) and its report."""
+    from ndpsim.report.trace import build_trace  # the simulator's run types: loads numba
+
     session = Session(model, input_shapes=input_shapes)
     program = session.program(hw)
     res = session.time(hw)

@@ -8,14 +8,12 @@ within its interpolation bound) and that the op-coverage check of tests/test_ops
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
+
+from source_copy import ROOT, changed, copy_sources, insert
 
 from ndpsim.lower.registry import SUPPORTED_OPS
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # softplus(x) = log(1 + e^x): below -20 it is under 2.1e-9 (slope 0), above 20 it is x within
 # 2.1e-9 (slope 1); h = 40/2048, f'' <= 1/4: interpolation error <= 1.2e-5
@@ -24,34 +22,16 @@ CASE = '    "Softplus": _unary("Softplus"),\n'
 INPUTS = '    "Softplus": (_normal(10.0), _normal(2.0)),\n'
 
 
-def _insert(path: Path, after: str, text: str) -> None:
-    source = path.read_text()
-    assert source.count(after) == 1, after
-    path.write_text(source.replace(after, after + text))
-
-
-def _changed(a: Path, b: Path) -> list[str]:
-    out = []
-    for f in sorted(a.rglob("*")):
-        if f.is_file() and not f.is_symlink() and "__pycache__" not in f.parts:
-            other = b / f.relative_to(a)
-            if other.exists() and other.read_bytes() != f.read_bytes():
-                out.append(str(f.relative_to(a)))
-    return out
-
-
 def test_a_new_unary_function_is_one_registry_entry_and_its_test(tmp_path):
     assert "Softplus" not in SUPPORTED_OPS  # else this proves nothing
     copy = tmp_path / "repo"
-    for part in ("ndpsim", "isa", "tests"):
-        skip = shutil.ignore_patterns("__pycache__", "*.png", "*.json")
-        shutil.copytree(ROOT / part, copy / part, symlinks=True, ignore=skip)
-    _insert(copy / "ndpsim" / "lower" / "registry.py",
-            '    "Tanh": _table(np.tanh, -8.0, 8.0, 2049),\n', ENTRY)
+    copy_sources(copy, ("ndpsim", "isa", "tests"))
+    insert(copy / "ndpsim" / "lower" / "registry.py",
+           '    "Tanh": _table(np.tanh, -8.0, 8.0, 2049),\n', ENTRY, after=True)
     tests = copy / "tests" / "test_ops_funcs.py"
-    _insert(tests, '    "Neg": _unary("Neg"),\n', CASE)
-    _insert(tests, '    "Neg": (_normal(10.0), _normal(1.0)),\n', INPUTS)
-    assert _changed(ROOT, copy) == ["ndpsim/lower/registry.py", "tests/test_ops_funcs.py"]
+    insert(tests, '    "Neg": _unary("Neg"),\n', CASE, after=True)
+    insert(tests, '    "Neg": (_normal(10.0), _normal(1.0)),\n', INPUTS, after=True)
+    assert changed(ROOT, copy) == ["ndpsim/lower/registry.py", "tests/test_ops_funcs.py"]
     env = {**os.environ, "PYTHONPATH": str(copy)}
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "Softplus",

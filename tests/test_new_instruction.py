@@ -8,15 +8,13 @@ both interpreters, and that the numba core computes what the reference does, bit
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
+
+from source_copy import ROOT, append, changed, copy_sources, insert
 
 from ndpsim.isa import Opcode
 from ndpsim.isa_gen import CONSTANTS_PATH, KERNEL_MODULES
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # the next free opcode (engineers append theirs at the end of the list)
 ISA_ENTRY = """
@@ -104,43 +102,16 @@ print("ABS: reference == core on both datapaths")
 '''
 
 
-def _copy_sources(dest: Path) -> None:
-    for part in ("ndpsim", "isa", "docs", "tests"):
-        skip = shutil.ignore_patterns("__pycache__", "*.png", "*.json")
-        shutil.copytree(ROOT / part, dest / part, symlinks=True, ignore=skip)
-
-
-def _append(path: Path, text: str) -> None:
-    path.write_text(path.read_text() + text)
-
-
-def _insert(path: Path, at: str, text: str, after: bool = False) -> None:
-    source = path.read_text()
-    assert source.count(at) == 1, at
-    path.write_text(source.replace(at, at + text if after else text + at))
-
-
-def _changed(a: Path, b: Path) -> list[str]:
-    """Files under `a` whose copy under `b` differs (the copy's own new files aside)."""
-    out = []
-    for f in sorted(a.rglob("*")):
-        if f.is_file() and not f.is_symlink() and "__pycache__" not in f.parts:
-            other = b / f.relative_to(a)
-            if other.exists() and other.read_bytes() != f.read_bytes():
-                out.append(str(f.relative_to(a)))
-    return out
-
-
 def test_a_new_vector_instruction_is_three_hand_edited_files(tmp_path):
     copy = tmp_path / "repo"
-    _copy_sources(copy)
+    copy_sources(copy)
     # the three hand edits of isa/README.md's walkthrough
-    _append(copy / "isa" / "isa.toml", ISA_ENTRY % (1 + max(int(op) for op in Opcode)))
+    append(copy / "isa" / "isa.toml", ISA_ENTRY % (1 + max(int(op) for op in Opcode)))
     reference = copy / "ndpsim" / "sim" / "reference.py"
-    _insert(reference, "# The semantics of every opcode with arithmetic", REFERENCE)
-    _insert(reference, "SEMANTICS = {\n", "    Opcode.ABS: _abs,\n", after=True)
-    _append(copy / "ndpsim" / "sim" / "kernels_vector.py", KERNEL)
-    edited = _changed(ROOT, copy)
+    insert(reference, "# The semantics of every opcode with arithmetic", REFERENCE)
+    insert(reference, "SEMANTICS = {\n", "    Opcode.ABS: _abs,\n", after=True)
+    append(copy / "ndpsim" / "sim" / "kernels_vector.py", KERNEL)
+    edited = changed(ROOT, copy)
     assert edited == ["isa/isa.toml", "ndpsim/sim/kernels_vector.py", "ndpsim/sim/reference.py"]
     env = {**os.environ, "PYTHONPATH": str(copy)}
 
@@ -152,7 +123,7 @@ def test_a_new_vector_instruction_is_three_hand_edited_files(tmp_path):
     assert stale.returncode != 0, "the drift tests must fail before regenerating"
     wrote = python("-m", "ndpsim.isa_gen")
     assert wrote.returncode == 0, wrote.stderr
-    generated = set(_changed(ROOT, copy)) - set(edited)
+    generated = set(changed(ROOT, copy)) - set(edited)
     assert generated == {"docs/isa.md", CONSTANTS_PATH, *KERNEL_MODULES} - set(edited)
     drift = python("-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_isa.py")
     assert drift.returncode == 0, drift.stdout[-3000:]
